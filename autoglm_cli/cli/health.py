@@ -1,0 +1,17 @@
+"""`autoglm health`: Check a deployment: liveness, readiness, workers, a real tiny inference, metrics (not built yet: issue #8)."""
+
+from __future__ import annotations
+
+import typer
+
+from ._pending import PENDING_SETTINGS, not_built
+from .context import start
+from .options import JsonOption, QuietOption
+
+HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics [not built yet: issue #8]"
+CONTEXT_SETTINGS = PENDING_SETTINGS
+
+
+def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
+    start(ctx, "health", json=json, quiet=quiet)
+    raise not_built("health", 8)

@@ -1,0 +1,28 @@
+"""Options shared by several commands, declared once as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one versioned JSON document on stdout (no colours, no progress).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors; rely on the exit code.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging notes on stderr.")]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $AUTOGLM_CONFIG, else ./autoglm.yaml when present).",
+        show_default=False,
+    ),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and change nothing.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+JobsOption = Annotated[
+    Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: one per CPU core).")
+]

@@ -1,0 +1,221 @@
+"""The one output object: human, json or quiet.
+
+Data (tables, the JSON document, a new API key) goes to stdout; everything else
+(warnings, notes, progress bars, errors) goes to stderr. In `--json` mode stdout
+holds exactly one JSON document:
+
+    {"schema": "autoglm/v1", "command": "...", "ok": true, "exit_code": 0,
+     "result": {...}}            # or "error": {...} instead of "result"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AutoglmError, ExitCode
+from ..progress import NULL_PROGRESS, Progress, ProgressTask
+from ..redact import redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+JSON_SCHEMA = "autoglm/v1"
+
+
+class Mode(str, enum.Enum):
+    HUMAN = "human"
+    JSON = "json"
+    QUIET = "quiet"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Reports (frozen dataclasses, enums, paths) as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+class Output:
+    """Renders results and messages for one command invocation."""
+
+    def __init__(self, mode: Mode = Mode.HUMAN, *, verbose: bool = False, command: str = "autoglm"):
+        self.mode = mode
+        self.verbose = verbose
+        self.command = command
+        self._stdout: Console | None = None
+        self._stderr: Console | None = None
+
+    # -- consoles (rich is imported only when something is rendered) --------
+
+    @property
+    def stdout(self) -> Console:
+        if self._stdout is None:
+            self._stdout = _console(stderr=False)
+        return self._stdout
+
+    @property
+    def stderr(self) -> Console:
+        if self._stderr is None:
+            self._stderr = _console(stderr=True)
+        return self._stderr
+
+    @property
+    def is_json(self) -> bool:
+        return self.mode is Mode.JSON
+
+    # -- messages (stderr) ---------------------------------------------------
+
+    def note(self, message: str) -> None:
+        if self.mode is Mode.HUMAN:
+            self.stderr.print(redact(message), highlight=False)
+
+    def warn(self, message: str) -> None:
+        if self.mode is not Mode.QUIET:
+            self.stderr.print(f"[yellow]warning:[/] {_escape(redact(message))}", highlight=False)
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self.stderr.print(f"[dim]{_escape(redact(message))}[/]", highlight=False)
+
+    # -- results (stdout) ----------------------------------------------------
+
+    def result(
+        self,
+        data: Any,
+        *,
+        exit_code: ExitCode = ExitCode.OK,
+        human: Callable[[Console], None] | None = None,
+    ) -> int:
+        """Show a command's report; returns the exit code for the CLI to use."""
+        if self.mode is Mode.JSON:
+            self._json({"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)})
+        elif self.mode is Mode.HUMAN and human is not None:
+            human(self.stdout)
+        return int(exit_code)
+
+    def data(self, text: str) -> None:
+        """Raw data for stdout in human and quiet modes (e.g. a new API key, a unit file)."""
+        if self.mode is not Mode.JSON:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+
+    def error(self, err: AutoglmError) -> int:
+        """The one place an error becomes a message; returns its exit code."""
+        if self.mode is Mode.JSON:
+            body = {k: redact(v) if isinstance(v, str) else v for k, v in err.to_dict().items()}
+            self._json({"ok": False, "exit_code": int(err.exit_code), "error": body})
+        else:
+            console = self.stderr
+            console.print(f"[bold red]error:[/] {_escape(redact(err.message))}", highlight=False)
+            if err.remedy:
+                console.print(f"[dim]hint:[/] {_escape(redact(err.remedy))}", highlight=False)
+        return int(err.exit_code)
+
+    def _json(self, body: dict) -> None:
+        doc = {"schema": JSON_SCHEMA, "command": self.command, **body}
+        text = redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    # -- progress (stderr, human mode on a terminal only) ---------------------
+
+    def progress_enabled(self) -> bool:
+        return self.mode is Mode.HUMAN and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+    @contextmanager
+    def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
+        """A `Progress` for ops functions; silent unless a human is watching."""
+        if not self.progress_enabled():
+            yield NULL_PROGRESS
+            return
+        from rich import progress as rp
+
+        columns: list[Any] = [rp.TextColumn("{task.description}"), rp.BarColumn()]
+        if bytes_:
+            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
+        else:
+            columns += [rp.MofNCompleteColumn()]
+        columns += [rp.TimeRemainingColumn()]
+        with rp.Progress(*columns, console=self.stderr, transient=True) as bar:
+            yield _RichProgress(bar)
+
+
+class _RichTask:
+    def __init__(self, bar: Any, task_id: Any, lock: threading.Lock, transient: bool) -> None:
+        self._bar, self._id, self._lock, self._transient = bar, task_id, lock, transient
+
+    def advance(self, amount: float = 1) -> None:
+        self._bar.advance(self._id, amount)
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self._bar.update(self._id, **kwargs)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._transient:
+                self._bar.remove_task(self._id)
+            else:
+                task = self._bar.tasks[self._bar.task_ids.index(self._id)]
+                if task.total is not None:
+                    self._bar.update(self._id, completed=task.total)
+
+
+class _RichProgress:
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._lock = threading.Lock()
+
+    def task(self, description: str, total: float | None = None, *, transient: bool = False) -> ProgressTask:
+        with self._lock:
+            task_id = self._bar.add_task(_escape(redact(description)), total=total)
+        return _RichTask(self._bar, task_id, self._lock, transient)
+
+
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    # rich honours NO_COLOR itself; highlight off so data is not recoloured.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# The output of the command being run, so `main` can render errors raised before
+# or after the command built its own (see cli/app.py).
+_active: Output | None = None
+
+
+def activate(output: Output | None) -> Output | None:
+    global _active
+    _active = output
+    return output
+
+
+def active() -> Output | None:
+    return _active

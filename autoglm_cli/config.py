@@ -1,0 +1,363 @@
+"""The `config.yaml` schema, its loader and the environment overrides.
+
+Resolution, first match wins:
+
+1. `--config PATH` on the command line;
+2. `$AUTOGLM_CONFIG`;
+3. `./autoglm.yaml` when it exists;
+4. the built-in defaults below.
+
+On top of the file, `AUTOGLM_<SECTION>__<FIELD>=value` environment variables
+override single fields (values are parsed as YAML scalars), e.g.
+`AUTOGLM_GATEWAY__PORT=9000`. Command-line options override both.
+
+Every section is a frozen dataclass; `_coerce` converts YAML into them from the
+type hints, so adding a field is one line. Validation errors name the file, the
+line and the dotted field; unknown keys are kept out and reported as warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "autoglm.yaml"
+ENV_CONFIG = "AUTOGLM_CONFIG"
+ENV_OVERRIDE_PREFIX = "AUTOGLM_"
+
+
+class Duration(float):
+    """Seconds, written in YAML as `300s`, `5m`, `1h`, `250ms` or a plain number."""
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Duration:
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, (int, float)):
+        return Duration(value)
+    match = _DURATION_RE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+    return Duration(float(match.group(1)) * _DURATION_UNIT[match.group(2)])
+
+
+# --- the schema -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelPool:
+    default: str = "chatglm3-6b"
+    backup: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One servable model: where its weights come from and how it runs."""
+
+    source: str = ""  # hub repo id, https URL or local directory
+    revision: str = "main"
+    backend: Literal["transformers", "openai", "simulated"] = "transformers"
+    size_gb: float | None = None  # expected size on disk, for env-check and timeouts
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectionPool:
+    max_connections: int = 100
+    idle_timeout: Duration = Duration(300)
+    max_idle_connections: int = 20
+
+
+@dataclass(frozen=True)
+class Weights:
+    cache_dir: str | None = None  # default: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
+    endpoints: list[str] = field(default_factory=list)  # tried in order
+    jobs: int = 4
+
+
+@dataclass(frozen=True)
+class Workers:
+    min: int = 1
+    max: int = 4
+    count: int | None = None  # fixed pool size (static scheduler)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: bool = True
+    keys_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Deploy:
+    target: Literal["local", "docker", "systemd"] = "local"
+    state_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvCheckConfig:
+    required_binaries: list[str] = field(default_factory=lambda: ["git"])
+    recommended_binaries: list[str] = field(
+        default_factory=lambda: ["docker", "kubectl", "helm", "nvidia-smi"]
+    )
+    endpoints: list[str] = field(default_factory=list)  # host:port or URLs
+    ports: list[int] = field(default_factory=list)  # extra ports to check (gateway.port always)
+    timeout: Duration = Duration(2)
+
+
+@dataclass(frozen=True)
+class CacheMigration:
+    old: str
+    new: str
+    kind: str = "hf"
+
+
+@dataclass(frozen=True)
+class Config:
+    model_pool: ModelPool = field(default_factory=ModelPool)
+    scheduler: Literal["static", "dynamic", "priority-based"] = "static"
+    dependencies: list[str] = field(default_factory=list)
+    connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
+    read_timeout: Duration = Duration(60)
+    log_level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"] = "WARN"
+    moves: dict[str, str] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    weights: Weights = field(default_factory=Weights)
+    workers: Workers = field(default_factory=Workers)
+    gateway: Gateway = field(default_factory=Gateway)
+    deploy: Deploy = field(default_factory=Deploy)
+    env_check: EnvCheckConfig = field(default_factory=EnvCheckConfig)
+    cache_migrations: list[CacheMigration] = field(default_factory=list)
+
+    # Where the config came from (None: defaults) and what was odd about it.
+    source: str | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+# --- loading ----------------------------------------------------------------
+
+
+class _LineDict(dict):
+    """A mapping that remembers the line of each key (1-based)."""
+
+    key_lines: dict[Any, int]
+    line: int | None = None
+
+
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Loader, node: Any) -> _LineDict:
+        loader.flatten_mapping(node)
+        mapping = _LineDict()
+        mapping.key_lines = {}
+        mapping.line = node.start_mark.line + 1
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            mapping[key] = loader.construct_object(value_node, deep=True)
+            mapping.key_lines[key] = key_node.start_mark.line + 1
+        return mapping
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
+class _Context:
+    """Where we are while coercing: the file, for messages, and collected warnings."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.warnings: list[str] = []
+
+    def error(self, path: str, line: int | None, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=line, field=path or None)
+
+    def warn(self, path: str, line: int | None, message: str) -> None:
+        where = ":".join(str(p) for p in (self.file, line) if p is not None)
+        self.warnings.append(f"{where + ': ' if where else ''}{path}: {message}")
+
+
+def _line_of(mapping: Any, key: Any) -> int | None:
+    if isinstance(mapping, _LineDict):
+        return mapping.key_lines.get(key, mapping.line)
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str, line: int | None, ctx: _Context) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        last_error: ConfigError | None = None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path, line, ctx)
+            except ConfigError as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ctx.error(path, line, f"{value!r} is not one of {choices}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _coerce_dataclass(value, tp, path, line, ctx)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ctx.error(path, line, f"expected a list, got {type(value).__name__}")
+        (item_tp,) = args
+        return [_coerce(v, item_tp, f"{path}[{i}]", line, ctx) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ctx.error(path, line, f"expected a mapping, got {type(value).__name__}")
+        key_tp, value_tp = args
+        return {
+            _coerce(k, key_tp, path, _line_of(value, k), ctx): _coerce(
+                v, value_tp, f"{path}.{k}", _line_of(value, k), ctx
+            )
+            for k, v in value.items()
+        }
+    if tp is Duration:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ctx.error(path, line, str(exc)) from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ctx.error(path, line, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ctx.error(path, line, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ctx.error(path, line, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ctx.error(path, line, f"expected a string, got {type(value).__name__}")
+        return str(value)
+    raise TypeError(f"unsupported schema type {_type_name(tp)} at {path}")  # a bug in the schema
+
+
+def _coerce_dataclass(value: Any, cls: type, path: str, line: int | None, ctx: _Context) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ctx.error(path, line, f"expected a mapping, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.compare}
+    kwargs: dict[str, Any] = {}
+    for key, raw in value.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        key_line = _line_of(value, key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            ctx.warn(key_path, key_line, f"unknown key, ignored (known keys: {known})")
+            continue
+        kwargs[key] = _coerce(raw, hints[key], key_path, key_line, ctx)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ctx.error(path, line, f"missing required key(s): {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _apply_env_overrides(raw: dict, environ: typing.Mapping[str, str]) -> dict:
+    import yaml
+
+    for name, text in environ.items():
+        if not name.startswith(ENV_OVERRIDE_PREFIX) or "__" not in name:
+            continue
+        parts = name[len(ENV_OVERRIDE_PREFIX) :].lower().split("__")
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = yaml.safe_load(text) if text else ""
+    return raw
+
+
+def resolve_config_path(explicit: str | os.PathLike | None, environ=os.environ) -> Path | None:
+    """The config file to read, by the documented precedence (None: defaults)."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def parse_config(text: str, *, file: str | None = None, environ=None) -> Config:
+    """Parse YAML text into a validated `Config` (environment overrides applied)."""
+    import yaml
+
+    try:
+        raw = yaml.load(text, Loader=_yaml_loader()) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", file=file, line=line) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the top level must be a mapping of sections", file=file, line=1)
+    raw = _apply_env_overrides(raw, os.environ if environ is None else environ)
+    ctx = _Context(file)
+    config = _coerce_dataclass(raw, Config, "", 1, ctx)
+    return dataclasses.replace(config, source=file, warnings=tuple(ctx.warnings))
+
+
+def load_config(path: str | os.PathLike | None = None, *, environ=None) -> Config:
+    """Load the config by the documented precedence; defaults when there is none."""
+    env = os.environ if environ is None else environ
+    resolved = resolve_config_path(path, env)
+    if resolved is None:
+        return parse_config("", environ=env)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found",
+            file=str(resolved),
+            remedy="Pass an existing file with --config, or unset AUTOGLM_CONFIG.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file: {exc}", file=str(resolved)) from None
+    return parse_config(text, file=str(resolved), environ=env)

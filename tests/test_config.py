@@ -1,0 +1,110 @@
+"""The config schema: the original example as is, precise errors, warnings, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoglm_cli.config import Config, load_config, parse_config, parse_duration
+from autoglm_cli.errors import ConfigError, ExitCode
+
+ORIGINAL_EXAMPLE = """\
+model_pool: {default: "chatglm3-6b", backup: "qwen-7b"}
+scheduler: "priority-based"
+dependencies: ["torch>=1.13", "transformers>=4.25"]
+connection_pool: {max_connections: 100, idle_timeout: 300s, max_idle_connections: 20}
+read_timeout: 60s
+log_level: WARN
+"""
+
+
+def test_the_original_example_is_accepted_as_is():
+    config = parse_config(ORIGINAL_EXAMPLE, file="config.yaml", environ={})
+    assert config.model_pool.default == "chatglm3-6b"
+    assert config.model_pool.backup == "qwen-7b"
+    assert config.scheduler == "priority-based"
+    assert config.dependencies == ["torch>=1.13", "transformers>=4.25"]
+    assert config.connection_pool.idle_timeout == 300.0
+    assert config.read_timeout == 60.0
+    assert config.log_level == "WARN"
+    assert config.warnings == ()
+
+
+def test_a_wrong_type_names_file_line_and_field():
+    text = "gateway:\n  host: 127.0.0.1\n  port: eighty\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, file="deploy.yaml", environ={})
+    err = info.value
+    assert (err.file, err.line, err.field) == ("deploy.yaml", 3, "gateway.port")
+    assert "deploy.yaml:3: gateway.port: expected an integer" in err.message
+    assert err.exit_code == ExitCode.USAGE
+
+
+def test_a_bad_choice_lists_the_choices():
+    with pytest.raises(ConfigError) as info:
+        parse_config("scheduler: fastest\n", file="c.yaml", environ={})
+    assert "'static'" in info.value.message and "'priority-based'" in info.value.message
+    assert info.value.line == 1
+
+
+def test_invalid_yaml_names_the_line():
+    with pytest.raises(ConfigError) as info:
+        parse_config("a: 1\nb: [1, 2\nc: 3\n", file="bad.yaml", environ={})
+    assert info.value.file == "bad.yaml"
+    assert info.value.line is not None and info.value.line >= 2
+
+
+def test_unknown_keys_warn_with_their_line_and_are_ignored():
+    config = parse_config("log_level: INFO\ngatway:\n  port: 1\n", file="c.yaml", environ={})
+    assert config.log_level == "INFO"
+    assert len(config.warnings) == 1
+    assert config.warnings[0].startswith("c.yaml:2: gatway: unknown key")
+
+
+def test_nested_models_are_typed():
+    config = parse_config(
+        "models:\n  glm:\n    source: zai-org/glm-4-9b-chat\n    revision: v1\n", environ={}
+    )
+    assert config.models["glm"].source == "zai-org/glm-4-9b-chat"
+    assert config.models["glm"].revision == "v1"
+
+
+def test_environment_overrides_single_fields():
+    config = parse_config("gateway: {port: 8000}\n", environ={"AUTOGLM_GATEWAY__PORT": "9001"})
+    assert config.gateway.port == 9001
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300s", 300), ("5m", 300), ("1h", 3600), ("250ms", 0.25), (12, 12), ("1.5s", 1.5)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_precedence_explicit_then_env_then_local_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "autoglm.yaml").write_text("log_level: INFO\n")
+    (tmp_path / "env.yaml").write_text("log_level: ERROR\n")
+    (tmp_path / "explicit.yaml").write_text("log_level: DEBUG\n")
+    assert load_config(environ={}).log_level == "INFO"
+    assert load_config(environ={"AUTOGLM_CONFIG": str(tmp_path / "env.yaml")}).log_level == "ERROR"
+    explicit = load_config(tmp_path / "explicit.yaml", environ={"AUTOGLM_CONFIG": "env.yaml"})
+    assert explicit.log_level == "DEBUG"
+
+
+def test_no_file_means_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config(environ={}) == Config()
+
+
+def test_a_missing_explicit_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml", environ={})
+    assert "not found" in info.value.message
+
+
+def test_cli_reports_config_errors_with_exit_2(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workers:\n  max: lots\n")
+    result = cli("--config", str(bad), "env-check")
+    assert result.exit_code == 2
+    assert "bad.yaml:2: workers.max" in result.stderr
