@@ -45,7 +45,8 @@ RUN set -eu; \
 
 # A non-root user owns only what the service writes.
 RUN set -eu; \
-    useradd --system --uid "$APP_UID" --user-group --create-home --home-dir /home/autoglm \
+    groupadd --system --gid "$APP_UID" autoglm; \
+    useradd --system --uid "$APP_UID" --gid "$APP_UID" --create-home --home-dir /home/autoglm \
         --shell /usr/sbin/nologin autoglm; \
     mkdir -p /etc/autoglm /var/lib/autoglm /var/cache/autoglm/hub; \
     chown -R autoglm:autoglm /var/lib/autoglm /var/cache/autoglm /home/autoglm

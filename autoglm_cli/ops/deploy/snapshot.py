@@ -1,0 +1,68 @@
+"""The effective config of a deployment, frozen to a file named by its content hash.
+
+A deployment runs with a snapshot, not with the user's file: environment
+overrides are baked in, later edits to the file do not change what runs, and a
+rollback restarts the previous deployment with exactly its own config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .state import StateDir, atomic_write
+
+if TYPE_CHECKING:
+    from ...config import Config
+
+# Fields that describe how the config was loaded, not what it says.
+_NOT_CONFIG = ("source", "warnings")
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    hash: str  # sha256 of the canonical JSON form, hex
+    path: Path
+    config: Config
+
+
+def config_document(config: Config) -> dict[str, Any]:
+    """The config as plain data (what the snapshot file holds)."""
+    from ...cli.output import to_jsonable
+
+    data = to_jsonable(config)
+    for name in _NOT_CONFIG:
+        data.pop(name, None)
+    return data
+
+
+def config_hash(config: Config) -> str:
+    canonical = json.dumps(config_document(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replace_fields(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `config` with fields of some sections replaced, e.g. gateway={"port": 9000}."""
+    changes = {
+        name: dataclasses.replace(getattr(config, name), **fields) for name, fields in sections.items()
+    }
+    return dataclasses.replace(config, **changes)
+
+
+def write_snapshot(config: Config, state: StateDir) -> ConfigSnapshot:
+    """Write the snapshot (once per distinct config) and return where it is."""
+    import yaml
+
+    digest = config_hash(config)
+    path = state.ensure().configs / f"{digest[:16]}.yaml"
+    if not path.is_file():
+        header = (
+            f"# autoglm deployment config snapshot {digest}\n# written by `autoglm deploy`; do not edit\n"
+        )
+        body = yaml.safe_dump(config_document(config), sort_keys=False)
+        atomic_write(path, header + body, mode=0o600)  # may hold upstream API keys
+    return ConfigSnapshot(hash=digest, path=path, config=config)
