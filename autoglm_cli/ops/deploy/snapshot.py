@@ -37,7 +37,8 @@ def config_document(config: Config) -> dict[str, Any]:
     data = to_jsonable(config)
     for name in _NOT_CONFIG:
         data.pop(name, None)
-    return data
+    # A JSON round trip turns Duration (a float subclass) into plain floats YAML can write.
+    return json.loads(json.dumps(data))
 
 
 def config_hash(config: Config) -> str:

@@ -1,0 +1,93 @@
+"""The redeploy pipeline's steps: thin adapters over the other ops modules.
+
+Each step has `plan(ctx) -> str` (read-only, for --dry-run) and
+`run(ctx) -> StepOutcome`. A step that does not apply to the config (no repo to
+clone, no cache migration, weights in a local directory) is "skipped" and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .redeploy import PipelineContext, StepOutcome
+
+
+@dataclass(frozen=True)
+class Step:
+    plan: Callable[[PipelineContext], str]
+    run: Callable[[PipelineContext], StepOutcome]
+
+
+# --- deploy and health -------------------------------------------------------------------
+
+
+def _plan_deploy(ctx: PipelineContext) -> str:
+    from .deploy import deploy
+
+    report = deploy(ctx.config, target=ctx.target, state_dir=ctx.state.root, dry_run=True)
+    return "; ".join(report.plan)
+
+
+def _run_deploy(ctx: PipelineContext) -> StepOutcome:
+    from .deploy import deploy
+
+    report = deploy(
+        ctx.config,
+        target=ctx.target,
+        state_dir=ctx.state.root,
+        force=ctx.force,
+        install=True,
+        progress=ctx.progress,
+    )
+    ctx.outputs["deploy"] = report
+    status = "ok" if report.exit_code == 0 else "failed"
+    data = {"action": report.action, "url": report.deployment.url if report.deployment else None}
+    if report.health is not None and status == "failed":
+        data["health"] = [f"{c.name}: {c.status.value} {c.detail}" for c in report.health.checks]
+    if report.logs and status == "failed":
+        data["logs"] = report.logs
+    return StepOutcome(status, report.message, int(report.exit_code), data)
+
+
+def _plan_health(ctx: PipelineContext) -> str:
+    return "probe liveness, readiness, every node, a tiny inference, metrics, GPU, disk and the state file"
+
+
+def _run_health(ctx: PipelineContext) -> StepOutcome:
+    from .health import check_health, resolve_target
+
+    report = check_health(resolve_target(ctx.config, state_dir=str(ctx.state.root)))
+    ctx.outputs["health"] = report
+    failed = [f"{c.name}: {c.detail}" for c in report.failed_required]
+    detail = report.summary() + (f" ({'; '.join(failed)})" if failed else "")
+    return StepOutcome(
+        "ok" if report.ok else "failed",
+        detail,
+        int(report.exit_code),
+        {"checks": {c.name: c.status.value for c in report.checks}},
+    )
+
+
+# --- the steps other issues build (adapters filled in as they land) ------------------------
+
+
+def _not_available(what: str) -> Step:
+    def plan(ctx: PipelineContext) -> str:
+        return f"{what}: not available in this build"
+
+    def run(ctx: PipelineContext) -> StepOutcome:
+        return StepOutcome("skipped", f"{what} is not available in this build")
+
+    return Step(plan, run)
+
+
+STEP_FUNCTIONS: dict[str, Step] = {
+    "clone": _not_available("clone"),
+    "env-check": _not_available("env-check"),
+    "migrate-cache": _not_available("migrate-cache"),
+    "fetch-weights": _not_available("fetch-weights"),
+    "verify": _not_available("verify"),
+    "deploy": Step(_plan_deploy, _run_deploy),
+    "health": Step(_plan_health, _run_health),
+}
