@@ -19,6 +19,50 @@ class Step:
     run: Callable[[PipelineContext], StepOutcome]
 
 
+# --- clone: the service's code ---------------------------------------------------------------
+
+
+def _clone_request(ctx: PipelineContext, *, dry_run: bool):
+    from pathlib import Path
+
+    from .repo import CloneRequest
+
+    deploy = ctx.config.deploy
+    directory = Path(deploy.checkout).expanduser() if deploy.checkout else None
+    return CloneRequest(url=deploy.repo, directory=directory, branch=deploy.branch, dry_run=dry_run)
+
+
+def _clone_rows(report) -> str:
+    rows = [
+        f"{c.name}: {c.old} -> {c.new} ({c.status})" if c.old != c.new else f"{c.name}: {c.status}"
+        for c in report.changes
+    ]
+    where = f"{report.directory} at {(report.commit or '')[:10]}" + (
+        f" on {report.branch}" if report.branch else ""
+    )
+    return f"{report.action} {where}; " + "; ".join(rows)
+
+
+def _plan_clone(ctx: PipelineContext) -> str:
+    if not ctx.config.deploy.repo:
+        return "skip: no deploy.repo configured"
+    from .repo import clone
+
+    report = clone(_clone_request(ctx, dry_run=True), moves=ctx.config.moves)
+    return _clone_rows(report)
+
+
+def _run_clone(ctx: PipelineContext) -> StepOutcome:
+    if not ctx.config.deploy.repo:
+        return StepOutcome("skipped", "no deploy.repo configured: the service runs from this installation")
+    from .repo import clone
+
+    report = clone(_clone_request(ctx, dry_run=False), moves=ctx.config.moves, progress=ctx.progress)
+    ctx.outputs["clone"] = report
+    status = "ok" if report.exit_code == 0 else "failed"
+    return StepOutcome(status, _clone_rows(report), int(report.exit_code), {"commit": report.commit})
+
+
 # --- deploy and health -------------------------------------------------------------------
 
 
@@ -83,7 +127,7 @@ def _not_available(what: str) -> Step:
 
 
 STEP_FUNCTIONS: dict[str, Step] = {
-    "clone": _not_available("clone"),
+    "clone": Step(_plan_clone, _run_clone),
     "env-check": _not_available("env-check"),
     "migrate-cache": _not_available("migrate-cache"),
     "fetch-weights": _not_available("fetch-weights"),
