@@ -274,7 +274,10 @@ def _readiness_and_nodes(session, target: HealthTarget, timeout: float) -> list[
         ]
     ready = sum(1 for c in nodes if c.status is Status.OK)
     detail = f"ready, {ready}/{len(nodes)} nodes serving" if nodes else "ready"
-    return [Check("readiness", Status.OK, True, ms, detail), *nodes]
+    queue = data.get("queue")
+    if isinstance(queue, dict) and queue:
+        detail += ", queue " + " ".join(f"{k} {v}" for k, v in queue.items())
+    return [Check("readiness", Status.OK, True, ms, detail, {"queue": queue} if queue else {}), *nodes]
 
 
 def _node_checks(data: dict) -> list[Check]:
@@ -290,12 +293,15 @@ def _node_checks(data: dict) -> list[Check]:
             continue
         node_id = str(node.get("id") or node.get("address") or "?")
         state = str(node.get("state", "unknown")).lower()
-        queued = node.get("queued", node.get("queue_depth"))
+        queued = node.get("queued", node.get("running"))
         parts = [state]
-        if node.get("models"):
-            parts.append("models " + ",".join(map(str, node["models"])))
-        if queued is not None:
-            parts.append(f"queue {queued}")
+        if node.get("model"):
+            parts.append(f"model {node['model']}")
+        if node.get("address"):
+            parts.append(str(node["address"]))
+        if node.get("running") is not None:
+            capacity = node.get("capacity")
+            parts.append(f"running {node['running']}" + (f"/{capacity}" if capacity else ""))
         if node.get("error"):
             parts.append(redact(str(node["error"]))[:160])
         status = {"ready": Status.OK, "starting": Status.WARN, "draining": Status.WARN}.get(

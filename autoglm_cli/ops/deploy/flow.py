@@ -67,8 +67,9 @@ class DeployReport:
 
 
 def _context(config, state: StateDir) -> LaunchContext:
-    model = default_model(config)
     snapshot = write_snapshot(config, state)
+    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
+    model = default_model(config)
     return LaunchContext(
         config=config,
         snapshot=snapshot,

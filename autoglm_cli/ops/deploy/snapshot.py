@@ -54,10 +54,42 @@ def replace_fields(config: Config, **sections: dict[str, Any]) -> Config:
     return dataclasses.replace(config, **changes)
 
 
+def absolute_paths(config: Config, base: Path | None = None) -> Config:
+    """Relative file paths made absolute against `base` (the cwd), as the user meant them.
+
+    The service may run elsewhere (a systemd unit's WorkingDirectory, a container),
+    so a snapshot must not depend on the directory deploy ran in.
+    """
+    root = base or Path.cwd()
+
+    def fix(value: str | None) -> str | None:
+        if not value or value.startswith(("/", "~")) or "://" in value:
+            return value
+        return str((root / value).absolute())
+
+    models = {
+        name: dataclasses.replace(spec, source=fix(spec.source) or "")
+        if spec.source and (spec.source.startswith((".", "/")) or (root / spec.source).is_dir())
+        else spec
+        for name, spec in config.models.items()
+    }
+    return replace_fields(
+        dataclasses.replace(config, models=models),
+        gateway={"keys_file": fix(config.gateway.keys_file)},
+        weights={"cache_dir": fix(config.weights.cache_dir)},
+        deploy={
+            "state_dir": fix(config.deploy.state_dir),
+            "env_file": fix(config.deploy.env_file),
+            "checkout": fix(config.deploy.checkout),
+        },
+    )
+
+
 def write_snapshot(config: Config, state: StateDir) -> ConfigSnapshot:
     """Write the snapshot (once per distinct config) and return where it is."""
     import yaml
 
+    config = absolute_paths(config)
     digest = config_hash(config)
     path = state.ensure().configs / f"{digest[:16]}.yaml"
     if not path.is_file():
