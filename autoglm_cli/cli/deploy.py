@@ -148,5 +148,6 @@ def render(console: Console, report: DeployReport) -> None:
     if report.health is not None and (report.exit_code or report.action == "rolled_back"):
         console.print(health_table(report.health, title="health of the new deployment"))
     if report.logs and report.exit_code:
-        console.print("[dim]last log lines of the failed deployment:[/]")
+        whose = "" if report.action == "not-running" else " of the failed deployment"
+        console.print(f"[dim]last log lines{whose}:[/]")
         console.print(escape(report.logs), highlight=False)

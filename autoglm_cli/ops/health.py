@@ -261,7 +261,7 @@ def _readiness_and_nodes(session, target: HealthTarget, timeout: float) -> list[
     data = _json_or_empty(response)
     nodes = _node_checks(data)
     if response.status_code != 200:
-        reason = data.get("reason") or data.get("detail") or _body_text(response)
+        reason = readiness_reason(data) or _body_text(response)
         return [
             Check(
                 "readiness",
@@ -278,6 +278,32 @@ def _readiness_and_nodes(session, target: HealthTarget, timeout: float) -> list[
     if isinstance(queue, dict) and queue:
         detail += ", queue " + " ".join(f"{k} {v}" for k, v in queue.items())
     return [Check("readiness", Status.OK, True, ms, detail, {"queue": queue} if queue else {}), *nodes]
+
+
+def readiness_reason(data: dict) -> str:
+    """Why /readyz says not ready, in one line, from its JSON body ('' when it says nothing)."""
+    for key in ("reason", "detail", "error"):
+        if isinstance(data.get(key), str):
+            return redact(data[key])[:200]
+    nodes = data.get("nodes")
+    if isinstance(nodes, list):
+        if not nodes:
+            return "no node yet"
+        states = [
+            f"{n.get('id', '?')} {n.get('state', '?')}" + (f": {n['error']}" if n.get("error") else "")
+            for n in nodes
+            if isinstance(n, dict)
+        ]
+        return redact("; ".join(states))[:300]
+    return ""
+
+
+def failed_nodes(data: dict) -> list[str]:
+    """The errors of nodes that failed (a model that cannot load), when every node failed."""
+    nodes = [n for n in data.get("nodes") or [] if isinstance(n, dict)]
+    if nodes and all(str(n.get("state", "")).lower() in ("failed", "dead") for n in nodes):
+        return [redact(str(n.get("error") or n.get("state")))[:200] for n in nodes]
+    return []
 
 
 def _node_checks(data: dict) -> list[Check]:

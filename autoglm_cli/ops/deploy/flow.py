@@ -351,6 +351,8 @@ def status(config, *, state_dir: str | Path | None = None) -> DeployReport:
     live = backend.liveness(current)
     if current.status == "stopped" or not live.alive:
         detail = "stopped" if current.status == "stopped" else f"not running: {live.detail}"
+        if current.status != "stopped":
+            current = replace(current, status="dead")  # what runs, not what was recorded
         return DeployReport(
             "not-running",
             current.target,

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..health import HealthReport, HealthTarget, check_health
+from ..health import HealthReport, HealthTarget, check_health, failed_nodes, readiness_reason
 from .base import Target
 from .state import DeploymentState
 
 POLL_S = 0.25
+FAILED_GRACE_S = 3.0  # how long "every node failed" must last before the gate gives up early
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def health_gate(
     session = requests.Session()
     ready = False
     last = "no answer yet"
+    failed_since: float | None = None
     try:
         while clock() < deadline:
             live = target.liveness(state)
@@ -73,7 +75,24 @@ def health_gate(
                 if response.status_code == 200:
                     ready = True
                     break
-                last = f"/readyz answered {response.status_code}: {response.text.strip()[:200]}"
+                body = _json(response)
+                last = f"/readyz answered {response.status_code}: " + (
+                    readiness_reason(body) or response.text.strip()[:200]
+                )
+                # Every node failed to load (a bad model path, weights that do not load): waiting
+                # longer will not help. Give a replacement node a moment, then stop waiting.
+                if failed_nodes(body):
+                    failed_since = failed_since if failed_since is not None else clock()
+                    if clock() - failed_since >= FAILED_GRACE_S:
+                        return GateResult(
+                            False,
+                            f"every node failed: {'; '.join(failed_nodes(body))}",
+                            clock() - started,
+                            timeout,
+                            check_health(probe, timeout=5.0),
+                        )
+                else:
+                    failed_since = None
             except requests.RequestException as exc:
                 last = f"/readyz: {type(exc).__name__}"
             sleep(POLL_S)
@@ -94,3 +113,11 @@ def health_gate(
             failed = ", ".join(f"{c.name}: {c.detail}" for c in report.failed_required)
             return GateResult(False, f"health checks failed: {failed}", clock() - started, timeout, report)
         sleep(POLL_S * 2)
+
+
+def _json(response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
