@@ -33,6 +33,7 @@ from .state import DeploymentState, atomic_write
 IMAGE_REPO = "autoglm"
 IMAGE_UID = 10001  # the Dockerfile's APP_UID
 CONTAINER_CACHE = "/var/cache/autoglm/hub"
+CONTAINER_ETC = "/etc/autoglm"
 CONTAINER_CONFIG = "/etc/autoglm/config.yaml"
 CONTAINER_KEYS = "/etc/autoglm/keys.json"
 CONTAINER_STATE = "/var/lib/autoglm"
@@ -217,19 +218,33 @@ class DockerTarget:
 
     # -- the container -------------------------------------------------------------
 
-    def _container_config(self, ctx: LaunchContext) -> tuple[Path, dict[str, dict]]:
-        """The config as the container sees it, and the host paths to mount."""
+    def _container_config(self, ctx: LaunchContext) -> dict[str, dict]:
+        """The host paths to mount, with a config folder made for the container.
+
+        The folder (`<state>/docker/<config hash>/`: config.yaml and a copy of the keys
+        file) is owned by the image's non-root user and readable by it alone; keys
+        created later reach the container with the next deploy.
+        """
+        import shutil as _shutil
+
+        import yaml
+
+        from .health_key import keys_file_for
         from .model_info import hub_cache_dir
+        from .snapshot import config_document
 
         config = ctx.config
         mounts: dict[str, dict] = {}
         cache = hub_cache_dir(config)
         cache.mkdir(parents=True, exist_ok=True)
         mounts[str(cache)] = {"bind": CONTAINER_CACHE, "mode": "ro"}
+        folder = ctx.state.ensure().root / "docker" / ctx.snapshot.hash[:16]
+        folder.mkdir(parents=True, exist_ok=True)
         gateway: dict = {"host": ctx.host, "port": ctx.port}
-        keys_file = config.gateway.keys_file
-        if keys_file and Path(keys_file).expanduser().is_file():
-            mounts[str(Path(keys_file).expanduser().resolve())] = {"bind": CONTAINER_KEYS, "mode": "ro"}
+        keys_file = keys_file_for(config)
+        if keys_file.is_file():
+            _shutil.copyfile(keys_file, folder / "keys.json.tmp")
+            os.replace(folder / "keys.json.tmp", folder / "keys.json")
             gateway["keys_file"] = CONTAINER_KEYS
         models = {}
         for name, spec in config.models.items():
@@ -245,18 +260,19 @@ class DockerTarget:
             gateway=gateway,
             deploy={"state_dir": CONTAINER_STATE, "env_file": None},
         )
-        import yaml
-
-        from .snapshot import config_document
-
-        path = ctx.state.configs / f"{ctx.snapshot.hash[:16]}.docker.yaml"
-        atomic_write(path, yaml.safe_dump(config_document(inner), sort_keys=False), mode=0o600)
-        if os.geteuid() == 0:
-            os.chown(path, IMAGE_UID, IMAGE_UID)  # readable by the image's non-root user only
-        else:
-            path.chmod(0o644)
-        mounts[str(path)] = {"bind": CONTAINER_CONFIG, "mode": "ro"}
-        return path, mounts
+        atomic_write(
+            folder / "config.yaml", yaml.safe_dump(config_document(inner), sort_keys=False), mode=0o600
+        )
+        for path in (folder, *folder.iterdir()):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+            if os.geteuid() == 0:
+                os.chown(path, IMAGE_UID, IMAGE_UID)  # the image's user, and nobody else
+            elif path.is_file():
+                path.chmod(0o644)  # not root: cannot give the files away, so let them be read
+        if os.geteuid() != 0:
+            folder.chmod(0o755)
+        mounts[str(folder)] = {"bind": CONTAINER_ETC, "mode": "ro"}
+        return mounts
 
     def launch(self, ctx: LaunchContext) -> DeploymentState:
         from docker.errors import APIError
@@ -264,7 +280,7 @@ class DockerTarget:
         settings = ctx.config.deploy.docker
         name = ctx.config.deploy.name
         tag = self.image_tag(ctx)
-        _, mounts = self._container_config(ctx)
+        mounts = self._container_config(ctx)
         self._remove_if_exists(name)  # a leftover that is not the recorded deployment
         start_period = max(
             30,
@@ -303,6 +319,7 @@ class DockerTarget:
                 },
             )
         except APIError as exc:
+            self._remove_if_exists(name)  # created but not started: leave nothing behind
             raise EnvironmentFailure(
                 f"docker could not start the container: {redact(str(exc))[:300]}",
                 remedy="GPU requested without the NVIDIA container toolkit? Set deploy.docker.gpus: none."

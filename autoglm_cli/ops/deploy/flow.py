@@ -177,19 +177,25 @@ def deploy(
 
     new: DeploymentState | None = None
     try:
-        new = backend.launch(ctx)
-        state.save_previous(previous)
-        state.save_current(new)
-        task = progress.task(f"health gate (up to {gate_timeout:.0f} s)", total=None, transient=True)
-        gate = health_gate(
-            backend,
-            new,
-            timeout=gate_timeout,
-            api_key=api_key,
-            auth=config.gateway.auth,
-            cache_dir=hub_cache_dir(config),
-        )
-        task.finish()
+        try:
+            new = backend.launch(ctx)
+        except AutoglmError as exc:
+            # Could not even start (an image that will not run, a unit systemd rejects): as bad
+            # as failing the gate, and handled the same way.
+            gate = GateResult(False, f"it could not start: {exc.message}", 0.0, gate_timeout, None)
+        else:
+            state.save_previous(previous)
+            state.save_current(new)
+            task = progress.task(f"health gate (up to {gate_timeout:.0f} s)", total=None, transient=True)
+            gate = health_gate(
+                backend,
+                new,
+                timeout=gate_timeout,
+                api_key=api_key,
+                auth=config.gateway.auth,
+                cache_dir=hub_cache_dir(config),
+            )
+            task.finish()
     except BaseException:
         # Interrupted or crashed mid-deploy: put the previous deployment back.
         if new is not None:
@@ -199,7 +205,7 @@ def deploy(
             state.save_previous(None)
         raise
 
-    if gate.ok:
+    if gate.ok and new is not None:
         live = _mark_running(new, backend)
         state.save_current(live)
         return DeployReport(
@@ -219,17 +225,19 @@ def deploy(
 def _roll_back(
     state: StateDir,
     backend: Target,
-    new: DeploymentState,
+    new: DeploymentState | None,
     previous: DeploymentState | None,
     previous_backend: Target | None,
     gate: GateResult,
     target_name: str,
 ) -> DeployReport:
-    logs = backend.logs(new)
-    backend.discard(new)
+    logs = backend.logs(new) if new is not None else ""
+    if new is not None:
+        backend.discard(new)
     common = dict(health=gate.health, waited_s=gate.waited_s, timeout_s=gate.timeout_s, logs=logs)
     if previous is None or previous_backend is None:
-        state.save_current(replace(new, status="stopped"))
+        if new is not None:
+            state.save_current(replace(new, status="stopped"))
         return DeployReport(
             "failed",
             target_name,

@@ -40,3 +40,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def deployments(tmp_path):
+    """A state dir for the test's deployments; whatever is still running at the end is stopped."""
+    from autoglm_cli.config import parse_config
+    from autoglm_cli.ops.deploy import stop
+
+    state_dir = tmp_path / "state"
+    yield state_dir
+    if (state_dir / "deployment.json").exists():
+        stop(parse_config("", environ={}), state_dir=state_dir)
+
+
+def simulated_config(path, *, port: int, state_dir, model: str = "sim-glm", broken: bool = False) -> str:
+    """A runnable config (simulated backend: the real gateway, scheduler and Dask, no model math).
+
+    `broken`: the model's weights point at a folder that does not exist, so its node fails
+    to load; the service starts, but never becomes ready.
+    """
+    backend = (
+        f"{{backend: transformers, source: {path.parent / 'no-such-model'}}}"
+        if broken
+        else "{backend: simulated, options: {a: 0.005, b: 0.0, c: 0.001, output_tokens: 5}}"
+    )
+    path.write_text(
+        f"model_pool: {{default: {model}}}\n"
+        "scheduler: static\n"
+        f"models:\n  {model}: {backend}\n"
+        "workers: {engine: dask, count: 1}\n"
+        f"gateway: {{host: 127.0.0.1, port: {port}, keys_file: {path.parent / 'keys.json'}}}\n"
+        f"deploy: {{state_dir: {state_dir}, health_timeout: 60s}}\n"
+    )
+    return str(path)
