@@ -183,8 +183,11 @@ def _container_target(name: str, config: Config, cache: Path, key: str | None) -
 # --- running the probes ------------------------------------------------------------
 
 
-def check_health(target: HealthTarget, *, timeout: float = 10.0) -> HealthReport:
-    """Run every probe concurrently; the report lists them in a fixed order."""
+def check_health(target: HealthTarget, *, timeout: float = 10.0, concurrent: bool = True) -> HealthReport:
+    """Run every probe concurrently; the report lists them in a fixed order.
+
+    `concurrent=False` runs them one after another (the benchmark's anchor).
+    """
     import requests
 
     started = time.perf_counter()
@@ -199,7 +202,9 @@ def check_health(target: HealthTarget, *, timeout: float = 10.0) -> HealthReport
         lambda: [_disk(target)],
         lambda: [_state(target)],
     ]
-    with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="health") as pool:
+    with ThreadPoolExecutor(
+        max_workers=len(probes) if concurrent else 1, thread_name_prefix="health"
+    ) as pool:
         results = list(pool.map(lambda probe: probe(), probes))
     session.close()
     checks = tuple(c for group in results for c in group)
