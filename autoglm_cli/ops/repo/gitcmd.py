@@ -82,10 +82,15 @@ class GitFailure(Exception):
 
     @property
     def reason(self) -> str:
-        """git's own explanation: its last `fatal:`/`error:` line, secrets masked."""
+        """git's own explanation: its first `fatal:`/`error:` line, secrets masked.
+
+        The first one is the specific one ("'x' does not appear to be a git
+        repository"); git follows it with generic ones ("Could not read from remote").
+        """
         lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
-        picked = (errors or lines or [f"git exited with status {self.returncode}"])[-1]
+        fallback = lines[-1] if lines else f"git exited with status {self.returncode}"
+        picked = errors[0] if errors else fallback
         for prefix in ("fatal: ", "error: "):
             picked = picked.removeprefix(prefix)
         return redact(picked)
