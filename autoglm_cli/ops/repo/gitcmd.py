@@ -182,14 +182,17 @@ class RemoteRefs:
         return not self.branches and not self.tags
 
     def ref_of(self, commit: str) -> str | None:
-        """The first ref whose tip is `commit`, as `refs/heads/x` or `refs/tags/x`."""
-        for name, sha in self.branches.items():
-            if sha == commit:
-                return f"refs/heads/{name}"
-        for name, sha in self.tags.items():
-            if sha == commit:
-                return f"refs/tags/{name}"
-        return None
+        """A ref whose tip is `commit` (the default branch first), as `refs/heads/x` or `refs/tags/x`."""
+        names = [f"refs/heads/{n}" for n, sha in self.branches.items() if sha == commit]
+        names += [f"refs/tags/{n}" for n, sha in self.tags.items() if sha == commit]
+        return self.preferred(names)
+
+    def preferred(self, refs: list[str]) -> str | None:
+        """Of several refs, the one to name: the default branch, then `main`, then the first."""
+        for wanted in (f"refs/heads/{self.head_branch}", "refs/heads/main"):
+            if wanted in refs:
+                return wanted
+        return refs[0] if refs else None
 
 
 def parse_ls_remote(text: str) -> RemoteRefs:
