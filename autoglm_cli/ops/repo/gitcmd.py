@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from git import RemoteProgress
+# Without a git binary gitpython refuses to import; let it, so we can say so with a remedy.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-from ...errors import AutoglmError, EnvironmentFailure, NetworkError, RemoteNotFoundError
-from ...progress import NULL_PROGRESS, Progress, ProgressTask
-from ...redact import redact
-from ...retry import RetryPolicy, call_with_retry
+from git import RemoteProgress  # noqa: E402
+
+from ...errors import AutoglmError, EnvironmentFailure, NetworkError, RemoteNotFoundError  # noqa: E402
+from ...progress import NULL_PROGRESS, Progress, ProgressTask  # noqa: E402
+from ...redact import redact  # noqa: E402
+from ...retry import RetryPolicy, call_with_retry  # noqa: E402
 
 T = TypeVar("T")
 
@@ -112,17 +115,29 @@ def git_env() -> dict[str, str]:
     return {**os.environ, **GIT_ENV}
 
 
+def git_missing() -> EnvironmentFailure:
+    return EnvironmentFailure(
+        "git is not installed (no `git` on PATH)",
+        remedy="Install git (Debian/Ubuntu: apt-get install git) and run the command again.",
+    )
+
+
 def run_git(args: Sequence[str], cwd: Path | str | None = None, *, check: bool = True) -> str:
     """`git ARGS` in `cwd`; stdout as text. Raises `GitFailure` when git fails (and `check`)."""
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env=git_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-    )
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise
+        raise git_missing() from None
     if check and proc.returncode != 0:
         raise GitFailure(args, proc.returncode, proc.stderr)
     return proc.stdout

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from autoglm_cli.cli.output import to_jsonable
-from autoglm_cli.errors import BranchNotFoundError, DirectoryNotEmptyError, NetworkError, RemoteNotFoundError
+from autoglm_cli.errors import (
+    BranchNotFoundError,
+    DirectoryNotEmptyError,
+    EnvironmentFailure,
+    NetworkError,
+    RemoteNotFoundError,
+)
 from autoglm_cli.ops.repo import CloneRequest, clone
 from autoglm_cli.ops.repo.gitcmd import GitProgress
 from autoglm_cli.ops.repo.report import CloneReport
@@ -236,3 +242,10 @@ def test_a_branch_outside_the_convention_is_a_warning(world, tmp_path, retry):
     )
     assert report.exit_code == 0
     assert any("`dev`" in w for w in report.warnings)
+
+
+def test_without_git_the_error_says_what_to_install(tmp_path, monkeypatch, retry):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git here
+    with pytest.raises(EnvironmentFailure, match="git is not installed") as err:
+        clone(CloneRequest(url="https://example.com/x.git", directory=tmp_path / "x"), retry=retry)
+    assert "apt-get install git" in err.value.remedy
