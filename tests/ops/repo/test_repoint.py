@@ -6,7 +6,6 @@ The end state is read back with git itself.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -308,4 +307,3 @@ def test_a_checkout_without_remotes_is_reported_as_such(tmp_path, retry):
     commit(repo, "first")
     report = repoint(repo, moves={}, retry=retry)
     assert report.changes == () and any("no remotes" in w for w in report.warnings)
-    shutil.rmtree(repo)
