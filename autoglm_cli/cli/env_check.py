@@ -119,10 +119,11 @@ def _summary_line(report: EnvReport) -> str:
 
 
 def _render_plan(console: Console, plan: CheckPlan) -> None:
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(show_header=True, header_style="bold", pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold", pad_edge=False, show_edge=False)
     for column in ("category", "check", "severity", "what it checks"):
         table.add_column(column, overflow="fold")
     for check in plan.checks:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +141,17 @@ def test_as_a_real_process(setup):
     result = run_autoglm("env-check", "--only", "ports", "--json", env={"AUTOGLM_CONFIG": str(setup)})
     assert result.exit_code == 0, result.stderr
     assert result.json["result"]["summary"]["fail"] == 0
+
+
+def test_torch_and_docker_stay_out_of_the_cli_process(tmp_path):
+    # torch is probed in a child interpreter; docker is imported by the docker check only.
+    code = (
+        "import sys\n"
+        "from autoglm_cli.cli.app import main\n"
+        "main(['env-check', '--only', 'accelerators', '--only', 'binaries', '--quiet'])\n"
+        "print('LOADED=' + ','.join(m for m in ('torch', 'docker') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert "LOADED=\n" in proc.stdout, proc.stdout + proc.stderr

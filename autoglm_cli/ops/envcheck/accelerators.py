@@ -180,6 +180,11 @@ def check_torch(spec: CheckSpec, query: GpuQuery, timeout: float) -> Check:
         probe = json.loads(output.text.splitlines()[-1])
     except (ValueError, IndexError):
         return spec.problem(f"unexpected output from the torch probe: {output.text[:200]!r}", "")
+    return judge_torch(spec, probe, query)
+
+
+def judge_torch(spec: CheckSpec, probe: dict, query: GpuQuery) -> Check:
+    """What the torch probe's answer means, given what nvidia-smi found."""
     version = probe["version"]
     details = {
         "torch": version,

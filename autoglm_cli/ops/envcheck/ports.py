@@ -8,6 +8,7 @@ set it) succeeds, so a port in TIME_WAIT counts as free and a listener does not.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 
 from ...config import Config
@@ -123,7 +124,9 @@ def listening_processes(port: int) -> list[dict] | None:
 def _describe_holder(holder: dict) -> str:
     if not holder["pid"]:
         return holder["name"]
-    cmdline = holder["cmdline"]
-    if len(cmdline) > 60:
-        cmdline = cmdline[:57] + "..."
+    # "python3 -m http.server 8000" reads better than the interpreter's full path.
+    program, _, args = holder["cmdline"].partition(" ")
+    cmdline = " ".join(filter(None, [os.path.basename(program), args]))
+    if len(cmdline) > 80:
+        cmdline = cmdline[:77] + "..."
     return f"{holder['name']} (pid {holder['pid']}{': ' + cmdline if cmdline else ''})"

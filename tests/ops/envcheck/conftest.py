@@ -24,9 +24,10 @@ def config(text: str = "") -> Config:
     return parse_config(textwrap.dedent(text), environ={})
 
 
-def by_name(report: EnvReport, name: str) -> Check:
-    matches = [c for c in report.checks if c.name == name]
-    assert len(matches) == 1, [c.name for c in report.checks]
+def by_name(report: EnvReport | list[Check], name: str) -> Check:
+    checks = report.checks if isinstance(report, EnvReport) else report
+    matches = [c for c in checks if c.name == name]
+    assert len(matches) == 1, [c.name for c in checks]
     return matches[0]
 
 

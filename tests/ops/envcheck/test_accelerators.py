@@ -13,8 +13,8 @@ from importlib import metadata
 import pytest
 
 from autoglm_cli.errors import ExitCode
-from autoglm_cli.ops.envcheck import Severity, Status, run_checks
-from autoglm_cli.ops.envcheck.accelerators import QUERY_FIELDS
+from autoglm_cli.ops.envcheck import CheckSpec, Severity, Status, accelerators, run_checks
+from autoglm_cli.ops.envcheck.accelerators import QUERY_FIELDS, Gpu, GpuQuery, judge_torch
 
 from .conftest import by_name, config, write_executable
 
@@ -36,6 +36,12 @@ def _torch_installed() -> bool:
     except metadata.PackageNotFoundError:
         return False
     return True
+
+
+def gpu_checks(cfg) -> list:
+    """Only the nvidia-smi check (the torch one imports torch in a child: seconds)."""
+    (spec,) = [s for s in accelerators.plan(cfg) if s.name == "nvidia-gpus"]
+    return spec.run(spec)
 
 
 needs_torch = pytest.mark.skipif(
@@ -65,7 +71,7 @@ def fake_smi(bin_dir):
 
 
 def test_each_gpu_is_a_check_with_name_memory_driver_and_cuda(fake_smi):
-    report = run_checks(config(), only=["accelerators"])
+    report = gpu_checks(config())
     gpu0, gpu1 = by_name(report, "gpu0"), by_name(report, "gpu1")
     assert gpu0.value == "NVIDIA H100 80GB HBM3, 79.6 GiB, driver 580.159.04, CUDA 13.0"
     assert gpu0.details["memory_mib"] == 81559
@@ -76,11 +82,9 @@ def test_each_gpu_is_a_check_with_name_memory_driver_and_cuda(fake_smi):
 
 
 def test_no_nvidia_smi_is_clearly_none_found_and_not_a_failure(bin_dir):
-    report = run_checks(config(), only=["accelerators"])
-    check = by_name(report, "nvidia-gpus")
-    assert check.status is Status.OK
+    (check,) = gpu_checks(config())
+    assert (check.name, check.severity, check.status) == ("nvidia-gpus", Severity.INFO, Status.OK)
     assert check.value.startswith("none found (nvidia-smi not on PATH)")
-    assert report.exit_code == ExitCode.OK
 
 
 def test_require_gpu_turns_none_found_into_a_failure(bin_dir):
@@ -97,7 +101,7 @@ def test_a_failing_nvidia_smi_is_reported_with_its_message(bin_dir):
         "nvidia-smi",
         'echo "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver."\nexit 9\n',
     )
-    check = by_name(run_checks(config(), only=["accelerators"]), "nvidia-gpus")
+    (check,) = gpu_checks(config())
     assert check.status is Status.WARN
     assert "exited 9: NVIDIA-SMI has failed" in check.value
     assert "--gpus all" in check.remedy
@@ -126,6 +130,35 @@ def test_gpus_that_torch_cannot_see_are_a_warning(fake_smi):
     assert check.value.endswith("but nvidia-smi lists 2 GPU(s)")
     if check.details["cuda_build"] is None:
         assert "CUDA 13.0" in check.remedy
+
+
+# The torch probe's answers captured on that H100 machine (torch 2.11.0+cu130), as is
+# and with CUDA_VISIBLE_DEVICES= (the GPU hidden from torch).
+H100_PROBE = {"version": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "count": 1}
+H100_HIDDEN = {"version": "2.11.0+cu130", "cuda_build": "13.0", "available": False, "count": 0}
+H100_QUERY = GpuQuery(
+    "/usr/bin/nvidia-smi", (Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "580.159.04", "GPU-0"),), "13.0"
+)
+
+
+def _torch_spec(severity=Severity.INFO) -> CheckSpec:
+    return CheckSpec("accelerators", "torch-cuda", severity, "", run=lambda spec: spec.ok(""))
+
+
+def test_torch_seeing_the_gpu_is_ok():
+    check = judge_torch(_torch_spec(Severity.REQUIRED), H100_PROBE, H100_QUERY)
+    assert check.status is Status.OK
+    assert check.value == "torch 2.11.0+cu130 sees 1 CUDA device(s) (CUDA 13.0)"
+
+
+def test_a_gpu_hidden_from_torch_is_a_problem_even_when_gpus_are_optional():
+    check = judge_torch(_torch_spec(), H100_HIDDEN, H100_QUERY)
+    assert check.status is Status.WARN
+    assert (
+        check.value
+        == "torch 2.11.0+cu130 (built for CUDA 13.0) sees no CUDA device, but nvidia-smi lists 1 GPU(s)"
+    )
+    assert "CUDA_VISIBLE_DEVICES" in check.remedy
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="no NVIDIA driver on this machine")
