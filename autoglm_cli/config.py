@@ -134,13 +134,19 @@ class Deploy:
 
 @dataclass(frozen=True)
 class EnvCheckConfig:
+    # Binary names, optionally with a version specifier: "git>=2.30".
     required_binaries: list[str] = field(default_factory=lambda: ["git"])
     recommended_binaries: list[str] = field(
         default_factory=lambda: ["docker", "kubectl", "helm", "nvidia-smi"]
     )
-    endpoints: list[str] = field(default_factory=list)  # host:port or URLs
+    endpoints: list[str] = field(default_factory=list)  # host:port or URLs; unreachable = warn
+    required_endpoints: list[str] = field(default_factory=list)  # unreachable = fail
     ports: list[int] = field(default_factory=list)  # extra ports to check (gateway.port always)
-    timeout: Duration = Duration(2)
+    timeout: Duration = Duration(2)  # per network probe: DNS + TCP connect together
+    command_timeout: Duration = Duration(10)  # per `tool --version`, nvidia-smi, torch probe
+    require_gpu: bool = False  # no NVIDIA GPU (or torch cannot see it) fails instead of informing
+    min_memory_gb: float | None = None  # total RAM below this warns
+    min_cpus: int | None = None  # fewer logical CPUs than this warns
 
 
 @dataclass(frozen=True)
