@@ -78,7 +78,9 @@ def render(console: Console, report: RedeployReport) -> None:
         table.add_row(
             step.name,
             f"[{style}]{step.status}[/]",
-            f"{step.duration_s:.1f} s" if step.duration_s else "",
+            f"{step.duration_s:.1f} s"
+            if step.status not in ("planned", "skipped") and step.duration_s
+            else "",
             escape(step.detail),
         )
     console.print(table)
@@ -96,6 +98,9 @@ def render(console: Console, report: RedeployReport) -> None:
         )
     elif report.dry_run:
         console.print("dry run: nothing changed")
+    elif any(s.status == "not selected" for s in report.steps):
+        ran = ", ".join(s.name for s in report.steps if s.status not in ("not selected", "earlier"))
+        console.print(f"[green]done[/]: {ran} in {report.duration_s:.1f} s")
     else:
         where = f" at {report.deployment.url}" if report.deployment else ""
         console.print(f"[green]redeployed{where}[/] in {report.duration_s:.1f} s")

@@ -63,6 +63,58 @@ def _run_clone(ctx: PipelineContext) -> StepOutcome:
     return StepOutcome(status, _clone_rows(report), int(report.exit_code), {"commit": report.commit})
 
 
+# --- env-check: is this machine ready? ----------------------------------------------------------
+
+
+def _plan_env_check(ctx: PipelineContext) -> str:
+    from .envcheck import list_checks
+
+    plan = list_checks(ctx.config)
+    return f"{len(plan.checks)} checks: {', '.join(plan.categories)}"
+
+
+def _held_by_current_deployment(ctx: PipelineContext, port: int) -> bool:
+    """Is `port` held by the deployment this redeploy replaces (so deploy frees it)?"""
+    from .deploy.targets import get_target
+
+    current = ctx.state.load_current()
+    if current is None or current.status == "stopped" or current.port != port:
+        return False
+    return get_target(current.target).owns_port(current, port)
+
+
+def _run_env_check(ctx: PipelineContext) -> StepOutcome:
+    from .envcheck import Severity, Status, run_checks
+
+    report = run_checks(ctx.config, progress=ctx.progress)
+    ctx.outputs["env-check"] = report
+    failed, excused = [], []
+    for check in report.checks:
+        if check.status is not Status.FAIL or check.severity is not Severity.REQUIRED:
+            continue
+        if (
+            check.category == "ports"
+            and check.name.isdigit()
+            and _held_by_current_deployment(ctx, int(check.name))
+        ):
+            excused.append(f"port {check.name} is held by the running deployment, which deploy replaces")
+        else:
+            failed.append(
+                f"{check.category}/{check.name}: {check.value}"
+                + (f" ({check.remedy})" if check.remedy else "")
+            )
+    summary = report.summary
+    detail = f"{summary.ok} ok, {summary.warn} warn, {summary.fail - len(excused)} fail"
+    warnings = [f"{c.category}/{c.name}" for c in report.checks if c.status is Status.WARN]
+    if warnings:
+        detail += f" (warn: {', '.join(warnings[:6])}{', ...' if len(warnings) > 6 else ''})"
+    if excused:
+        detail += "; " + "; ".join(excused)
+    if failed:
+        return StepOutcome("failed", detail + "; failed: " + "; ".join(failed), 1, {"failed": failed})
+    return StepOutcome("ok", detail, 0, {"warn": warnings})
+
+
 # --- deploy and health -------------------------------------------------------------------
 
 
@@ -128,7 +180,7 @@ def _not_available(what: str) -> Step:
 
 STEP_FUNCTIONS: dict[str, Step] = {
     "clone": Step(_plan_clone, _run_clone),
-    "env-check": _not_available("env-check"),
+    "env-check": Step(_plan_env_check, _run_env_check),
     "migrate-cache": _not_available("migrate-cache"),
     "fetch-weights": _not_available("fetch-weights"),
     "verify": _not_available("verify"),

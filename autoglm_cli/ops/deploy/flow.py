@@ -66,8 +66,8 @@ class DeployReport:
         return _EXIT[self.action]
 
 
-def _context(config, state: StateDir) -> LaunchContext:
-    snapshot = write_snapshot(config, state)
+def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
+    snapshot = write_snapshot(config, state, write=write)
     config = snapshot.config  # relative paths made absolute: the service may run elsewhere
     model = default_model(config)
     return LaunchContext(
@@ -107,7 +107,7 @@ def deploy(
         )
     state = StateDir(resolve_state_dir(config, state_dir))
     backend = get_target(target_name)
-    ctx = _context(config, state)
+    ctx = _context(config, state, write=not dry_run)
     gate_timeout = timeout if timeout is not None else health_timeout(config, ctx.model)
 
     if target_name == "systemd" and not install:

@@ -85,14 +85,18 @@ def absolute_paths(config: Config, base: Path | None = None) -> Config:
     )
 
 
-def write_snapshot(config: Config, state: StateDir) -> ConfigSnapshot:
-    """Write the snapshot (once per distinct config) and return where it is."""
+def write_snapshot(config: Config, state: StateDir, *, write: bool = True) -> ConfigSnapshot:
+    """Write the snapshot (once per distinct config) and return where it is.
+
+    `write=False` only computes it (dry runs change nothing).
+    """
     import yaml
 
     config = absolute_paths(config)
     digest = config_hash(config)
-    path = state.ensure().configs / f"{digest[:16]}.yaml"
-    if not path.is_file():
+    path = state.configs / f"{digest[:16]}.yaml"
+    if write and not path.is_file():
+        state.ensure()
         header = (
             f"# autoglm deployment config snapshot {digest}\n# written by `autoglm deploy`; do not edit\n"
         )
