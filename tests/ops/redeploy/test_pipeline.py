@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 STEPS = ["clone", "env-check", "migrate-cache", "fetch-weights", "verify", "deploy", "health"]
 
 
@@ -12,7 +14,8 @@ def _config(tmp_path, *, required_binary: str = "git", port: int = 18999) -> str
     path.write_text(
         "model_pool: {default: sim-glm}\n"
         "models:\n  sim-glm: {backend: simulated}\n"
-        f"env_check: {{required_binaries: [{required_binary}], recommended_binaries: [], endpoints: [], timeout: 0.5s}}\n"
+        f"env_check: {{required_binaries: [{required_binary}], recommended_binaries: [],\n"
+        "            endpoints: [], timeout: 0.5s}\n"
         f"gateway: {{port: {port}, keys_file: {tmp_path / 'keys.json'}}}\n"
         f"deploy: {{state_dir: {tmp_path / 'state'}}}\n"
     )
@@ -29,6 +32,7 @@ def test_dry_run_plans_every_step_and_writes_nothing(cli, tmp_path):
     assert not (tmp_path / "state").exists()  # no journal, no snapshot, no health key
 
 
+@pytest.mark.slow
 def test_a_failed_step_is_journaled_and_a_rerun_resumes_there(cli, tmp_path, monkeypatch):
     config = _config(tmp_path, required_binary="autoglm-no-such-tool")
     first = cli("redeploy", "--config", config, "--json")
@@ -59,6 +63,7 @@ def test_a_failed_step_is_journaled_and_a_rerun_resumes_there(cli, tmp_path, mon
     assert again.json["result"]["steps"][0]["status"] == "skipped"  # clone ran again
 
 
+@pytest.mark.slow
 def test_a_changed_config_starts_from_the_top(cli, tmp_path):
     config = _config(tmp_path, required_binary="autoglm-no-such-tool")
     assert cli("redeploy", "--config", config).exit_code == 1
