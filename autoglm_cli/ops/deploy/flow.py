@@ -146,7 +146,7 @@ def deploy(
             timeout_s=gate_timeout,
         )
 
-    if current_alive and not force and _is_current(current, ctx, target_name):
+    if current_alive and not force and _is_current(current, ctx, target_name, backend):
         task = progress.task("checking the running deployment", total=None, transient=True)
         report = check_health(_probe(current, ctx), timeout=10.0)
         task.finish()
@@ -294,7 +294,9 @@ def _record_config(record: DeploymentState):
     return load_config(record.config_path, environ={})
 
 
-def _is_current(current: DeploymentState, ctx: LaunchContext, target_name: str) -> bool:
+def _is_current(current: DeploymentState, ctx: LaunchContext, target_name: str, backend: Target) -> bool:
+    if target_name == "docker" and current.image != backend.image_tag(ctx):  # type: ignore[attr-defined]
+        return False  # the code changed: a new image
     return (
         current.target == target_name
         and current.config_hash == ctx.snapshot.hash
