@@ -7,8 +7,9 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .redeploy import PipelineContext, StepOutcome
 
@@ -115,6 +116,141 @@ def _run_env_check(ctx: PipelineContext) -> StepOutcome:
     return StepOutcome("ok", detail, 0, {"warn": warnings})
 
 
+# --- migrate-cache: caches keyed by old names ----------------------------------------------------
+
+
+def _migration(ctx: PipelineContext):
+    from .cache.locations import Locations
+    from .cache.mapping import MappingTable
+
+    table = MappingTable.from_config(ctx.config.cache_migrations)
+    locations = Locations.resolve(hub_cache=ctx.config.weights.cache_dir)
+    return table, locations, ctx.state.ensure().root / "migrate-cache.jsonl"
+
+
+def _migration_detail(report) -> str:
+    parts = []
+    for row in report.rows:
+        moved = [e for e in row.entries if e.status != "unchanged"]
+        what = ", ".join(f"{e.old} -> {e.new} ({e.method})" for e in moved[:3]) or "nothing to move"
+        parts.append(
+            f"{row.old} -> {row.new}: {what}" + (f" [{row.status}]" if report.mode == "apply" else "")
+        )
+    return "; ".join(parts) + "".join(f"; {n}" for n in report.notes)
+
+
+def _plan_migrate(ctx: PipelineContext) -> str:
+    if not ctx.config.cache_migrations:
+        return "skip: no cache_migrations configured"
+    from .cache import migrate
+
+    table, locations, journal = _migration(ctx)
+    return _migration_detail(migrate(table, locations, journal_path=journal, apply=False))
+
+
+def _run_migrate(ctx: PipelineContext) -> StepOutcome:
+    if not ctx.config.cache_migrations:
+        return StepOutcome("skipped", "no cache_migrations configured")
+    from .cache import migrate
+
+    table, locations, journal = _migration(ctx)
+    report = migrate(table, locations, journal_path=journal, apply=True, progress=ctx.progress)
+    ctx.outputs["migrate-cache"] = report
+    status = "ok" if report.exit_code == 0 else "failed"
+    return StepOutcome(status, _migration_detail(report), int(report.exit_code), {"journal": str(journal)})
+
+
+# --- fetch-weights and verify: the model's bytes --------------------------------------------------
+
+
+def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """(source, revision) of the default and backup models that have weights to fetch, and notes."""
+    from pathlib import Path
+
+    from .weights.fetch import default_sources
+
+    config = ctx.config
+    notes: list[str] = []
+    wanted = []
+    for name in (config.model_pool.default, config.model_pool.backup):
+        spec = config.models.get(name) if name else None
+        if spec is not None and spec.backend != "transformers":
+            notes.append(f"{name}: {spec.backend} backend, no weights")
+        elif spec is not None and spec.source and Path(spec.source).expanduser().is_dir():
+            notes.append(f"{name}: local folder {spec.source}")
+        elif name:
+            wanted.append(name)
+    if not wanted:
+        return [], notes
+    pool = replace(config.model_pool, default=wanted[0], backup=wanted[1] if len(wanted) > 1 else None)
+    return default_sources(replace(config, model_pool=pool)), notes
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _plan_fetch(ctx: PipelineContext) -> str:
+    sources, notes = _hub_sources(ctx)
+    if not sources:
+        return "skip: " + ("; ".join(notes) or "no model weights to fetch")
+    return "; ".join(
+        f"{s}@{r or 'main'} into the HF cache (files already there with the right hash are kept)"
+        for s, r in sources
+    )
+
+
+def _run_fetch(ctx: PipelineContext) -> StepOutcome:
+    sources, notes = _hub_sources(ctx)
+    if not sources:
+        return StepOutcome("skipped", "; ".join(notes) or "no model weights to fetch")
+    from .weights.fetch import FetchOptions, fetch_weights
+
+    report = fetch_weights(sources, config=ctx.config, options=FetchOptions(), progress=ctx.progress)
+    ctx.outputs["fetch-weights"] = report
+    parts = [
+        f"{r.repo_id or r.source}@{(r.commit or '')[:8]}: {len(r.files)} files, "
+        f"{_size(r.bytes_fetched)} fetched, {_size(r.bytes_reused)} already there"
+        for r in report.sources
+    ]
+    return StepOutcome("ok", "; ".join(parts + notes), 0, {"bytes_fetched": report.bytes_fetched})
+
+
+def _plan_verify(ctx: PipelineContext) -> str:
+    sources, notes = _hub_sources(ctx)
+    hub = [(s, r) for s, r in sources if "://" not in s]
+    if not hub:
+        return "skip: " + ("; ".join(notes) or "no hub weights to verify")
+    return "; ".join(
+        f"every file of {s}@{r or 'main'} against the hub's sha256 and git blob ids" for s, r in hub
+    )
+
+
+def _run_verify(ctx: PipelineContext) -> StepOutcome:
+    sources, notes = _hub_sources(ctx)
+    hub = [(s, r) for s, r in sources if "://" not in s]  # URL sources were hashed while fetched
+    if not hub:
+        return StepOutcome("skipped", "; ".join(notes) or "no hub weights to verify")
+    from .weights.hub_verify import verify_hub
+
+    parts, failed = [], []
+    for source, revision in hub:
+        report = verify_hub(source, config=ctx.config, revision=revision or "main", progress=ctx.progress)
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+        parts.append(f"{report.repo_id}@{report.commit[:8]}: {counts}")
+        failed += [
+            f"{r.path}: {r.status}"
+            for r in report.results
+            if r.status in ("mismatch", "missing", "unreadable")
+        ]
+    detail = "; ".join(parts) + (f"; {'; '.join(failed[:5])}" if failed else "")
+    return StepOutcome("failed" if failed else "ok", detail, 1 if failed else 0)
+
+
 # --- deploy and health -------------------------------------------------------------------
 
 
@@ -178,12 +314,17 @@ def _not_available(what: str) -> Step:
     return Step(plan, run)
 
 
+def _when_built(module: str, step: Step, what: str) -> Step:
+    """The step, once the module it adapts is part of this build."""
+    return step if importlib.util.find_spec(module) is not None else _not_available(what)
+
+
 STEP_FUNCTIONS: dict[str, Step] = {
     "clone": Step(_plan_clone, _run_clone),
     "env-check": Step(_plan_env_check, _run_env_check),
-    "migrate-cache": _not_available("migrate-cache"),
-    "fetch-weights": _not_available("fetch-weights"),
-    "verify": _not_available("verify"),
+    "migrate-cache": _when_built("autoglm_cli.ops.cache", Step(_plan_migrate, _run_migrate), "migrate-cache"),
+    "fetch-weights": _when_built("autoglm_cli.ops.weights", Step(_plan_fetch, _run_fetch), "fetch-weights"),
+    "verify": _when_built("autoglm_cli.ops.weights", Step(_plan_verify, _run_verify), "verify"),
     "deploy": Step(_plan_deploy, _run_deploy),
     "health": Step(_plan_health, _run_health),
 }
