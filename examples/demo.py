@@ -71,19 +71,44 @@ def model_source(env: dict[str, str]):
 
 def chat(url: str, key: str, model: str) -> str:
     """One chat completion through the gateway with the official openai client."""
-    from openai import OpenAI
+    from openai import AuthenticationError, OpenAI
 
     client = OpenAI(base_url=f"{url}/v1", api_key=key, timeout=60, max_retries=0)
-    reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Hi! Who are you?"}], max_tokens=16
-    )
-    return reply.choices[0].message.content or ""
+    for attempt in range(4):
+        try:
+            reply = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Hi! Who are you?"}], max_tokens=16
+            )
+            return reply.choices[0].message.content or ""
+        except AuthenticationError:
+            # A service that was already running re-reads its keys file about once a second.
+            if attempt == 3:
+                raise
+            time.sleep(1)
+    return ""
 
 
 def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     state = ROOT / ".autoglm" / "demo"
     with model_source(env):
+        say("an API key for the demo's request (only its hash is stored)")
+        created = autoglm(
+            "keys",
+            "create",
+            "--name",
+            "demo",
+            "--keys-file",
+            str(state / "keys.json"),
+            "--quiet",
+            env=env,
+            capture=True,
+        )
+        if created.returncode != 0:
+            return created.returncode
+        key = created.stdout.strip().splitlines()[-1]
+        print("created; not shown (a secret)")
+
         say("redeploy: clone -> env-check -> migrate-cache -> fetch-weights -> verify -> deploy -> health")
         code = autoglm("redeploy", "--config", str(CONFIG), env=env).returncode
         if code != 0:
@@ -91,11 +116,7 @@ def main() -> int:
             autoglm("deploy", "--stop", "--config", str(CONFIG), env=env)
             return code
         try:
-            say("a chat completion through the gateway (the official openai client, an API key)")
-            created = autoglm(
-                "keys", "create", "--keys-file", str(state / "keys.json"), "--quiet", env=env, capture=True
-            )
-            key = created.stdout.strip().splitlines()[-1] if created.returncode == 0 else ""
+            say("a chat completion through the gateway (the official openai client, the demo's key)")
             from autoglm_cli.config import load_config
 
             config = load_config(CONFIG, environ=env)
@@ -103,7 +124,7 @@ def main() -> int:
             answer = chat(url, key, config.model_pool.default)
             print(f"user:      Hi! Who are you?\nassistant: {answer!r}")
             if not os.environ.get("AUTOGLM_DEMO_MODEL"):
-                print("(random weights: the words are nonsense, the path they took is real)")
+                print("(random weights: the words are nonsense; the path they took is real)")
         finally:
             say("stop the deployment")
             autoglm("deploy", "--stop", "--config", str(CONFIG), env=env)
