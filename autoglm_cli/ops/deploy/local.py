@@ -186,12 +186,10 @@ class LocalTarget:
             procs = [proc, *proc.children(recursive=True)]
         except psutil.NoSuchProcess:
             procs = [proc]
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            for p in procs:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.terminate()
+        # SIGTERM to the service only: it closes its Dask cluster itself. Signalling the whole
+        # group at once would make Dask's nannies restart workers while the service shuts down.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
         deadline = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < deadline:
             _reap(proc.pid)
@@ -199,6 +197,8 @@ class LocalTarget:
             if not alive:
                 break
         else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: workers it started, too
             for p in procs:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     p.kill()
