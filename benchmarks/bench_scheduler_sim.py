@@ -82,8 +82,33 @@ def goal_routing() -> dict:
         **{f"{n}_p99_s": r.latency.p99_s for n, r in runs.items()},
         "mean_gain_vs_random": runs["random"].latency.mean_s / lect.mean_s,
         "p99_gain_vs_round_robin": runs["round-robin"].latency.p99_s / lect.p99_s,
-        "ok": runs["random"].latency.mean_s >= 2 * lect.mean_s and runs["round-robin"].latency.p99_s >= 1.5 * lect.p99_s,
+        "ok": runs["random"].latency.mean_s >= 2 * lect.mean_s
+        and runs["round-robin"].latency.p99_s >= 1.5 * lect.p99_s,
     }
+
+
+def render(results: dict) -> str:
+    b, s, r = results["bursty"], results["step"], results["routing"]
+    lines = [
+        f"goal 1, bursty ({b['scenario']}):",
+        f"  p99       static {b['static_p99_s']:8.2f} s  dynamic {b['dynamic_p99_s']:8.2f} s"
+        f"  ratio {b['p99_ratio']:.2f} (goal <= 0.5)",
+        f"  worker-s  static {b['static_worker_seconds']:8.0f}    dynamic {b['dynamic_worker_seconds']:8.0f}"
+        f"    ratio {b['worker_seconds_ratio']:.2f} (goal <= 1.0)",
+        f"goal 2, 4x step ({s['scenario']}):",
+        f"  scale-up decided {s['decision_delay_s']} s after the step"
+        " (goal <= 5 s; Ray Serve upscale delay 30 s, Knative panic window 6 s)",
+        f"  in the following minute: {s['downs_in_minute']} scale-downs (goal 0),"
+        f" {s['late_ups_in_minute']} later scale-ups",
+        f"goal 3, routing ({r['scenario']}):",
+    ]
+    for name in ("least-expected-completion", "random", "round-robin"):
+        lines.append(f"  {name:26s} mean {r[name + '_mean_s']:7.2f} s   p99 {r[name + '_p99_s']:7.2f} s")
+    lines.append(
+        f"  mean vs random x{r['mean_gain_vs_random']:.2f} (goal >= 2),"
+        f" p99 vs round robin x{r['p99_gain_vs_round_robin']:.2f} (goal >= 1.5)"
+    )
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -91,17 +116,7 @@ def main() -> int:
     if "--json" in sys.argv:
         print(json.dumps(results, indent=2))
     else:
-        b, s, r = results["bursty"], results["step"], results["routing"]
-        print(f"goal 1, bursty ({b['scenario']}):")
-        print(f"  p99     static {b['static_p99_s']:8.2f} s   dynamic {b['dynamic_p99_s']:8.2f} s   ratio {b['p99_ratio']:.2f} (goal <= 0.5)")
-        print(f"  worker-s static {b['static_worker_seconds']:8.0f}     dynamic {b['dynamic_worker_seconds']:8.0f}     ratio {b['worker_seconds_ratio']:.2f} (goal <= 1.0)")
-        print(f"goal 2, 4x step ({s['scenario']}):")
-        print(f"  scale-up decided {s['decision_delay_s']} s after the step (goal <= 5; Ray Serve 30 s, Knative panic 6 s)")
-        print(f"  in the following minute: {s['downs_in_minute']} scale-downs (goal 0), {s['late_ups_in_minute']} later scale-ups")
-        print(f"goal 3, routing ({r['scenario']}):")
-        for name in ("least-expected-completion", "random", "round-robin"):
-            print(f"  {name:26s} mean {r[name + '_mean_s']:7.2f} s   p99 {r[name + '_p99_s']:7.2f} s")
-        print(f"  mean vs random x{r['mean_gain_vs_random']:.2f} (goal >= 2), p99 vs round robin x{r['p99_gain_vs_round_robin']:.2f} (goal >= 1.5)")
+        print(render(results))
     return 0 if all(v["ok"] for v in results.values()) else 1
 
 

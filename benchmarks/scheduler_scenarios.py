@@ -39,8 +39,12 @@ class Scenario:
 
 
 def bursty(
-    *, service: ServiceModel = SERVICE, workers: int = STATIC_WORKERS, load: float = BURSTY_LOAD,
-    start_s: float = 0.0, duration_s: float | None = None,
+    *,
+    service: ServiceModel = SERVICE,
+    workers: int = STATIC_WORKERS,
+    load: float = BURSTY_LOAD,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
 ) -> Scenario:
     """The code trace compressed so that mean arrival rate x mean service time = load x workers.
 
@@ -52,27 +56,45 @@ def bursty(
     rate = len(full) / span_s(full)
     speedup = load * workers / (rate * service.mean_seconds(full))
     trace = scale(full, speedup=speedup, start_s=start_s, duration_s=duration_s)
-    return Scenario("bursty", trace, speedup, f"code trace x{speedup:.2f}, mean load {load} of {workers} nodes")
+    return Scenario(
+        "bursty", trace, speedup, f"code trace x{speedup:.2f}, mean load {load} of {workers} nodes"
+    )
 
 
 def step(
-    *, service: ServiceModel = SERVICE, base_slots: float = 2.0, factor: float = 4.0,
-    before_s: float = 60.0, after_s: float = 90.0, seed: int = 7,
-    prompt_tokens: int = 256, generated_tokens: int = 32,
+    *,
+    service: ServiceModel = SERVICE,
+    base_slots: float = 2.0,
+    factor: float = 4.0,
+    before_s: float = 60.0,
+    after_s: float = 90.0,
+    seed: int = 7,
+    prompt_tokens: int = 256,
+    generated_tokens: int = 32,
 ) -> Scenario:
     """Poisson arrivals keeping `base_slots` nodes busy, then `factor` times as many."""
     seconds = service.seconds(prompt_tokens, generated_tokens)
     rate = base_slots / seconds
     trace = step_trace(
-        rate, factor, before_s=before_s, after_s=after_s, seed=seed,
-        prompt_tokens=prompt_tokens, generated_tokens=generated_tokens,
+        rate,
+        factor,
+        before_s=before_s,
+        after_s=after_s,
+        seed=seed,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=generated_tokens,
     )
     return Scenario("step", trace, 1.0, f"{rate:.2f} -> {rate * factor:.2f} req/s at t={before_s:.0f}s")
 
 
 def routing(
-    *, service: ServiceModel = SERVICE, nodes: int = 4, load: float = 0.9,
-    duration_s: float = 600.0, seed: int = 11, prompt_tokens: int = 64,
+    *,
+    service: ServiceModel = SERVICE,
+    nodes: int = 4,
+    load: float = 0.9,
+    duration_s: float = 600.0,
+    seed: int = 11,
+    prompt_tokens: int = 64,
 ) -> Scenario:
     """Poisson arrivals at `load` of `nodes`, output lengths drawn from the code trace (heavy tail)."""
     lengths = [r.generated_tokens for r in load_trace(CODE_TRACE)]

@@ -193,8 +193,11 @@ class DynamicScheduler:
             node.running -= 1
         else:  # the runtime could not see the start (a plain call): it was counted as queued
             node.queued = max(0, node.queued - 1)
+        inflight = _inflight(node)
         if task_id is not None:
-            _inflight(node).pop(task_id, None)
+            inflight.pop(task_id, None)
+        elif inflight:  # no id: forget the oldest, so the ages cannot pile up
+            inflight.pop(next(iter(inflight)))
         if service_s is not None and service_s >= 0:
             self._learn_service(node, service_s)
         if rtt_s is not None and rtt_s >= 0:

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from autoglm_cli.runtime.scheduler.base import Node, NodeState, NoNodeAvailable, Task
+from autoglm_cli.runtime.scheduler.dynamic import DynamicScheduler, DynamicSettings
+
+
+def make(clock, **settings) -> DynamicScheduler:
+    return DynamicScheduler(DynamicSettings(**settings), clock=clock, rng=random.Random(0))
+
+
+def ready(sched: DynamicScheduler, node_id: str, models=("m",), **stats) -> Node:
+    return sched.add_node(Node(node_id, frozenset(models), state=NodeState.READY, **stats))
+
+
+def task(n: int = 0, model: str = "m") -> Task:
+    return Task(id=f"t{n}", model=model)
+
+
+def learn(sched, node_id, seconds, times=20):
+    """Feed `times` completed tasks of `seconds` each on `node_id`."""
+    for i in range(times):
+        sched.nodes[node_id].running += 1
+        sched.task_finished(node_id, seconds, task_id=f"learn-{node_id}-{i}")
+
+
+# --- route_task ----------------------------------------------------------------------
+
+
+def test_routes_to_the_node_with_fewer_tasks_ahead(clock):
+    sched = make(clock)
+    ready(sched, "a", queued=2)
+    ready(sched, "b")
+    assert sched.route_task(task()).id == "b"
+
+
+def test_route_counts_the_task_as_queued_so_a_burst_spreads(clock):
+    sched = make(clock, max_outstanding_per_slot=None)
+    for name in "abc":
+        ready(sched, name)
+    chosen = [sched.route_task(task(i)).id for i in range(6)]
+    assert sorted(chosen) == ["a", "a", "b", "b", "c", "c"]
+    assert all(n.queued == 2 for n in sched.nodes.values())
+
+
+def test_network_rtt_breaks_the_tie(clock):
+    sched = make(clock)
+    ready(sched, "far", rtt_ewma=0.5)
+    ready(sched, "near", rtt_ewma=0.01)
+    assert sched.route_task(task()).id == "near"
+
+
+def test_a_slow_node_is_avoided_once_learned(clock):
+    sched = make(clock, max_outstanding_per_slot=None)
+    ready(sched, "slow")
+    ready(sched, "fast")
+    learn(sched, "slow", 2.0)
+    learn(sched, "fast", 0.5)
+    sched.nodes["slow"].queued = 1
+    sched.nodes["fast"].queued = 2  # 3 x 0.5 s beats 2 x 2 s
+    assert sched.route_task(task()).id == "fast"
+
+
+def test_a_long_running_task_counts_more_than_its_mean(clock):
+    sched = make(clock, max_outstanding_per_slot=None)
+    ready(sched, "a")
+    ready(sched, "b")
+    learn(sched, "a", 1.0)
+    learn(sched, "b", 1.0)
+    old = sched.route_task(task(1))
+    sched.task_started(old.id, "t1")
+    clock.advance(30.0)  # t1 has run for 30 s: likely one of the long ones
+    young = sched.route_task(task(2))
+    assert young.id != old.id
+    sched.task_started(young.id, "t2")
+    clock.advance(0.1)
+    assert sched.route_task(task(3)).id == young.id
+
+
+def test_only_ready_nodes_serving_the_model_are_candidates(clock):
+    sched = make(clock)
+    sched.add_node(Node("starting", frozenset({"m"}), state=NodeState.STARTING))
+    sched.add_node(Node("draining", frozenset({"m"}), state=NodeState.DRAINING))
+    sched.add_node(Node("failed", frozenset({"m"}), state=NodeState.FAILED, error="OOM"))
+    ready(sched, "other", models=("x",))
+    with pytest.raises(NoNodeAvailable) as info:
+        sched.route_task(task())
+    assert info.value.model == "m"
+    ready(sched, "good")
+    assert sched.route_task(task()).id == "good"
+
+
+def test_power_of_two_choices_samples_when_there_are_many_nodes(clock):
+    def idle_share(threshold: int) -> float:
+        sched = make(clock, power_of_two_above=threshold, max_outstanding_per_slot=None)
+        for i in range(19):
+            ready(sched, f"busy{i}", queued=5)
+        ready(sched, "idle")
+        hits = 0
+        for i in range(400):
+            node = sched.route_task(task(i))
+            sched.task_finished(node.id, None, task_id=f"t{i}")  # keep the picture constant
+            hits += node.id == "idle"
+        return hits / 400
+
+    assert idle_share(threshold=50) == 1.0  # full scan: always the best node
+    share = idle_share(threshold=8)  # two random candidates: the idle one is among them ~10% of the time
+    assert 0.03 < share < 0.2
+
+
+def test_bookkeeping_follows_start_and_finish(clock):
+    sched = make(clock)
+    node = ready(sched, "a")
+    sched.route_task(task(1))
+    assert (node.queued, node.running) == (1, 0)
+    sched.task_started("a", "t1")
+    assert (node.queued, node.running) == (0, 1)
+    sched.task_finished("a", 0.5, rtt_s=0.01, task_id="t1")
+    assert (node.queued, node.running) == (0, 0)
+    assert node.service_time_ewma == pytest.approx(0.5)
+    assert node.rtt_ewma == pytest.approx(0.01)
+    # A runtime that sees no starts reports completions only.
+    sched.route_task(task(2))
+    sched.task_finished("a", None, task_id="t2")
+    assert (node.queued, node.running) == (0, 0)
+
+
+def test_dispatch_limit_keeps_tasks_in_the_gateway_queue(clock):
+    sched = make(clock, max_outstanding_per_slot=2)
+    ready(sched, "a")
+    assert sched.can_dispatch("m")
+    sched.route_task(task(1))
+    sched.route_task(task(2))
+    assert not sched.can_dispatch("m")
+    assert not sched.can_dispatch("other-model")
+
+
+# --- predict_load / adjust_workers ------------------------------------------------------
+
+
+def arrivals(sched, clock, rate: float, seconds: float, tick: float = 1.0):
+    """Arrivals at `rate` per second for `seconds`, with a control tick each `tick`."""
+    events = []
+    for _ in range(int(seconds / tick)):
+        sched.record_arrival(count=int(rate * tick))
+        clock.advance(tick)
+        event = sched.tick()
+        if event:
+            events.append(event)
+    return events
+
+
+def test_predicted_load_follows_the_arrival_rate(clock):
+    sched = make(clock)
+    arrivals(sched, clock, rate=10, seconds=20)
+    assert sched.predict_load() == pytest.approx(10.0, rel=0.01)
+
+
+def test_desired_workers_is_load_times_service_over_utilisation(clock):
+    sched = make(clock, min_workers=1, max_workers=50, target_utilisation=0.8, service_time_prior_s=0.5)
+    ready(sched, "a")
+    events = arrivals(sched, clock, rate=8, seconds=30)
+    # 8 req/s x 0.5 s / 0.8 = 5 nodes.
+    assert sched.desired_workers == 5
+    assert events[-1].reason == "forecast" and events[-1].direction == "up"
+
+
+def test_desired_workers_stays_within_min_and_max(clock):
+    sched = make(clock, min_workers=2, max_workers=3, service_time_prior_s=1.0)
+    assert sched.desired_workers == 2
+    arrivals(sched, clock, rate=100, seconds=10)
+    assert sched.desired_workers == 3
+
+
+def test_a_growing_queue_scales_up_at_once_before_the_forecast_sees_it(clock):
+    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, drain_s=10.0)
+    ready(sched, "a")
+    arrivals(sched, clock, rate=1, seconds=30)
+    before = sched.desired_workers
+    sched.record_arrival(count=40)  # a burst lands between two ticks...
+    sched.set_queue_depth(39)  # ...and queues up in the gateway
+    clock.advance(1.0)
+    event = sched.tick()
+    assert event is not None and event.reason == "panic"
+    assert event.desired > before + 3
+    assert event.backlog == 39
+    assert sched.panic
+
+
+def test_no_scale_down_within_the_stable_window_after_a_scale_up(clock):
+    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, stable_window_s=60.0)
+    arrivals(sched, clock, rate=8, seconds=20)
+    high = sched.desired_workers
+    assert high >= 8
+    # Load drops by a quarter (not a collapse): the pool holds for the stable window.
+    downs = [e for e in arrivals(sched, clock, rate=6, seconds=35) if e.direction == "down"]
+    assert downs == [] and sched.desired_workers == high
+    downs = [e for e in arrivals(sched, clock, rate=6, seconds=60) if e.direction == "down"]
+    assert downs and downs[0].reason == "stable-window"
+    assert downs[0].at - sched._last_up >= 60.0
+    assert sched.desired_workers < high
+
+
+def test_a_collapse_in_demand_releases_capacity_early(clock):
+    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, release_window_s=3.0)
+    arrivals(sched, clock, rate=10, seconds=15)
+    assert sched.desired_workers >= 10
+    events = arrivals(sched, clock, rate=0, seconds=15)
+    assert any(e.reason == "release" for e in events)
+    assert sched.desired_workers == 1
+
+
+def test_noise_below_the_scale_up_band_does_not_grow_the_pool(clock):
+    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, target_utilisation=0.8)
+    arrivals(sched, clock, rate=4, seconds=30)
+    size = sched.desired_workers  # 4 / 0.8 = 5
+    assert size == 5
+    # 5 req/s loads 5 nodes to 100%: the forecast wants 7 at 0.8, but it is inside the band.
+    events = arrivals(sched, clock, rate=5, seconds=10)
+    assert events == [] and sched.desired_workers == size
+    # Past 100% of the pool it grows, to the target size for the forecast of that moment.
+    events = arrivals(sched, clock, rate=6, seconds=10)
+    assert [e.reason for e in events] == ["forecast"]
+    assert sched.desired_workers > size
+
+
+def test_scale_events_reach_listeners_with_their_evidence(clock):
+    sched = make(clock, max_workers=10, service_time_prior_s=1.0)
+    seen = []
+    sched.listeners.append(seen.append)
+    arrivals(sched, clock, rate=5, seconds=10)
+    assert seen and seen[0].previous == 1
+    fields = seen[0].log_fields()
+    assert fields["event"] == "scale" and fields["direction"] == "up"
+    assert {"from", "to", "reason", "predicted_load", "recent_rate", "backlog"} <= set(fields)
+    assert sched.scale_events["up"] == len(seen)
+
+
+def test_nodes_to_remove_prefers_starting_then_idle_nodes(clock):
+    sched = make(clock)
+    ready(sched, "busy", running=1, queued=1)
+    ready(sched, "idle")
+    sched.add_node(Node("booting", frozenset({"m"}), state=NodeState.STARTING))
+    assert [n.id for n in sched.nodes_to_remove(2)] == ["booting", "idle"]
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError):
+        DynamicSettings(min_workers=5, max_workers=2)
+    with pytest.raises(ValueError):
+        DynamicSettings(target_utilisation=1.5)
