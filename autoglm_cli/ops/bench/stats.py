@@ -22,18 +22,20 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class LatencySummary:
+    """Seconds; every figure None when there was nothing to measure (JSON has no NaN)."""
+
     count: int
-    mean_s: float
-    p50_s: float
-    p90_s: float
-    p99_s: float
-    max_s: float
+    mean_s: float | None
+    p50_s: float | None
+    p90_s: float | None
+    p99_s: float | None
+    max_s: float | None
 
     @classmethod
     def of(cls, latencies: Sequence[float]) -> LatencySummary:
         values = sorted(latencies)
         if not values:
-            return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+            return cls(0, None, None, None, None, None)
         return cls(
             count=len(values),
             mean_s=sum(values) / len(values),
