@@ -32,9 +32,12 @@ def write_plot(
     samples: Sequence[NodeSample],
     *,
     title: str,
-    bin_s: float = 5.0,
+    bin_s: float | None = None,
 ) -> Path:
-    """Write the PNG atomically (temporary sibling, then rename)."""
+    """Write the PNG atomically (temporary sibling, then rename).
+
+    `bin_s` is the width of the percentile and rate bins (default: about 40 bins over the run).
+    """
     if not matplotlib_available():
         raise PlotUnavailable("matplotlib is not installed, so no plot can be written")
     import matplotlib
@@ -42,6 +45,8 @@ def write_plot(
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    span = max((r.scheduled_s for r in records), default=0.0)
+    bin_s = bin_s or max(1.0, round(span / 40))
     ok = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5), height_ratios=(3, 2))
@@ -71,6 +76,8 @@ def write_plot(
                 color="tab:green",
                 label="desired nodes",
             )
+        top_nodes = max(max(s.actual or 0, s.desired or 0) for s in samples)
+        bottom.set_ylim(0, top_nodes + 1)
         bottom.set_ylabel("nodes")
         bottom.legend(loc="upper left", fontsize=8)
         rate_axis = bottom.twinx()

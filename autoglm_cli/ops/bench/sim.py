@@ -59,21 +59,22 @@ class SimClock:
 
 
 class SimPolicy(Protocol):
-    """What the simulation needs from a policy (DynamicScheduler and FixedPool have it)."""
+    """What the simulation needs from a policy: the runtime's protocol (DynamicScheduler has it,
+    FixedPool below too), plus `nodes_to_remove` and `tick` for autoscaling."""
 
     nodes: dict[str, Node]
     desired_workers: int
 
-    def add_node(self, node: Node) -> Node: ...
-    def remove_node(self, node_id: str) -> Node | None: ...
+    def on_node_change(self, node: Node) -> None: ...
+    def on_node_removed(self, node: Node) -> None: ...
     def nodes_to_remove(self, count: int) -> list[Node]: ...
-    def record_arrival(self, task: Task | None = None, *, count: int = 1) -> None: ...
+    def on_arrival(self, task: Task | None = None, *, count: int = 1) -> None: ...
     def set_queue_depth(self, depth: int) -> None: ...
     def can_dispatch(self, model: str) -> bool: ...
     def route_task(self, task: Task) -> Node: ...
-    def task_started(self, node_id: str, task_id: str | None = None) -> None: ...
-    def task_finished(
-        self, node_id: str, service_s: float | None, rtt_s: float | None = None, task_id: str | None = None
+    def on_start(self, task: Task, node: Node) -> None: ...
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
     ) -> None: ...
     def tick(self) -> ScaleEvent | None: ...
 
@@ -92,17 +93,16 @@ class FixedPool:
         self._rng = rng or random.Random(0)
         self._next = 0
 
-    def add_node(self, node: Node) -> Node:
+    def on_node_change(self, node: Node) -> None:
         self.nodes[node.id] = node
-        return node
 
-    def remove_node(self, node_id: str) -> Node | None:
-        return self.nodes.pop(node_id, None)
+    def on_node_removed(self, node: Node) -> None:
+        self.nodes.pop(node.id, None)
 
     def nodes_to_remove(self, count: int) -> list[Node]:
         return []
 
-    def record_arrival(self, task: Task | None = None, *, count: int = 1) -> None:
+    def on_arrival(self, task: Task | None = None, *, count: int = 1) -> None:
         pass
 
     def set_queue_depth(self, depth: int) -> None:
@@ -116,22 +116,18 @@ class FixedPool:
         if not ready:
             raise NoNodeAvailable(task.model)
         if self.routing == "random":
-            node = self._rng.choice(ready)
-        else:
-            node = ready[self._next % len(ready)]
-            self._next += 1
-        node.queued += 1
+            return self._rng.choice(ready)
+        node = ready[self._next % len(ready)]
+        self._next += 1
         return node
 
-    def task_started(self, node_id: str, task_id: str | None = None) -> None:
-        node = self.nodes[node_id]
-        node.queued -= 1
-        node.running += 1
+    def on_start(self, task: Task, node: Node) -> None:
+        pass
 
-    def task_finished(
-        self, node_id: str, service_s: float | None, rtt_s: float | None = None, task_id: str | None = None
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
     ) -> None:
-        self.nodes[node_id].running -= 1
+        pass
 
     def tick(self) -> ScaleEvent | None:
         return None
@@ -244,7 +240,7 @@ class Simulation:
         return self._result()
 
     def _on_arrival(self, task: Task) -> None:
-        self.policy.record_arrival(task)
+        self.policy.on_arrival(task)
         self.queue.push(task, task.priority, key=task.id)
         self._dispatch()
 
@@ -255,6 +251,7 @@ class Simulation:
                 break
             task = self.queue.pop()
             node = self.policy.route_task(task)
+            node.queued += 1  # the runtime's bookkeeping, not the policy's
             sim_node = self._nodes[node.id]
             sim_node.inbound += 1
             self._at(self.now + self.rtt_s / 2, "reach", (sim_node, task))
@@ -270,14 +267,17 @@ class Simulation:
 
     def _start(self, sim_node: _SimNode, task: Task) -> None:
         sim_node.busy += 1
-        self.policy.task_started(sim_node.node.id, task.id)
+        sim_node.node.queued -= 1
+        sim_node.node.running += 1
+        self.policy.on_start(task, sim_node.node)
         seconds = self.service.seconds(task.prompt_tokens, task.max_tokens)
         self._at(self.now + seconds, "finish", (sim_node, task, seconds))
 
     def _on_finish(self, payload: tuple[_SimNode, Task, float]) -> None:
         sim_node, task, seconds = payload
         sim_node.busy -= 1
-        self.policy.task_finished(sim_node.node.id, seconds, self.rtt_s, task.id)
+        sim_node.node.running -= 1
+        self.policy.on_completion(task, sim_node.node, seconds, True, rtt=self.rtt_s)
         latency = self.now + self.rtt_s / 2 - task.arrived_at
         self._latencies.append(latency)
         self._latency_by_task[task.id] = latency
@@ -300,6 +300,7 @@ class Simulation:
     def _on_ready(self, sim_node: _SimNode) -> None:
         if sim_node.gone_at is None and sim_node.node.state is NodeState.STARTING:
             sim_node.node.state = NodeState.READY
+            self.policy.on_node_change(sim_node.node)
             self._dispatch()
 
     # --- the cluster ----------------------------------------------------------------------
@@ -315,6 +316,7 @@ class Simulation:
             for sim_node in self._live():
                 if missing and sim_node.node.state is NodeState.DRAINING:
                     sim_node.node.state = NodeState.READY
+                    self.policy.on_node_change(sim_node.node)
                     missing -= 1
             for _ in range(missing):
                 self._add_node(ready_at=self.now + self.startup_s)
@@ -326,6 +328,7 @@ class Simulation:
                     self._retire(sim_node)
                 else:
                     node.state = NodeState.DRAINING
+                    self.policy.on_node_change(node)
 
     def _add_node(self, *, ready_at: float) -> None:
         node = Node(
@@ -336,7 +339,7 @@ class Simulation:
         )
         sim_node = _SimNode(node, started_at=self.now)
         self._nodes[node.id] = sim_node
-        self.policy.add_node(node)
+        self.policy.on_node_change(node)
         if node.state is NodeState.STARTING:
             self._at(ready_at, "ready", sim_node)
         self._timeline.append((self.now, len(self._live())))
@@ -344,7 +347,7 @@ class Simulation:
     def _retire(self, sim_node: _SimNode) -> None:
         sim_node.gone_at = self.now
         sim_node.node.state = NodeState.DEAD
-        self.policy.remove_node(sim_node.node.id)
+        self.policy.on_node_removed(sim_node.node)
         self._timeline.append((self.now, len(self._live())))
 
     def _result(self) -> SimResult:

@@ -1,22 +1,26 @@
 """`DynamicScheduler`: forecast the load, size the worker pool, route each task to the
 node that will finish it first.
 
-Pure policy, like every scheduler here (see base.py): the runtime (or the policy
-simulation in sim.py) reports arrivals, starts and completions, calls `tick()` on
-its control interval and applies `desired_workers`; time comes from the injected
-clock. The three decisions:
+Pure policy, like every scheduler here (see base.py). The runtime (or the policy
+simulation, ops/bench/sim.py) owns the `Node` objects and their `queued` /
+`running` counts, and tells the policy what happens: `on_node_change` /
+`on_node_removed`, `on_arrival`, optionally `on_start`, `on_completion`, and the
+gateway queue's depth (`set_queue_depth`). It calls `predict_load` and
+`adjust_workers` (or `tick()`, both) on its control interval and applies the
+returned pool size. Time comes from the injected clock. The three decisions:
 
 - `predict_load()`: the arrival rate of the next interval from a forecaster fed
   with closed intervals (forecast.py; EWMA by default, chosen by measurement).
 - `adjust_workers(load)`: nodes = load x mean service time / target utilisation,
-  bounded by min..max. Up at once, and at once *with the backlog* when the queues
-  grow or recent arrivals exceed capacity (the panic path: a forecast cannot see a
-  burst coming, a queue can). Down only when the highest recommendation of the
-  whole stable window is lower, and never within a stable window of the last
-  scale-up (hysteresis: no down-then-up flip inside one window).
+  bounded by min..max. Up at once when the forecast would overload the pool, and
+  at once *with the backlog* when tasks queue up (the panic path: a forecast cannot
+  see a burst coming, a queue can). Down after a whole stable window without a
+  scale-up (hysteresis: no down-then-up flip inside one window), or after a short
+  release window when demand collapsed (a burst is over).
 - `route_task(task)`: least expected completion time over ready nodes that serve
-  the model: (tasks ahead + 1) x the node's service time + its network RTT; with
-  many nodes, the better of two random candidates (power of two choices).
+  the model: the work ahead of it (queued + running, a running task counted at
+  max(mean, its age)) x the node's service time + its network RTT; with many
+  nodes, the better of two random candidates (power of two choices).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class DynamicSettings:
     node_alpha: float = 0.2  # EWMA weight of a node's service time and RTT
     mean_alpha: float = 0.01  # EWMA weight of the pool's mean service time (capacity planning)
     power_of_two_above: int = 8  # more ready candidates than this: sample two
-    max_outstanding_per_slot: int | None = 2  # dispatch limit per node slot; None: unbounded
+    max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
     priorities: bool = False  # `scheduler: priority-based`: the gateway queue honours priorities
 
     def __post_init__(self) -> None:
@@ -136,19 +140,34 @@ class DynamicScheduler:
         self._last_up = -math.inf
         self._changes = 0
 
-    # --- the node registry ------------------------------------------------------
+    @classmethod
+    def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
+        """The policy for a loaded `Config`: `workers.min..max`, node concurrency, priorities."""
+        workers = config.workers
+        settings = DynamicSettings(
+            min_workers=workers.min,
+            max_workers=workers.max,
+            slots_per_node=getattr(workers, "concurrency", 1),
+            priorities=config.scheduler == "priority-based",
+            **overrides,
+        )
+        return cls(settings, clock=clock)
+
+    # --- the node registry (the runtime owns the nodes and tells the policy) -------
+
+    def on_node_change(self, node: Node) -> None:
+        """`node` was added or its state changed."""
+        self.nodes[node.id] = node
+
+    def on_node_removed(self, node: Node) -> None:
+        self.nodes.pop(node.id, None)
 
     def add_node(self, node: Node) -> Node:
-        self.nodes[node.id] = node
+        self.on_node_change(node)
         return node
 
     def remove_node(self, node_id: str) -> Node | None:
         return self.nodes.pop(node_id, None)
-
-    def set_state(self, node_id: str, state: NodeState, error: str | None = None) -> None:
-        node = self.nodes[node_id]
-        node.state = state
-        node.error = error
 
     @property
     def actual_workers(self) -> int:
@@ -163,46 +182,31 @@ class DynamicScheduler:
 
     # --- observations -------------------------------------------------------------
 
-    def record_arrival(self, task: Task | None = None, *, count: int = 1) -> None:
+    def on_arrival(self, task: Task | None = None, *, count: int = 1) -> None:
+        """A task was accepted (before it is queued)."""
         self._arrivals.add(count)
 
     def set_queue_depth(self, depth: int) -> None:
         """Tasks waiting in the gateway's queue (not yet routed)."""
         self.gateway_queue = max(0, depth)
 
-    def task_started(self, node_id: str, task_id: str | None = None) -> None:
-        """`task_id` started running on `node_id` (optional: a runtime that cannot see
-        starts reports only completions, and in-flight tasks then count as queued)."""
-        node = self.nodes.get(node_id)
-        if node is None:
-            return
-        node.queued = max(0, node.queued - 1)
-        node.running += 1
-        times = _inflight(node).get(task_id) if task_id is not None else None
+    def on_start(self, task: Task, node: Node) -> None:
+        """`task` started running on `node` (optional: without it, a task's age counts from
+        its dispatch, which is the same thing when the node starts work at once)."""
+        times = _inflight(node).get(task.id)
         if times is not None:
             times[1] = self._clock()
 
-    def task_finished(
-        self, node_id: str, service_s: float | None, rtt_s: float | None = None, task_id: str | None = None
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
     ) -> None:
-        """A task left `node_id`; `service_s` None when it failed (no service-time sample)."""
-        node = self.nodes.get(node_id)
-        if node is None:
-            return
-        if node.running > 0:
-            node.running -= 1
-        else:  # the runtime could not see the start (a plain call): it was counted as queued
-            node.queued = max(0, node.queued - 1)
-        inflight = _inflight(node)
-        if task_id is not None:
-            inflight.pop(task_id, None)
-        elif inflight:  # no id: forget the oldest, so the ages cannot pile up
-            inflight.pop(next(iter(inflight)))
-        if service_s is not None and service_s >= 0:
-            self._learn_service(node, service_s)
-        if rtt_s is not None and rtt_s >= 0:
+        """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
+        _inflight(node).pop(task.id, None)
+        if ok and service_time >= 0:
+            self._learn_service(node, service_time)
+        if rtt is not None and rtt >= 0:
             a = self.settings.node_alpha
-            node.rtt_ewma = rtt_s if node.rtt_ewma == 0.0 else node.rtt_ewma + a * (rtt_s - node.rtt_ewma)
+            node.rtt_ewma = rtt if node.rtt_ewma == 0.0 else node.rtt_ewma + a * (rtt - node.rtt_ewma)
 
     def _learn_service(self, node: Node, service_s: float) -> None:
         s = self.settings
@@ -231,7 +235,8 @@ class DynamicScheduler:
         self.predicted_load = self._forecaster.forecast(1)
         return self.predicted_load
 
-    def adjust_workers(self, target_load: float) -> None:
+    def adjust_workers(self, target_load: float) -> int:
+        """Decide the pool size for `target_load` (tasks/s); returns it (also `desired_workers`)."""
         s = self.settings
         now = self._clock()
         service = max(self.mean_service_s, 1e-6)
@@ -240,7 +245,7 @@ class DynamicScheduler:
 
         self.recent_rate = self._arrivals.rate(s.panic_window_s, min_events=s.panic_min_arrivals)
         self.backlog = self.gateway_queue + sum(
-            max(0, n.queued + n.running - s.slots_per_node) for n in self.nodes.values() if n.healthy
+            max(0, n.queued + n.running - self._slots(n)) for n in self.nodes.values() if n.healthy
         )
         forecast_need = math.ceil(target_load * service / per_node - 1e-9)
         wanted, reason = forecast_need, "forecast"
@@ -274,6 +279,7 @@ class DynamicScheduler:
             down = self._scale_down_target(now, current, raw)
             if down is not None:
                 self._change(now, current, *down)
+        return self.desired_workers
 
     def _bounded(self, workers: int) -> int:
         return min(self.settings.max_workers, max(self.settings.min_workers, workers))
@@ -302,7 +308,7 @@ class DynamicScheduler:
         return best if best[0] < current else None
 
     def route_task(self, task: Task) -> Node:
-        """The ready node expected to finish `task` first; the task is counted as queued there."""
+        """The ready node expected to finish `task` first (the caller then counts it there)."""
         candidates = [n for n in self.nodes.values() if n.healthy and n.serves(task.model)]
         if not candidates:
             raise NoNodeAvailable(task.model)
@@ -311,7 +317,6 @@ class DynamicScheduler:
         if len(pool) > self.settings.power_of_two_above:
             pool = self._rng.sample(pool, 2)
         best = min(pool, key=lambda n: (self.expected_completion_s(n), self._rng.random()))
-        best.queued += 1
         _inflight(best)[task.id] = [self._clock(), None]
         return best
 
@@ -345,28 +350,29 @@ class DynamicScheduler:
         service times the expected remaining time grows with the time already spent
         (a task 30 s in is likely a long one), which task counts alone cannot see.
         """
-        s = self.settings
+        slots = self._slots(node)
         service = self.node_service_s(node)
+        outstanding = node.queued + node.running
+        if outstanding < slots:
+            return node.rtt_ewma + service
         now = self._clock()
-        inflight = _inflight(node)
+        # The oldest tasks the policy sent there are the ones running.
         ages = sorted(
-            (now - (started if started is not None else sent) for sent, started in inflight.values()),
+            (now - (started if started is not None else sent) for sent, started in _inflight(node).values()),
             reverse=True,
         )
-        tracked = len(ages)
-        outstanding = max(node.queued + node.running, tracked)
-        if outstanding + 1 <= s.slots_per_node:
-            return node.rtt_ewma + service
-        running = max(node.running, min(s.slots_per_node, tracked))
-        # The oldest in-flight tasks are the running ones when starts are not reported.
-        remaining = sum(max(service, age) for age in ages[:running])
-        remaining += service * max(0, running - tracked)  # running but untracked
+        running = min(outstanding, max(node.running, slots))
+        known = ages[:running]
+        remaining = sum(max(service, age) for age in known) + service * (running - len(known))
         remaining += service * (outstanding - running)  # queued behind them
-        return node.rtt_ewma + remaining / s.slots_per_node + service
+        return node.rtt_ewma + remaining / slots + service
+
+    def _slots(self, node: Node) -> int:
+        return getattr(node, "capacity", None) or self.settings.slots_per_node
 
     def _has_room(self, node: Node) -> bool:
         limit = self.settings.max_outstanding_per_slot
-        return limit is None or node.queued + node.running < limit * self.settings.slots_per_node
+        return limit is None or node.queued + node.running < limit * self._slots(node)
 
     def _change(self, now: float, previous: int, desired: int, reason: str) -> None:
         self.desired_workers = desired

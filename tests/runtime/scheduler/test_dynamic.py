@@ -23,8 +23,14 @@ def task(n: int = 0, model: str = "m") -> Task:
 def learn(sched, node_id, seconds, times=20):
     """Feed `times` completed tasks of `seconds` each on `node_id`."""
     for i in range(times):
-        sched.nodes[node_id].running += 1
-        sched.task_finished(node_id, seconds, task_id=f"learn-{node_id}-{i}")
+        sched.on_completion(task(i), sched.nodes[node_id], seconds, True)
+
+
+def dispatch(sched, t: Task) -> Node:
+    """Route and count the task on its node, as the runtime does."""
+    node = sched.route_task(t)
+    node.queued += 1
+    return node
 
 
 # --- route_task ----------------------------------------------------------------------
@@ -37,11 +43,11 @@ def test_routes_to_the_node_with_fewer_tasks_ahead(clock):
     assert sched.route_task(task()).id == "b"
 
 
-def test_route_counts_the_task_as_queued_so_a_burst_spreads(clock):
+def test_a_burst_spreads_over_the_nodes(clock):
     sched = make(clock, max_outstanding_per_slot=None)
     for name in "abc":
         ready(sched, name)
-    chosen = [sched.route_task(task(i)).id for i in range(6)]
+    chosen = [dispatch(sched, task(i)).id for i in range(6)]
     assert sorted(chosen) == ["a", "a", "b", "b", "c", "c"]
     assert all(n.queued == 2 for n in sched.nodes.values())
 
@@ -70,12 +76,14 @@ def test_a_long_running_task_counts_more_than_its_mean(clock):
     ready(sched, "b")
     learn(sched, "a", 1.0)
     learn(sched, "b", 1.0)
-    old = sched.route_task(task(1))
-    sched.task_started(old.id, "t1")
+    old = dispatch(sched, task(1))
+    old.queued, old.running = 0, 1
+    sched.on_start(task(1), old)
     clock.advance(30.0)  # t1 has run for 30 s: likely one of the long ones
-    young = sched.route_task(task(2))
+    young = dispatch(sched, task(2))
     assert young.id != old.id
-    sched.task_started(young.id, "t2")
+    young.queued, young.running = 0, 1
+    sched.on_start(task(2), young)
     clock.advance(0.1)
     assert sched.route_task(task(3)).id == young.id
 
@@ -102,7 +110,7 @@ def test_power_of_two_choices_samples_when_there_are_many_nodes(clock):
         hits = 0
         for i in range(400):
             node = sched.route_task(task(i))
-            sched.task_finished(node.id, None, task_id=f"t{i}")  # keep the picture constant
+            sched.on_completion(task(i), node, 0.0, False)  # keep the picture constant
             hits += node.id == "idle"
         return hits / 400
 
@@ -111,29 +119,38 @@ def test_power_of_two_choices_samples_when_there_are_many_nodes(clock):
     assert 0.03 < share < 0.2
 
 
-def test_bookkeeping_follows_start_and_finish(clock):
+def test_completions_teach_service_time_and_rtt_but_failures_do_not(clock):
     sched = make(clock)
     node = ready(sched, "a")
-    sched.route_task(task(1))
-    assert (node.queued, node.running) == (1, 0)
-    sched.task_started("a", "t1")
-    assert (node.queued, node.running) == (0, 1)
-    sched.task_finished("a", 0.5, rtt_s=0.01, task_id="t1")
-    assert (node.queued, node.running) == (0, 0)
+    routed = sched.route_task(task(1))
+    assert routed is node and (node.queued, node.running) == (0, 0)  # the caller counts
+    sched.on_completion(task(1), node, 0.5, True, rtt=0.01)
     assert node.service_time_ewma == pytest.approx(0.5)
     assert node.rtt_ewma == pytest.approx(0.01)
-    # A runtime that sees no starts reports completions only.
-    sched.route_task(task(2))
-    sched.task_finished("a", None, task_id="t2")
-    assert (node.queued, node.running) == (0, 0)
+    assert sched.mean_service_s == pytest.approx(0.5)
+    sched.on_completion(task(2), node, 30.0, False)
+    assert sched.mean_service_s == pytest.approx(0.5)
+    assert node.extra["inflight"] == {}
+
+
+def test_nodes_come_and_go_through_the_runtime_protocol(clock):
+    sched = make(clock)
+    node = Node("a", frozenset({"m"}), state=NodeState.STARTING)
+    sched.on_node_change(node)
+    assert sched.actual_workers == 1 and not sched.can_dispatch("m")
+    node.state = NodeState.READY
+    sched.on_node_change(node)
+    assert sched.can_dispatch("m")
+    sched.on_node_removed(node)
+    assert sched.nodes == {} and sched.actual_workers == 0
 
 
 def test_dispatch_limit_keeps_tasks_in_the_gateway_queue(clock):
     sched = make(clock, max_outstanding_per_slot=2)
     ready(sched, "a")
     assert sched.can_dispatch("m")
-    sched.route_task(task(1))
-    sched.route_task(task(2))
+    dispatch(sched, task(1))
+    dispatch(sched, task(2))
     assert not sched.can_dispatch("m")
     assert not sched.can_dispatch("other-model")
 
@@ -145,7 +162,7 @@ def arrivals(sched, clock, rate: float, seconds: float, tick: float = 1.0):
     """Arrivals at `rate` per second for `seconds`, with a control tick each `tick`."""
     events = []
     for _ in range(int(seconds / tick)):
-        sched.record_arrival(count=int(rate * tick))
+        sched.on_arrival(count=int(rate * tick))
         clock.advance(tick)
         event = sched.tick()
         if event:
@@ -180,7 +197,7 @@ def test_a_growing_queue_scales_up_at_once_before_the_forecast_sees_it(clock):
     ready(sched, "a")
     arrivals(sched, clock, rate=1, seconds=30)
     before = sched.desired_workers
-    sched.record_arrival(count=40)  # a burst lands between two ticks...
+    sched.on_arrival(count=40)  # a burst lands between two ticks...
     sched.set_queue_depth(39)  # ...and queues up in the gateway
     clock.advance(1.0)
     event = sched.tick()
