@@ -27,8 +27,8 @@ def dynamic(clock: SimClock, **overrides) -> DynamicScheduler:
     return DynamicScheduler(settings, clock=clock, rng=sc.seeded())
 
 
-def goal_bursty() -> dict:
-    scenario = sc.bursty()
+def goal_bursty(scenario: sc.Scenario | None = None) -> dict:
+    scenario = scenario or sc.bursty()
     static = Simulation(FixedPool(sc.STATIC_WORKERS), scenario.trace, autoscale=False).run()
     clock = SimClock()
     dyn = Simulation(dynamic(clock), scenario.trace, clock=clock, startup_s=STARTUP_S).run()
@@ -112,7 +112,7 @@ def goal_routing() -> dict:
 
 
 def render(results: dict) -> str:
-    b, s, r = results["bursty"], results["step"], results["routing"]
+    b, s, r, m = results["bursty"], results["step"], results["routing"], results["smooth"]
     lines = [
         f"goal 1, bursty ({b['scenario']}):",
         f"  p99       static {b['static_p99_s']:8.2f} s  dynamic {b['dynamic_p99_s']:8.2f} s"
@@ -139,11 +139,17 @@ def render(results: dict) -> str:
         lines.append(
             f"  {label:24s} mean vs random {mean} (goal >= 2); p99 vs round robin {p99} (goal >= 1.5)"
         )
+    lines += [
+        f"not a goal, smooth traffic ({m['scenario']}):",
+        f"  p99 static {m['static_p99_s']:.2f} s, dynamic {m['dynamic_p99_s']:.2f} s (x{m['p99_ratio']:.2f});"
+        f" worker-seconds x{m['worker_seconds_ratio']:.2f}; {m['scale_events']} scale events",
+    ]
     return "\n".join(lines)
 
 
 def main() -> int:
     results = {"bursty": goal_bursty(), "step": goal_step(), "routing": goal_routing()}
+    results["smooth"] = {**goal_bursty(sc.smooth()), "ok": True}  # context, not a goal
     if "--json" in sys.argv:
         print(json.dumps(results, indent=2))
     else:

@@ -61,6 +61,24 @@ def bursty(
     )
 
 
+def smooth(
+    *,
+    service: ServiceModel = SERVICE,
+    workers: int = STATIC_WORKERS,
+    load: float = BURSTY_LOAD,
+    duration_s: float | None = 8000.0,
+) -> Scenario:
+    """The conversation trace (smooth, long outputs) at the same mean load: not a goal, a check
+    that the dynamic policy does not buy its burst behaviour with waste on steady traffic."""
+    full = load_trace(CONV_TRACE)
+    rate = len(full) / span_s(full)
+    speedup = load * workers / (rate * service.mean_seconds(full))
+    trace = scale(full, speedup=speedup, duration_s=duration_s)
+    return Scenario(
+        "smooth", trace, speedup, f"conv trace x{speedup:.2f}, mean load {load} of {workers} nodes"
+    )
+
+
 def step(
     *,
     service: ServiceModel = SERVICE,

@@ -41,7 +41,7 @@ class DynamicSettings:
     max_workers: int = 4
     slots_per_node: int = 1  # tasks a node runs at once
     target_utilisation: float = 0.8  # size the pool for this busy share...
-    scale_up_utilisation: float = 1.0  # ...but grow it on the forecast alone only past this one
+    scale_up_utilisation: float = 1.5  # ...but grow it on the forecast alone only past this one
     forecaster: str = "ewma"
     forecaster_params: dict = field(default_factory=lambda: {"alpha": 0.3})
     forecast_interval_s: float = 1.0
@@ -139,6 +139,7 @@ class DynamicScheduler:
         self._history: deque[tuple[float, int, int]] = deque()  # (time, raw, forecast-only) recommendations
         self._last_up = -math.inf
         self._changes = 0
+        self._recent_need = 0.0
 
     @classmethod
     def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
@@ -244,6 +245,7 @@ class DynamicScheduler:
         current = self.desired_workers
 
         self.recent_rate = self._arrivals.rate(s.panic_window_s, min_events=s.panic_min_arrivals)
+        self._recent_need = self.recent_rate * service / per_node
         self.backlog = self.gateway_queue + sum(
             max(0, n.queued + n.running - self._slots(n)) for n in self.nodes.values() if n.healthy
         )
@@ -302,8 +304,11 @@ class DynamicScheduler:
             allowed.append((max(raw, max(f for _, _, f in self._history)), "stable-window"))
         if since_up >= s.release_window_s:
             recent_max = max(r for t, r, _ in self._history if t > now - s.release_window_s)
-            if recent_max <= current * s.release_fraction:
-                allowed.append((recent_max, "release"))
+            # The recent rate (over at least `panic_min_arrivals` arrivals) must agree: at low
+            # rates a one-second forecast dips on noise alone, and a release on noise is a flap.
+            recent_need = self._bounded(math.ceil(self._recent_need - 1e-9))
+            if max(recent_max, recent_need) <= current * s.release_fraction:
+                allowed.append((max(recent_max, recent_need), "release"))
         best = min(allowed, default=(current, ""))
         return best if best[0] < current else None
 

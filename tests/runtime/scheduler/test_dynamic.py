@@ -230,18 +230,35 @@ def test_a_collapse_in_demand_releases_capacity_early(clock):
     assert sched.desired_workers == 1
 
 
-def test_noise_below_the_scale_up_band_does_not_grow_the_pool(clock):
-    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, target_utilisation=0.8)
+def test_the_forecast_alone_grows_the_pool_only_past_the_band(clock):
+    sched = make(
+        clock,
+        min_workers=1,
+        max_workers=20,
+        service_time_prior_s=1.0,
+        target_utilisation=0.8,
+        scale_up_utilisation=1.5,
+    )
     arrivals(sched, clock, rate=4, seconds=30)
     size = sched.desired_workers  # 4 / 0.8 = 5
     assert size == 5
-    # 5 req/s loads 5 nodes to 100%: the forecast wants 7 at 0.8, but it is inside the band.
-    events = arrivals(sched, clock, rate=5, seconds=10)
+    # 7 req/s would load 5 nodes to 140%: the forecast wants 9 at 0.8, but no queue says so yet.
+    events = arrivals(sched, clock, rate=7, seconds=15)
     assert events == [] and sched.desired_workers == size
-    # Past 100% of the pool it grows, to the target size for the forecast of that moment.
-    events = arrivals(sched, clock, rate=6, seconds=10)
+    # Past 150% it grows, to the target size for the forecast of that moment.
+    events = arrivals(sched, clock, rate=9, seconds=15)
     assert [e.reason for e in events] == ["forecast"]
-    assert sched.desired_workers > size
+    assert sched.desired_workers >= 10
+
+
+def test_a_queue_inside_the_band_still_grows_the_pool(clock):
+    sched = make(clock, min_workers=1, max_workers=20, service_time_prior_s=1.0, scale_up_utilisation=1.5)
+    arrivals(sched, clock, rate=4, seconds=30)
+    for i in range(5):
+        ready(sched, f"n{i}", running=1)
+    sched.set_queue_depth(12)  # more than one task waiting per node
+    events = arrivals(sched, clock, rate=6, seconds=1)
+    assert [e.reason for e in events] == ["panic"]
 
 
 def test_scale_events_reach_listeners_with_their_evidence(clock):
