@@ -67,6 +67,10 @@ class DynamicSettings:
             )
         if not 0.0 < self.target_utilisation <= 1.0:
             raise ValueError(f"target utilisation must be in (0, 1], got {self.target_utilisation}")
+        if self.scale_up_utilisation < self.target_utilisation:
+            raise ValueError("scale_up_utilisation must be at least target_utilisation")
+        if min(self.stable_window_s, self.release_window_s, self.drain_s) <= 0:
+            raise ValueError("the stable window, release window and drain time must be positive")
         if self.slots_per_node < 1:
             raise ValueError("slots_per_node must be at least 1")
 
@@ -143,15 +147,30 @@ class DynamicScheduler:
 
     @classmethod
     def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
-        """The policy for a loaded `Config`: `workers.min..max`, node concurrency, priorities."""
-        workers = config.workers
-        settings = DynamicSettings(
-            min_workers=workers.min,
-            max_workers=workers.max,
-            slots_per_node=getattr(workers, "concurrency", 1),
-            priorities=config.scheduler == "priority-based",
-            **overrides,
-        )
+        """The policy for a loaded `Config`: `workers.min..max`, node concurrency, `autoscale`,
+        priorities on for `scheduler: priority-based`. Bad values are a `ConfigError`."""
+        from ...errors import ConfigError
+
+        workers, auto = config.workers, config.autoscale
+        params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
+        try:
+            settings = DynamicSettings(
+                min_workers=workers.min,
+                max_workers=workers.max,
+                slots_per_node=getattr(workers, "concurrency", 1),
+                target_utilisation=auto.target_utilisation,
+                scale_up_utilisation=auto.scale_up_utilisation,
+                stable_window_s=float(auto.stable_window),
+                release_window_s=float(auto.release_window),
+                drain_s=float(auto.drain_time),
+                forecaster=auto.forecaster,
+                forecaster_params=params,
+                priorities=config.scheduler == "priority-based",
+                **overrides,
+            )
+            make_forecaster(settings.forecaster, **settings.forecaster_params)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=config.source, field="autoscale / workers") from None
         return cls(settings, clock=clock)
 
     # --- the node registry (the runtime owns the nodes and tells the policy) -------

@@ -286,3 +286,29 @@ def test_settings_are_validated():
         DynamicSettings(min_workers=5, max_workers=2)
     with pytest.raises(ValueError):
         DynamicSettings(target_utilisation=1.5)
+
+
+def test_from_config_reads_workers_and_autoscale(tmp_path):
+    from autoglm_cli.config import parse_config
+
+    config = parse_config(
+        "scheduler: priority-based\n"
+        "workers: {min: 2, max: 9}\n"
+        "autoscale: {target_utilisation: 0.6, stable_window: 2m, forecaster: holt, forecast_alpha: 0.5}\n",
+        environ={},
+    )
+    sched = DynamicScheduler.from_config(config)
+    s = sched.settings
+    assert (s.min_workers, s.max_workers, s.target_utilisation) == (2, 9, 0.6)
+    assert s.stable_window_s == 120.0 and s.forecaster == "holt" and s.priorities
+    assert sched.desired_workers == 2
+
+
+def test_from_config_turns_bad_values_into_config_errors():
+    from autoglm_cli.config import parse_config
+    from autoglm_cli.errors import ConfigError
+
+    config = parse_config("autoscale: {target_utilisation: 1.7}\n", file="deploy.yaml", environ={})
+    with pytest.raises(ConfigError) as info:
+        DynamicScheduler.from_config(config)
+    assert "deploy.yaml" in info.value.message and "target utilisation" in info.value.message
