@@ -85,7 +85,11 @@ def render(console: Console, report: RedeployReport) -> None:
         )
     console.print(table)
     failed = report.failed
-    if failed is not None:
+    if report.dry_run:
+        unplanned = [s.name for s in report.steps if s.status == "failed"]
+        note = f"; cannot plan: {', '.join(unplanned)}" if unplanned else ""
+        console.print(f"dry run: nothing changed{note}")
+    elif failed is not None:
         for line in failed.data.get("health", []):
             console.print(f"  {escape(line)}")
         if failed.data.get("logs"):
@@ -96,8 +100,6 @@ def render(console: Console, report: RedeployReport) -> None:
             f"[bold red]{failed.name} failed[/]; {verb}. Fix it and rerun: the next run resumes at "
             f"{failed.name}."
         )
-    elif report.dry_run:
-        console.print("dry run: nothing changed")
     elif any(s.status == "not selected" for s in report.steps):
         ran = ", ".join(s.name for s in report.steps if s.status not in ("not selected", "earlier"))
         console.print(f"[green]done[/]: {ran} in {report.duration_s:.1f} s")

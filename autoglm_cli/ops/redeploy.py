@@ -185,8 +185,13 @@ def redeploy(
             continue
         if dry_run:
             t0 = time.perf_counter()
-            plan = step.plan(ctx)
-            results.append(StepResult(name, "planned", plan, time.perf_counter() - t0))
+            try:
+                results.append(StepResult(name, "planned", step.plan(ctx), time.perf_counter() - t0))
+            except AutoglmError as err:
+                # A plan that cannot be made is a finding; plan the other steps all the same.
+                detail = f"cannot plan: {err.message}" + (f" ({err.remedy})" if err.remedy else "")
+                elapsed = time.perf_counter() - t0
+                results.append(StepResult(name, "failed", detail, elapsed, int(err.exit_code)))
             continue
         task = progress.task(f"redeploy: {name}", total=None, transient=True)
         result = _run_step(name, step, ctx)
