@@ -166,7 +166,7 @@ def deploy(
 
     task = progress.task(f"preparing the {target_name} deployment", total=None, transient=True)
     backend.prepare(ctx)
-    api_key = ensure_health_key(config, state)
+    api_key = ensure_health_key(ctx.config, state)
     task.finish()
 
     if current_alive:
