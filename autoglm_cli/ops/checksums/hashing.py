@@ -66,10 +66,14 @@ def hash_file(
     """
     # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with open(fd, "rb", buffering=0) as handle:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(0, f"not a regular file ({file_kind(mode)})", os.fspath(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb", buffering=0) as handle:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)  # bigger read-ahead on cold files
         buffer = _thread_buffer()

@@ -3,9 +3,9 @@
 Formats read (the rules are ported from coreutils 9 `md5sum.c`, so a manifest
 that `sha256sum -c` accepts parses the same way here):
 
-- GNU lines: `HEX  name` (text) and `HEX *name` (binary), also `HEX name`
-  (the "reversed BSD" form `md5 -r` writes); leading blanks are skipped, the
-  hex digest may be upper case;
+- GNU lines: `HEX  name` (text) and `HEX *name` (binary), or, in a manifest
+  whose first GNU line has that form, `HEX name` (the form `md5 -r` writes);
+  leading blanks are skipped, the hex digest may be upper case;
 - BSD tag lines: `SHA256 (name) = HEX` (also `SHA256(name)= HEX`);
 - a leading `\\` on either form: the name is escaped (`\\\\`, `\\n`, `\\r`),
   which coreutils writes for names holding a backslash, a newline or a CR;
@@ -28,6 +28,7 @@ from pathlib import Path
 SHA256_HEX_LEN = 64
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _BLANKS = b" \t"
+_BLANKS_SET = (b" ", b"\t")
 _BSD_TAG = b"SHA256"
 # coreutils' escape set: the only characters that force the leading-backslash form.
 _ESCAPES_OUT = {ord("\\"): b"\\\\", ord("\n"): b"\\n", ord("\r"): b"\\r"}
@@ -71,6 +72,7 @@ def parse_manifest(data: bytes) -> Manifest:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line
+    parser = _LineParser()
     for number, raw in enumerate(lines, start=1):
         if raw.startswith(b"#"):
             continue
@@ -78,27 +80,59 @@ def parse_manifest(data: bytes) -> Manifest:
         if not line:
             continue
         try:
-            entries.append(_parse_line(line, number))
+            entries.append(parser.parse(line, number))
         except _Malformed as why:
             malformed.append(MalformedLine(number, _display_bytes(raw), str(why)))
     return Manifest(tuple(entries), tuple(malformed))
 
 
-def _parse_line(line: bytes, number: int) -> ManifestEntry:
-    i = 0
-    while i < len(line) and line[i] in _BLANKS:
+class _LineParser:
+    """Parses lines one by one; remembers which GNU form the manifest uses.
+
+    coreutils locks the form on the first GNU line: `HEX  name`/`HEX *name`
+    (marker form) or `HEX name` (reversed form, as `md5 -r` writes). After a
+    marker line, a reversed line is malformed; after a reversed line, the byte
+    after the blank belongs to the name. Ported as is, so both tools agree.
+    """
+
+    def __init__(self) -> None:
+        self.reversed_form: bool | None = None  # None until the first GNU line
+
+    def parse(self, line: bytes, number: int) -> ManifestEntry:
+        i = 0
+        while i < len(line) and line[i] in _BLANKS:
+            i += 1
+        escaped = line[i : i + 1] == b"\\"
+        if escaped:
+            i += 1
+        if line.startswith(_BSD_TAG, i):
+            j = i + len(_BSD_TAG)
+            if line[j : j + 1] == b" ":
+                j += 1
+            if line[j : j + 1] == b"(":
+                name, digest = _split_bsd(line[j + 1 :])
+                return _entry(name, digest, number, escaped, binary=False, style="bsd")
+        return self._split_gnu(line[i:], number, escaped)
+
+    def _split_gnu(self, rest: bytes, number: int, escaped: bool) -> ManifestEntry:
+        digest = rest[:SHA256_HEX_LEN]
+        if len(digest) < SHA256_HEX_LEN or not _is_hex(digest):
+            raise _Malformed("not a checksum line: expected 64 hex digits, a blank and a name, or a BSD tag")
+        i = SHA256_HEX_LEN
+        if rest[i : i + 1] not in _BLANKS_SET:
+            raise _Malformed("no blank between the digest and the name")
         i += 1
-    escaped = line[i : i + 1] == b"\\"
-    if escaped:
-        i += 1
-    if line.startswith(_BSD_TAG, i):
-        j = i + len(_BSD_TAG)
-        if line[j : j + 1] == b" ":
-            j += 1
-        if line[j : j + 1] == b"(":
-            name, digest = _split_bsd(line[j + 1 :])
-            return _entry(name, digest, number, escaped, binary=False, style="bsd")
-    return _split_gnu(line[i:], number, escaped)
+        binary = False
+        has_marker = len(rest) - i != 1 and rest[i : i + 1] in (b" ", b"*")
+        if not has_marker:
+            if self.reversed_form is False:
+                raise _Malformed("'HEX name' line in a manifest of 'HEX  name' lines (two blanks expected)")
+            self.reversed_form = True
+        elif not self.reversed_form:
+            self.reversed_form = False
+            binary = rest[i : i + 1] == b"*"
+            i += 1
+        return _entry(rest[i:], digest, number, escaped, binary=binary, style="gnu")
 
 
 def _split_bsd(rest: bytes) -> tuple[bytes, bytes]:
@@ -110,23 +144,6 @@ def _split_bsd(rest: bytes) -> tuple[bytes, bytes]:
     if not tail.startswith(b"="):
         raise _Malformed("BSD line without '= digest'")
     return name, tail[1:].lstrip(_BLANKS)
-
-
-def _split_gnu(rest: bytes, number: int, escaped: bool) -> ManifestEntry:
-    digest = rest[:SHA256_HEX_LEN]
-    if len(digest) < SHA256_HEX_LEN or not _is_hex(digest):
-        raise _Malformed("not a checksum line: expected 64 hex digits, a blank, a name (or a BSD tag line)")
-    i = SHA256_HEX_LEN
-    if rest[i : i + 1] not in (b" ", b"\t"):
-        raise _Malformed("no blank between the digest and the name")
-    i += 1
-    binary = False
-    # Like coreutils: a ' ' or '*' marker follows unless only one byte is left
-    # (then it is the whole name, the "reversed BSD" form `HEX name`).
-    if len(rest) - i != 1 and rest[i : i + 1] in (b" ", b"*"):
-        binary = rest[i : i + 1] == b"*"
-        i += 1
-    return _entry(rest[i:], digest, number, escaped, binary=binary, style="gnu")
 
 
 def _entry(
