@@ -139,7 +139,9 @@ def _render(console: Console, report: VerifyReport) -> None:
 
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("status", no_wrap=True)
-    table.add_column("file", overflow="fold")
+    # Names keep their width (up to 60 columns); the detail column folds first.
+    longest = max((len(_label(r)) for r in report.files), default=4)
+    table.add_column("file", overflow="fold", min_width=min(longest, 60))
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in report.files:

@@ -145,7 +145,7 @@ def test_quiet_prints_only_the_files_that_need_attention(cli, damaged):
     result = cli("verify", damaged, "--quiet")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        "changed.bin: MISMATCH (content differs from the expected digest)",
+        "changed.bin: MISMATCH (sha256 differs)",
         "gone.bin: MISSING (no such file)",
     ]
     assert result.stderr == ""
@@ -186,7 +186,7 @@ def test_json_document_shape(cli, damaged):
         "actual": sha256(b"changed"),
         "size": 7,
         "line": 2,
-        "detail": "content differs from the expected digest",
+        "detail": "sha256 differs",
         "unsafe": False,
     }
 

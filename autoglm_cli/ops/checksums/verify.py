@@ -247,7 +247,7 @@ def verify_expected(
                         status=FileStatus.MISMATCH,
                         actual=outcome.sha256,
                         size=outcome.size,
-                        detail="content differs from the expected digest",
+                        detail="sha256 differs",
                     )
                 )
     results = sorted([*results, *invalid], key=lambda r: r.line if r.line is not None else 0)
