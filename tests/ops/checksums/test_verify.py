@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from autoglm_cli.errors import ExitCode, ManifestError
+from autoglm_cli.errors import ExitCode, ManifestError, UsageError
 from autoglm_cli.ops.checksums import ExpectedFile, FileStatus, verify_expected, verify_manifest
 from tests.fixtures.checksum_tree import sha256
 
@@ -166,3 +166,9 @@ def test_a_missing_manifest_is_an_error_with_a_remedy(root):
         verify_manifest(root / "nope")
     assert "No such file" in caught.value.message
     assert "--generate" in caught.value.remedy
+
+
+def test_a_root_that_is_not_a_directory_is_a_usage_error(root):
+    write_manifest(root / "SUMS", [f"{sha256(b'a')}  a.bin"])
+    with pytest.raises(UsageError, match="is not a directory"):
+        verify_manifest(root / "SUMS", root=root / "a.bin")
