@@ -10,7 +10,7 @@ import typer
 
 from ..errors import UsageError
 from .context import Invocation, start
-from .options import JobsOption, JsonOption, QuietOption
+from .options import JobsOption, JsonOption
 from .output import Mode
 
 if TYPE_CHECKING:
@@ -22,6 +22,11 @@ HELP = (
     "Verify files against a sha256sum manifest (GNU or BSD lines), or write one with --generate DIR. "
     "Exit 0 all ok, 1 mismatch/missing/unreadable, 2 malformed manifest or usage error."
 )
+
+# sha256sum's --quiet: the failures are still printed (the shared --quiet prints nothing).
+VerifyQuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the files that need attention, one line each.")
+]
 
 _STYLE = {
     "ok": "green",
@@ -38,7 +43,9 @@ def command(
     manifest: Annotated[
         Optional[Path],
         typer.Argument(
-            help="Manifest to check (`-` reads stdin). Names are relative to --root.", show_default=False
+            metavar="[MANIFEST]",
+            help="Manifest to check (`-` reads stdin). Names are relative to --root.",
+            show_default=False,
         ),
     ] = None,
     generate: Annotated[
@@ -78,7 +85,7 @@ def command(
     ] = False,
     jobs: JobsOption = None,
     json: JsonOption = False,
-    quiet: QuietOption = False,
+    quiet: VerifyQuietOption = False,
 ) -> int:
     run = start(ctx, ctx.info_name or "verify-sha256", json=json, quiet=quiet or status)
     if generate is not None:
@@ -91,7 +98,14 @@ def command(
     return _verify(run, manifest, root, jobs, strict, ignore_missing, fail_on_extra, silent=status)
 
 
-def _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_on_extra) -> None:
+def _refuse_with_generate(
+    manifest: Path | None,
+    root: Path | None,
+    ignore_missing: bool,
+    strict: bool,
+    status: bool,
+    fail_on_extra: bool,
+) -> None:
     if manifest is not None:
         raise UsageError("give either a MANIFEST to check or --generate DIR, not both")
     flags = {
@@ -110,7 +124,15 @@ def _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_o
 
 
 def _verify(
-    run: Invocation, manifest: Path, root, jobs, strict, ignore_missing, fail_on_extra, *, silent
+    run: Invocation,
+    manifest: Path,
+    root: Path | None,
+    jobs: int | None,
+    strict: bool,
+    ignore_missing: bool,
+    fail_on_extra: bool,
+    *,
+    silent: bool,
 ) -> int:
     from ..ops import checksums
 
