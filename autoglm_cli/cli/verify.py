@@ -43,7 +43,7 @@ def command(
     manifest: Annotated[
         Optional[Path],
         typer.Argument(
-            metavar="[MANIFEST]",
+            metavar="MANIFEST",
             help="Manifest to check (`-` reads stdin). Names are relative to --root.",
             show_default=False,
         ),
