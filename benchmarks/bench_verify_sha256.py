@@ -51,6 +51,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
     times: dict[str, list[float]] = {key: [] for key in ("sha256sum", "cli", "engine", "one-thread")}
     ram_rates: list[float] = []
+    cpu: dict[str, list[float]] = {"engine": [], "one-thread": []}
+    load_before = os.getloadavg()[0]
     try:
         total = _make_files(work, args.files, args.size_mib)
         manifest = work / "SHA256SUMS"
@@ -61,8 +63,8 @@ def main() -> int:
         for _ in range(args.repeat):
             times["sha256sum"].append(_timed([sha256sum, "--check", "--quiet", str(manifest)], cwd=work))
             times["cli"].append(_timed(cli, cwd=REPO))
-            times["engine"].append(_engine(manifest, cores))
-            times["one-thread"].append(_engine(manifest, 1))
+            times["engine"].append(_engine(manifest, cores, cpu["engine"]))
+            times["one-thread"].append(_engine(manifest, 1, cpu["one-thread"]))
             ram_rates.append(_hashlib_in_ram(min(args.size_mib, 256)))
         ceiling = max(_compute_ceiling() for _ in range(args.repeat))
     finally:
@@ -79,6 +81,8 @@ def main() -> int:
 
     print(f"files: {args.files} x {args.size_mib} MiB = {size_gib:.2f} GiB, page cache warm")
     print(f"cores: {cores} ({streams} parallel streams); {args.repeat} rounds, best of each compared")
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}")
     print()
     print("| run | best s | median s | GiB/s |")
     print("| --- | ---: | ---: | ---: |")
@@ -97,6 +101,14 @@ def main() -> int:
     print(f"ideal = {streams} x {single:.2f} (the better of the two) = {ideal:.2f} GiB/s")
     print(f"(info) hashlib on one cache-resident 1 MiB block: {ceiling:.2f} GiB/s (real data comes from RAM)")
     print()
+    # CPU seconds do not grow when other processes take cores away, so this ratio shows
+    # whether running in parallel costs extra work, apart from contention.
+    cpu_ratio = min(cpu["one-thread"]) / min(cpu["engine"])
+    print(f"(info) CPU seconds, 1 thread / {cores} threads: {cpu_ratio:.0%} (100% = no parallel overhead)")
+    if max(load_before, load_after) > 0.5:
+        print(f"note: other processes were running (load > 0.5): with {cores} cores shared, the")
+        print("      parallel runs lose more to them than the 1-thread runs; rerun on an idle machine")
+    print()
     goal_1, goal_2 = speedup >= 3.0, efficiency >= 0.85
     verdict = {True: "PASS", False: "FAIL"}
     print(f"speed-up, autoglm verify vs sha256sum -c: {speedup:.1f}x (goal >= 3x) {verdict[goal_1]}")
@@ -104,10 +116,11 @@ def main() -> int:
     return 0 if goal_1 and goal_2 else 1
 
 
-def _engine(manifest: Path, jobs: int) -> float:
-    started = time.perf_counter()
+def _engine(manifest: Path, jobs: int, cpu_seconds: list[float]) -> float:
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = verify_manifest(manifest, jobs=jobs)
     elapsed = time.perf_counter() - started
+    cpu_seconds.append(time.process_time() - cpu_started)  # all threads of this process
     if report.exit_code != 0:
         raise SystemExit(f"verify failed: {report.summary}")
     return elapsed
