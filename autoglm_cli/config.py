@@ -85,6 +85,8 @@ class Weights:
     cache_dir: str | None = None  # default: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
     endpoints: list[str] = field(default_factory=list)  # tried in order
     jobs: int = 4
+    retries: int = 3  # tries per request (the first included), with exponential backoff and jitter
+    backoff: Duration = Duration(1)  # the first wait between tries; doubled after each failure
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,9 @@ class Output:
     ) -> int:
         """Show a command's report; returns the exit code for the CLI to use."""
         if self.mode is Mode.JSON:
-            self._json({"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)})
+            self._json(
+                {"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)}
+            )
         elif self.mode is Mode.HUMAN and human is not None:
             human(self.stdout)
         return int(exit_code)

@@ -25,7 +25,7 @@ from ...retry import RetryPolicy
 from .cache_layout import HubCacheLayout, LocalDirLayout, hub_cache_dir
 from .download import Downloader, FileOutcome, partial_bytes
 from .hashing import hash_file
-from .http import HttpSettings, make_session
+from .http import HttpSettings, make_session, policy_from_config
 from .sources import (
     HubSnapshot,
     RemoteFile,
@@ -81,7 +81,7 @@ class FetchOptions:
     cache_dir: Path | None = None
     sha256: str | None = None
     sha256_url: str | None = None
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: RetryPolicy | None = None  # default: from config weights.retries / weights.backoff
     sleep: Callable[[float], None] = time.sleep
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -120,6 +120,8 @@ def fetch_weights(
     if options.local_dir and len(sources) > 1:
         raise UsageError("--local-dir takes one source; fetch the others in their own runs.")
     started = time.monotonic()
+    if options.policy is None:
+        options.policy = policy_from_config(config)
     jobs = options.jobs or config.weights.jobs or 4
     endpoints = endpoints_to_try(options.endpoint, config.weights.endpoints)
     token = hub_token() if any(not is_url(s) for s, _ in sources) else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ... import __version__
-from ...retry import parse_retry_after
+from ...retry import RetryPolicy, parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -36,6 +36,11 @@ class HttpSettings:
             max_idle_connections=pool.max_idle_connections,
             read_timeout=float(config.read_timeout),
         )
+
+
+def policy_from_config(config) -> RetryPolicy:
+    """Retries per the config's `weights.retries` (tries) and `weights.backoff` (first wait)."""
+    return RetryPolicy(tries=max(1, config.weights.retries), base=float(config.weights.backoff))
 
 
 class TransientHttpError(OSError):
