@@ -468,6 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, *, head: bool) -> None:
         self._record: dict = {"repo": None, "file": None, "kind": "other"}
         self._status = 0
+        self._logged = False
         try:
             parts = urlsplit(self.path)
             path = parts.path  # still quoted: revisions like refs%2Fpr%2F1 are one segment
@@ -485,16 +486,28 @@ class _Handler(BaseHTTPRequestHandler):
         except (_Abort, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            self.server.hub._log(
-                RequestRecord(
-                    method=self.command,
-                    path=self.path,
-                    status=self._status,
-                    range=self.headers.get("Range"),
-                    authorization="Authorization" in self.headers,
-                    **self._record,
-                )
+            self._log_request()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged before the client can see the answer, so a test never races the log.
+        self._status = code
+        self._log_request()
+        super().send_response(code, message)
+
+    def _log_request(self) -> None:
+        if getattr(self, "_logged", True):  # already logged, or a malformed request before dispatch
+            return
+        self._logged = True
+        self.server.hub._log(
+            RequestRecord(
+                method=self.command,
+                path=self.path,
+                status=self._status,
+                range=self.headers.get("Range"),
+                authorization="Authorization" in self.headers,
+                **self._record,
             )
+        )
 
     def _authorized(self) -> bool:
         hub = self.server.hub
