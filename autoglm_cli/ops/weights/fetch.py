@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -324,7 +324,7 @@ def _parallel(ctx: _Context, items, work, *, key=None, then=None) -> dict:
     try:
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.2)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)  # Ctrl-C still interrupts
             for future in done:
                 item = futures[future]
                 try:
