@@ -85,8 +85,6 @@ class Weights:
     cache_dir: str | None = None  # default: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
     endpoints: list[str] = field(default_factory=list)  # tried in order
     jobs: int = 4
-    retries: int = 3  # tries per request (the first included), with exponential backoff and jitter
-    backoff: Duration = Duration(1)  # the first wait between tries; doubled after each failure
 
 
 @dataclass(frozen=True)
@@ -112,13 +110,36 @@ class Deploy:
 
 @dataclass(frozen=True)
 class EnvCheckConfig:
+    # Binary names, optionally with a version specifier: "git>=2.30".
     required_binaries: list[str] = field(default_factory=lambda: ["git"])
     recommended_binaries: list[str] = field(
         default_factory=lambda: ["docker", "kubectl", "helm", "nvidia-smi"]
     )
-    endpoints: list[str] = field(default_factory=list)  # host:port or URLs
+    endpoints: list[str] = field(default_factory=list)  # host:port or URLs; unreachable = warn
+    required_endpoints: list[str] = field(default_factory=list)  # unreachable = fail
     ports: list[int] = field(default_factory=list)  # extra ports to check (gateway.port always)
-    timeout: Duration = Duration(2)
+    timeout: Duration = Duration(2)  # per network probe: DNS + TCP connect together
+    command_timeout: Duration = Duration(10)  # per `tool --version`, nvidia-smi, torch probe
+    require_gpu: bool = False  # no NVIDIA GPU (or torch cannot see it) fails instead of informing
+    min_memory_gb: float | None = None  # total RAM below this warns
+    min_cpus: int | None = None  # fewer logical CPUs than this warns
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Backoff for network calls (`autoglm_cli.retry`): tries in all, first wait, cap on one wait."""
+
+    tries: int = 3
+    base: Duration = Duration(1)
+    max_delay: Duration = Duration(30)
+
+
+@dataclass(frozen=True)
+class Clone:
+    # Local branch names outside these fnmatch patterns are reported as warnings.
+    branch_conventions: list[str] = field(
+        default_factory=lambda: ["main", "feature/*", "bugfix/*", "hotfix/*", "release/*"]
+    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,8 @@ class Config:
     deploy: Deploy = field(default_factory=Deploy)
     env_check: EnvCheckConfig = field(default_factory=EnvCheckConfig)
     cache_migrations: list[CacheMigration] = field(default_factory=list)
+    retry: Retry = field(default_factory=Retry)
+    clone: Clone = field(default_factory=Clone)
 
     # Where the config came from (None: defaults) and what was odd about it.
     source: str | None = field(default=None, compare=False)

@@ -16,9 +16,7 @@ import contextlib
 import http.client
 import json
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +25,9 @@ from typing import Literal
 from ...errors import EnvironmentFailure, IntegrityError, NetworkError
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
-from ...retry import RetryPolicy
+from ...retry import DEFAULT_RETRY, RetryPolicy
 from .hashing import CHUNK_SIZE, Digests, OverlappedHasher
-from .http import RETRY_STATUSES, TransientHttpError, retry_after_of
+from .http import RETRY_STATUSES, TransientHttpError, retry_after_header
 from .sources import RemoteFile
 
 SIDECAR_FORMAT = 1
@@ -84,18 +82,14 @@ class Downloader:
         session,
         *,
         timeout: float | tuple[float, float] = 60.0,
-        policy: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
+        policy: RetryPolicy = DEFAULT_RETRY,
         chunk_size: int = CHUNK_SIZE,
         cancel: threading.Event | None = None,
         on_note: Callable[[str], None] | None = None,
     ) -> None:
         self.session = session
         self.timeout = timeout
-        self.policy = policy
-        self.sleep = sleep
-        self.rand = rand
+        self.policy = policy  # tries, backoff, and the (injectable) sleep
         self.chunk_size = chunk_size
         self.cancel = cancel or threading.Event()
         self.on_note = on_note or (lambda message: None)
@@ -218,10 +212,9 @@ class Downloader:
                 failures += 1
                 reason = _describe(exc)
                 if failures < self.policy.tries:
-                    retry_after = getattr(exc, "retry_after", None)
-                    wait = self.policy.delay(failures, retry_after=retry_after, rand=self.rand)
+                    wait = self.policy.delay(failures, getattr(exc, "retry_after", None))
                     self.on_note(f"{remote.path}: {reason}; retrying in {wait:.1f}s")
-                    self.sleep(wait)
+                    self.policy.wait(wait)
                 elif len(urls) > 1:
                     self.on_note(f"{remote.path}: {reason}; trying the next endpoint")
                     urls.pop(0)
@@ -260,7 +253,7 @@ class Downloader:
                 raise _RestartFromZero(f"the server refused bytes={run.offset}- (416, its size is {total})")
             if status in RETRY_STATUSES:
                 raise TransientHttpError(
-                    f"HTTP {status}", status=status, retry_after=retry_after_of(response.headers)
+                    f"HTTP {status}", status=status, retry_after=retry_after_header(response.headers)
                 )
             if status >= 400:
                 raise _Fatal(f"{redact_url(run.url)} answered HTTP {status}")

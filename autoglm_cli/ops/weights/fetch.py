@@ -81,8 +81,7 @@ class FetchOptions:
     cache_dir: Path | None = None
     sha256: str | None = None
     sha256_url: str | None = None
-    policy: RetryPolicy | None = None  # default: from config weights.retries / weights.backoff
-    sleep: Callable[[float], None] = time.sleep
+    policy: RetryPolicy | None = None  # default: the config's `retry` section
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -125,15 +124,10 @@ def fetch_weights(
     jobs = options.jobs or config.weights.jobs or 4
     endpoints = endpoints_to_try(options.endpoint, config.weights.endpoints)
     token = hub_token() if any(not is_url(s) for s, _ in sources) else None
-    session = make_session(HttpSettings.from_config(config), jobs=jobs, token=token, token_hosts=endpoints)
     settings = HttpSettings.from_config(config)
+    session = make_session(settings, jobs=jobs, token=token, token_hosts=endpoints)
     downloader = Downloader(
-        session,
-        timeout=settings.timeout,
-        policy=options.policy,
-        sleep=options.sleep,
-        cancel=options.cancel,
-        on_note=note,
+        session, timeout=settings.timeout, policy=options.policy, cancel=options.cancel, on_note=note
     )
     reports = []
     try:
@@ -155,7 +149,6 @@ def fetch_weights(
                         include=options.include,
                         exclude=options.exclude,
                         policy=options.policy,
-                        sleep=options.sleep,
                         on_note=note,
                     )
                     if snapshot.renamed_from:

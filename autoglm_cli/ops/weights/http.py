@@ -38,9 +38,9 @@ class HttpSettings:
         )
 
 
-def policy_from_config(config) -> RetryPolicy:
-    """Retries per the config's `weights.retries` (tries) and `weights.backoff` (first wait)."""
-    return RetryPolicy(tries=max(1, config.weights.retries), base=float(config.weights.backoff))
+def policy_from_config(config, **overrides) -> RetryPolicy:
+    """Retries per the config's `retry` section (tries, base, max_delay)."""
+    return RetryPolicy.from_settings(config.retry, **overrides)
 
 
 class TransientHttpError(OSError):
@@ -52,7 +52,7 @@ class TransientHttpError(OSError):
         self.retry_after = retry_after
 
 
-def retry_after_of(headers: Mapping[str, str] | None) -> float | None:
+def retry_after_header(headers: Mapping[str, str] | None) -> float | None:
     return parse_retry_after((headers or {}).get("Retry-After"))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Literal
 from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
-from ...retry import RetryPolicy, retry_call
+from ...retry import RetryPolicy, call_with_retry
 from .cache_layout import HubCacheLayout, hub_cache_dir
 from .download import atomic_write
 from .hashing import git_blob_header, hash_file
@@ -36,7 +36,7 @@ from .http import (
     TransientHttpError,
     make_session,
     policy_from_config,
-    retry_after_of,
+    retry_after_header,
 )
 from .sources import HubSnapshot, RemoteFile, endpoints_to_try, hub_token, resolve_hub
 
@@ -206,7 +206,6 @@ def write_hub_manifest(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     policy: RetryPolicy | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> ManifestReport:
     """A sha256sum manifest of the repo at `revision` from Hub metadata (paths relative to the snapshot)."""
     snapshot, endpoints, token = resolve_for_verify(
@@ -222,7 +221,7 @@ def write_hub_manifest(
             if remote.sha256:
                 digest = remote.sha256
             else:
-                digest = _sha256_of_small_file(session, remote, snapshot, settings, policy, sleep)
+                digest = _sha256_of_small_file(session, remote, snapshot, settings, policy)
                 fetched += 1
             lines.append(manifest_line(digest, remote.path))
     finally:
@@ -233,20 +232,20 @@ def write_hub_manifest(
     return ManifestReport(snapshot.repo_id, revision, snapshot.commit, output, len(lines), fetched)
 
 
-def _sha256_of_small_file(session, remote: RemoteFile, snapshot: HubSnapshot, settings, policy, sleep) -> str:
+def _sha256_of_small_file(session, remote: RemoteFile, snapshot: HubSnapshot, settings, policy) -> str:
     def get() -> bytes:
         response = session.get(remote.urls[0], timeout=settings.timeout)
         if response.status_code in RETRY_STATUSES:
             raise TransientHttpError(
                 f"HTTP {response.status_code}",
                 status=response.status_code,
-                retry_after=retry_after_of(response.headers),
+                retry_after=retry_after_header(response.headers),
             )
         if not response.ok:
             raise NetworkError(f"{redact_url(remote.urls[0])} answered HTTP {response.status_code}.")
         return response.content
 
-    data = retry_call(get, policy=policy, retryable=lambda exc: isinstance(exc, OSError), sleep=sleep)
+    data = call_with_retry(get, policy=policy, retry_if=lambda exc: isinstance(exc, OSError))
     oid = hashlib.sha1(git_blob_header(len(data)) + data).hexdigest()  # noqa: S324 (git's object id)
     if remote.git_oid and oid != remote.git_oid:
         raise IntegrityError(

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 from ...errors import AutoglmError, CheckFailed, NetworkError, UsageError
 from ...redact import redact_url
-from ...retry import RetryPolicy, retry_call
+from ...retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -123,8 +123,7 @@ def resolve_hub(
     moves: dict[str, str] | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
     on_note: Callable[[str], None] | None = None,
 ) -> HubSnapshot:
     """Ask the endpoints, in order, for the repo's files at `revision` (with sizes and hashes).
@@ -153,8 +152,7 @@ def resolve_hub(
                 return api.model_info(candidate, revision=revision, files_metadata=True, timeout=30)
 
             try:
-                kwargs = {"sleep": sleep} if sleep is not None else {}
-                info = retry_call(ask, policy=policy, retryable=_transient_hub_error, **kwargs)
+                info = call_with_retry(ask, policy=policy, retry_if=_transient_hub_error)
             except RevisionNotFoundError:
                 raise UsageError(
                     f"{candidate} has no revision {revision!r} at {redact_url(endpoint)}.",
@@ -292,12 +290,7 @@ def _transient_hub_error(exc: BaseException) -> bool:
 
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
-        if status in (408, 429, 500, 502, 503, 504):
-            from .http import retry_after_of
-
-            exc.retry_after = retry_after_of(exc.response.headers)  # type: ignore[attr-defined]
-            return True
-        return False
+        return status in (408, 429, 500, 502, 503, 504)  # its response carries any Retry-After
     return isinstance(exc, OSError) or _is_transport_error(exc)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoglm_cli.config import Config, Weights
+from autoglm_cli.config import Config, Retry, Weights
 from autoglm_cli.testing.hub_server import fake_model_files
 from tests.fixtures.hub import hf_cache, hub_server, tiny_hub, tiny_model_dir  # noqa: F401
 
@@ -18,6 +18,9 @@ class Sleeps(list):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+    def __bool__(self) -> bool:  # RetryPolicy falls back to time.sleep on a falsy `sleep`
+        return True
 
 
 @pytest.fixture
@@ -39,11 +42,11 @@ def fake_hub(hub_server, fake_files):  # noqa: F811 (the imported fixture)
 
 @pytest.fixture
 def config() -> Config:
-    return Config(weights=Weights(jobs=2, retries=3, backoff=0.01))
+    return Config(weights=Weights(jobs=2), retry=Retry(tries=3, base=0.01))
 
 
 @pytest.fixture
 def fast_env(monkeypatch):
     """CLI runs: retries without real waiting worth noticing."""
-    monkeypatch.setenv("AUTOGLM_WEIGHTS__BACKOFF", "0.01")
+    monkeypatch.setenv("AUTOGLM_RETRY__BASE", "0.01")
     monkeypatch.delenv("HF_TOKEN", raising=False)

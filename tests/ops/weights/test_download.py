@@ -35,9 +35,8 @@ def remote_for(server, path: str, *, repo: str = FAKE_REPO, size_known: bool = T
 @pytest.fixture
 def engine(sleeps):
     session = make_session(HttpSettings(read_timeout=10), jobs=2, token=None)
-    yield Downloader(
-        session, timeout=10, policy=RetryPolicy(tries=3, base=1.0), sleep=sleeps, rand=lambda: 0.5
-    )
+    policy = RetryPolicy(tries=3, base=1.0, sleep=sleeps, random=lambda: 0.5)
+    yield Downloader(session, timeout=10, policy=policy)
     session.close()
 
 
@@ -70,7 +69,7 @@ def test_resume_across_runs_transfers_only_missing_bytes(fake_hub, fake_files, t
     size = len(fake_files[SHARD1])
     dest = tmp_path / "blob"
     session = make_session(HttpSettings(), jobs=1, token=None)
-    first = Downloader(session, timeout=10, policy=RetryPolicy(tries=1), sleep=sleeps)
+    first = Downloader(session, timeout=10, policy=RetryPolicy(tries=1, sleep=sleeps))
     fake_hub.inject(SHARD1, drop_after=4 * MiB + 11)
     with pytest.raises(NetworkError, match="bytes are kept"):
         first.download(remote_for(fake_hub, SHARD1), dest)
@@ -79,7 +78,7 @@ def test_resume_across_runs_transfers_only_missing_bytes(fake_hub, fake_files, t
     assert json.loads(sidecar.read_text())["sha256"] == hashlib.sha256(fake_files[SHARD1]).hexdigest()
 
     fake_hub.reset_counters()
-    second = Downloader(session, timeout=10, sleep=sleeps)
+    second = Downloader(session, timeout=10, policy=RetryPolicy(sleep=sleeps))
     outcome = second.download(remote_for(fake_hub, SHARD1), dest)
     assert dest.read_bytes() == fake_files[SHARD1]
     assert fake_hub.bytes_served(SHARD1) == size - (4 * MiB + 11)
@@ -92,11 +91,13 @@ def test_server_ignoring_range_restarts_cleanly(fake_hub, fake_files, tmp_path, 
     session = make_session(HttpSettings(), jobs=1, token=None)
     fake_hub.inject(SHARD1, drop_after=3 * MiB)
     with pytest.raises(NetworkError):
-        Downloader(session, timeout=10, policy=RetryPolicy(tries=1), sleep=sleeps).download(
+        Downloader(session, timeout=10, policy=RetryPolicy(tries=1, sleep=sleeps)).download(
             remote_for(fake_hub, SHARD1), dest
         )
     fake_hub.inject(SHARD1, ignore_range=True)
-    outcome = Downloader(session, timeout=10, sleep=sleeps).download(remote_for(fake_hub, SHARD1), dest)
+    outcome = Downloader(session, timeout=10, policy=RetryPolicy(sleep=sleeps)).download(
+        remote_for(fake_hub, SHARD1), dest
+    )
     assert dest.read_bytes() == fake_files[SHARD1]
     assert outcome.restarts == 1 and outcome.bytes_reused == 0
     # One request: the 200 answer to the Range request was used as the new body.
@@ -142,7 +143,7 @@ def test_backoff_grows_and_gives_up_after_the_tries(engine, fake_hub, tmp_path, 
     fake_hub.inject(SHARD1, status=500, times=None)
     with pytest.raises(NetworkError, match="HTTP 500"):
         engine.download(remote_for(fake_hub, SHARD1), tmp_path / "blob")
-    assert sleeps == [0.75, 1.5]  # base 1 s doubled, with the (injected) jitter
+    assert sleeps == [1.0, 2.0]  # base 1 s doubled, with the (injected) jitter
     assert not (tmp_path / "blob").exists()
 
 
@@ -171,14 +172,16 @@ def test_a_partial_corrupted_on_disk_is_caught_and_replaced(fake_hub, fake_files
     session = make_session(HttpSettings(), jobs=1, token=None)
     fake_hub.inject(SHARD1, drop_after=2 * MiB)
     with pytest.raises(NetworkError):
-        Downloader(session, timeout=10, policy=RetryPolicy(tries=1), sleep=sleeps).download(
+        Downloader(session, timeout=10, policy=RetryPolicy(tries=1, sleep=sleeps)).download(
             remote_for(fake_hub, SHARD1), dest
         )
     partial, _ = partial_paths(dest)
     with open(partial, "r+b") as fh:  # a bit flipped on disk between the runs
         fh.seek(1000)
         fh.write(b"\x00")
-    outcome = Downloader(session, timeout=10, sleep=sleeps).download(remote_for(fake_hub, SHARD1), dest)
+    outcome = Downloader(session, timeout=10, policy=RetryPolicy(sleep=sleeps)).download(
+        remote_for(fake_hub, SHARD1), dest
+    )
     assert dest.read_bytes() == fake_files[SHARD1] and outcome.restarts == 1
 
 
@@ -215,13 +218,15 @@ def test_interrupt_keeps_the_partial_for_the_next_run(fake_hub, fake_files, tmp_
     session = make_session(HttpSettings(), jobs=1, token=None)
     dest = tmp_path / "blob"
     with pytest.raises(Cancelled):
-        Downloader(session, timeout=10, cancel=cancel, sleep=sleeps).download(
+        Downloader(session, timeout=10, cancel=cancel, policy=RetryPolicy(sleep=sleeps)).download(
             remote_for(fake_hub, SHARD1), dest, progress=StopHalfway()
         )
     kept = partial_paths(dest)[0].stat().st_size
     assert 0 < kept < len(fake_files[SHARD1]) and not dest.exists()
     fake_hub.reset_counters()
-    Downloader(session, timeout=10, sleep=sleeps).download(remote_for(fake_hub, SHARD1), dest)
+    Downloader(session, timeout=10, policy=RetryPolicy(sleep=sleeps)).download(
+        remote_for(fake_hub, SHARD1), dest
+    )
     assert dest.read_bytes() == fake_files[SHARD1]
     assert fake_hub.bytes_served(SHARD1) == len(fake_files[SHARD1]) - kept
 
@@ -232,7 +237,9 @@ def test_next_endpoint_is_tried_when_one_fails(fake_hub, fake_files, tmp_path, s
     remote = RemoteFile(SHARD1, (dead, *good.urls), good.size, good.sha256, good.git_oid, good.lfs)
     session = make_session(HttpSettings(), jobs=1, token=None)
     notes = []
-    Downloader(session, timeout=10, sleep=sleeps, on_note=notes.append).download(remote, tmp_path / "blob")
+    Downloader(session, timeout=10, policy=RetryPolicy(sleep=sleeps), on_note=notes.append).download(
+        remote, tmp_path / "blob"
+    )
     assert (tmp_path / "blob").read_bytes() == fake_files[SHARD1]
     assert any("next endpoint" in n for n in notes)
 

@@ -85,7 +85,7 @@ def test_a_corrupted_blob_in_the_cache_is_fetched_again(cli, fake_hub, fake_file
 def test_interrupted_run_resumes_with_only_the_missing_bytes(
     cli, fake_hub, fake_files, hf_cache, monkeypatch
 ):
-    monkeypatch.setenv("AUTOGLM_WEIGHTS__RETRIES", "1")  # the first run gives up at the first drop
+    monkeypatch.setenv("AUTOGLM_RETRY__TRIES", "1")  # the first run gives up at the first drop
     fake_hub.inject(SHARD1, drop_after=6 * 1024 * 1024)
     failed = fetch(cli, fake_hub, FAKE_REPO, "--cache-dir", hf_cache)
     assert failed.exit_code == 3 and failed.json["error"]["type"] == "NetworkError"
@@ -186,7 +186,7 @@ def test_configured_endpoints_are_tried_in_order(cli, fake_hub, hf_cache, fast_e
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     (tmp_path / "autoglm.yaml").write_text(
-        f"weights:\n  endpoints: ['{dead}', '{fake_hub.endpoint}']\n  retries: 1\n"
+        f"weights:\n  endpoints: ['{dead}', '{fake_hub.endpoint}']\nretry: {{tries: 1}}\n"
     )
     result = cli("fetch-weights", FAKE_REPO, "--cache-dir", hf_cache)
     assert result.exit_code == 0, result.stderr

@@ -9,6 +9,7 @@ import pytest
 from autoglm_cli.errors import ExitCode, IntegrityError
 from autoglm_cli.ops.weights.fetch import FetchOptions, fetch_weights
 from autoglm_cli.ops.weights.hub_verify import manifest_line, verify_hub, write_hub_manifest
+from autoglm_cli.retry import RetryPolicy
 
 from .conftest import FAKE_REPO, SHARD1, SHARD2
 
@@ -16,7 +17,9 @@ from .conftest import FAKE_REPO, SHARD1, SHARD2
 @pytest.fixture
 def fetched(fake_hub, config, hf_cache, sleeps):
     report = fetch_weights(
-        [(FAKE_REPO, None)], config=config, options=FetchOptions(endpoint=fake_hub.endpoint, sleep=sleeps)
+        [(FAKE_REPO, None)],
+        config=config,
+        options=FetchOptions(endpoint=fake_hub.endpoint, policy=RetryPolicy(sleep=sleeps)),
     )
     return report.sources[0].destination
 
@@ -56,7 +59,9 @@ def test_extra_files_fail_only_when_asked(fake_hub, fetched, config):
 
 
 def test_local_dir_snapshot(fake_hub, config, tmp_path, sleeps):
-    options = FetchOptions(endpoint=fake_hub.endpoint, local_dir=tmp_path / "m", sleep=sleeps)
+    options = FetchOptions(
+        endpoint=fake_hub.endpoint, local_dir=tmp_path / "m", policy=RetryPolicy(sleep=sleeps)
+    )
     fetch_weights([(FAKE_REPO, None)], config=config, options=options)
     report = verify(fake_hub, config, local_dir=tmp_path / "m")
     assert report.counts == {"ok": 6}  # huggingface_hub's .cache/ bookkeeping is not "extra"
