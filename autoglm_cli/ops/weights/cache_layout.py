@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -100,9 +101,35 @@ class HubCacheLayout:
         return pointer
 
     def existing(self, commit: str, remote: RemoteFile) -> Path | None:
-        """The blob, when this cache already holds one for the file's hash (any commit's)."""
+        """A copy already in this cache: this repo's blob, or another repo's blob of the same hash.
+
+        Blob names are content hashes, so `models--THUDM--x/blobs/<sha256>` is the
+        file `models--zai-org--x` needs after a rename (the caller verifies it).
+        """
         blob = self.blob_path(remote)
-        return blob if blob.is_file() else None
+        if blob.is_file():
+            return blob
+        for other in sorted(self.cache_dir.glob("models--*/blobs/" + remote.blob_name)):
+            if other.is_file() and other.parent.parent != self.folder:
+                return other
+        return None
+
+    def adopt(self, found: Path, remote: RemoteFile) -> Path:
+        """Make a verified blob of another repo this repo's blob: a hard link, else a copy."""
+        blob = self.blob_path(remote)
+        if found == blob:
+            return blob
+        tmp = blob.with_name(f".{blob.name}.{os.getpid()}.adopt")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(found, tmp)
+        except OSError:
+            shutil.copyfile(found, tmp)  # another file system: copy, then make it durable
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, blob)
+        return blob
 
     def write_ref(self, revision: str, commit: str) -> None:
         if revision == commit:

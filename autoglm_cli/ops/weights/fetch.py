@@ -287,6 +287,9 @@ def _verify_existing(
             ctx.note(f"{remote.path}: the copy on disk does not match its hash; fetching it again")
             return None
         total.advance(digests.size)
+        if isinstance(layout, HubCacheLayout) and path != layout.blob_path(remote):
+            ctx.note(f"{remote.path}: reusing the same bytes from {path.parent.parent.name}")
+            path = layout.adopt(path, remote)
         return FileOutcome(remote.path, path, digests.size, digests.sha256, "reused", 0, digests.size)
 
     results = _parallel(ctx, candidates, check, key=lambda item: item[0].path)

@@ -74,19 +74,32 @@ def is_repo_id(source: str) -> bool:
 def apply_moves(repo_id: str, moves: dict[str, str]) -> str:
     """`THUDM/glm-4-9b-chat` -> `zai-org/glm-4-9b-chat` through the config's `moves` (longest prefix wins).
 
-    Keys may be orgs (`THUDM`), full ids or URL prefixes (those are for git remotes and ignored here).
+    Keys and values may be orgs (`THUDM`), ids, or Hub URLs (`huggingface.co/THUDM/`);
+    entries for other hosts (`github.com/THUDM/`, for git remotes) are ignored here.
     """
-    best = ""
-    for old in moves:
-        bare = old.rstrip("/")
-        if (repo_id == bare or repo_id.startswith(bare + "/")) and len(bare) > len(best):
-            best = bare
-    if not best:
+    best_old, best_new = "", ""
+    for old, new in moves.items():
+        old_prefix, new_prefix = _hub_prefix(old), _hub_prefix(new)
+        if not old_prefix or new_prefix is None or len(old_prefix) <= len(best_old):
+            continue
+        if repo_id == old_prefix or repo_id.startswith(old_prefix + "/"):
+            best_old, best_new = old_prefix, new_prefix
+    if not best_old or not best_new:
         return repo_id
-    new = moves.get(best, moves.get(best + "/", "")).rstrip("/")
-    if is_url(new) or not new:
-        return repo_id
-    return new + repo_id[len(best) :]
+    return best_new + repo_id[len(best_old) :]
+
+
+_HUB_HOSTS = ("huggingface.co/", "www.huggingface.co/", "hf.co/")
+
+
+def _hub_prefix(text: str) -> str | None:
+    """A `moves` side as a repo-id prefix; None when it names another host."""
+    bare = re.sub(r"^[A-Za-z][\w+.-]*://", "", text.strip()).rstrip("/")
+    for host in _HUB_HOSTS:
+        if bare.startswith(host):
+            return bare[len(host) :]
+    first = bare.split("/", 1)[0]
+    return None if "." in first or ":" in first else bare
 
 
 def hub_token() -> str | None:

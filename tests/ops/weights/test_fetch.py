@@ -257,3 +257,35 @@ def test_human_output_has_a_table_and_a_summary(cli, fake_hub, hf_cache, fast_en
     result = cli("fetch-weights", FAKE_REPO, "--endpoint", fake_hub.endpoint, "--cache-dir", hf_cache)
     assert result.exit_code == 0
     assert SHARD1[:20] in result.stdout and "6 files" in result.stdout and "fetched" in result.stdout
+
+
+def test_blobs_under_the_old_repo_id_are_reused_not_downloaded(
+    cli, hub_server, fake_files, hf_cache, fast_env
+):
+    # An old cache, filled when the repo was still THUDM/... (huggingface_hub wrote it).
+    from huggingface_hub import snapshot_download
+
+    hub_server.add_repo("THUDM/fake-glm", fake_files)
+    snapshot_download("THUDM/fake-glm", cache_dir=hf_cache, endpoint=hub_server.endpoint)
+    old_blob = (
+        hf_cache
+        / repo_folder_name("THUDM/fake-glm")
+        / "blobs"
+        / hashlib.sha256(fake_files[SHARD1]).hexdigest()
+    )
+    with open(old_blob, "r+b") as fh:  # one old blob went bad on disk: that one is fetched, not adopted
+        fh.write(b"bad")
+    hub_server.add_repo(FAKE_REPO, fake_files)
+    hub_server.reset_counters()
+
+    result = fetch(cli, hub_server, FAKE_REPO, "--cache-dir", hf_cache)
+    assert result.exit_code == 0, result.stderr
+    statuses = {f["path"]: f["status"] for f in result.json["result"]["sources"][0]["files"]}
+    assert statuses[SHARD1] == "fetched" and statuses[SHARD2] == "reused"
+    assert hub_server.bytes_served() == len(fake_files[SHARD1])
+    new_blob = (
+        hf_cache / repo_folder_name(FAKE_REPO) / "blobs" / hashlib.sha256(fake_files[SHARD2]).hexdigest()
+    )
+    old_twin = hf_cache / repo_folder_name("THUDM/fake-glm") / "blobs" / new_blob.name
+    assert new_blob.stat().st_ino == old_twin.stat().st_ino  # a hard link: no second copy on disk
+    assert Path(result.json["result"]["sources"][0]["destination"], SHARD2).read_bytes() == fake_files[SHARD2]

@@ -20,6 +20,9 @@ from autoglm_cli.ops.weights.sources import apply_moves, endpoints_to_try, is_re
         ("THUDM/chatglm3-6b", {"THUDM": "zai-org", "THUDM/chatglm3-6b": "other/x"}, "other/x"),
         ("THUDMX/model", {"THUDM": "zai-org"}, "THUDMX/model"),
         ("THUDM/x", {"https://github.com/THUDM": "https://github.com/zai-org"}, "THUDM/x"),
+        ("THUDM/x", {"github.com/THUDM/": "github.com/zai-org/"}, "THUDM/x"),
+        ("THUDM/x", {"huggingface.co/THUDM/": "huggingface.co/zai-org/"}, "zai-org/x"),
+        ("THUDM/x", {"https://hf.co/THUDM": "zai-org"}, "zai-org/x"),
     ],
 )
 def test_apply_moves(repo, moves, expected):
