@@ -100,11 +100,10 @@ def _render(console: Console, report: FetchReport) -> None:
             if source.kind == "hub" and source.commit
             else source.source
         )
-        table = Table(title=f"{where} -> {source.destination}", title_justify="left", show_edge=False)
-        table.add_column("file")
-        table.add_column("status")
-        table.add_column("size", justify="right")
-        table.add_column("fetched", justify="right")
+        console.print(f"{where} -> {source.destination}", soft_wrap=True)
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for name, justify in (("file", "left"), ("status", "left"), ("size", "right"), ("fetched", "right")):
+            table.add_column(name, justify=justify)
         table.add_column("sha256")
         for f in source.files:
             table.add_row(f.path, f.status, _size(f.size), _size(f.bytes_fetched), f.sha256[:16])
