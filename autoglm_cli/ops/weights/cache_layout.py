@@ -190,6 +190,8 @@ def write_tree_cache(folder: Path, commit: str, files: Iterable[RemoteFile]) -> 
             entry |= {"lfs_sha256": remote.sha256, "lfs_size": remote.size}
         entries[remote.path] = entry
     path = folder / "trees" / f"{commit}.json"
+    if path.is_file():
+        return  # a commit's listing never changes (and the cache may be read-only)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"format_version": TREE_CACHE_FORMAT_VERSION, "files": dict(sorted(entries.items()))}
     atomic_write(path, json.dumps(body, indent=1).encode())

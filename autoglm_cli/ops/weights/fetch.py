@@ -31,8 +31,10 @@ from .sources import (
     RemoteFile,
     endpoints_to_try,
     hub_token,
+    is_offline,
     is_repo_id,
     is_url,
+    resolve_from_cache,
     resolve_hub,
     resolve_plain_url,
 )
@@ -132,32 +134,14 @@ def fetch_weights(
     reports = []
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="autoglm-fetch") as pool:
+            ctx = _Context(
+                downloader, pool, progress, options, note, warn, config, session, settings, endpoints, token
+            )
             for source, revision in sources:
                 if not is_url(source) and Path(source).is_dir():
                     note(f"{source} is a local folder: nothing to fetch")
                     continue
-                context = _Context(downloader, pool, progress, options, note)
-                if is_url(source):
-                    reports.append(_fetch_url(source, session, settings, context))
-                else:
-                    snapshot = resolve_hub(
-                        source,
-                        revision=options.revision or revision or "main",
-                        endpoints=endpoints,
-                        token=token,
-                        moves=config.moves,
-                        include=options.include,
-                        exclude=options.exclude,
-                        policy=options.policy,
-                        on_note=note,
-                    )
-                    if snapshot.renamed_from:
-                        warn(
-                            f"{snapshot.renamed_from} is now {snapshot.repo_id}: fetched into the cache "
-                            "under the new id (add it to `moves` in the config to say so)"
-                        )
-                    cache = options.cache_dir or hub_cache_dir(config.weights.cache_dir)
-                    reports.append(_fetch_hub(snapshot, cache, context))
+                reports.append(_fetch_source(source, options.revision or revision or "main", ctx))
     finally:
         session.close()
     return FetchReport(
@@ -176,6 +160,48 @@ class _Context:
     progress: Progress
     options: FetchOptions
     note: Callable[[str], None]
+    warn: Callable[[str], None]
+    config: object
+    session: object
+    settings: HttpSettings
+    endpoints: list[str]
+    token: str | None
+
+
+def _fetch_source(source: str, revision: str, ctx: _Context) -> SourceReport:
+    if is_url(source):
+        return _fetch_url(source, ctx.session, ctx.settings, ctx)
+    options, config = ctx.options, ctx.config
+    cache = options.cache_dir or hub_cache_dir(config.weights.cache_dir)
+    if is_offline():
+        # HF_HUB_OFFLINE: no network; check what an earlier fetch left in the cache.
+        snapshot = resolve_from_cache(
+            source,
+            revision=revision,
+            cache_dir=cache,
+            moves=config.moves,
+            include=options.include,
+            exclude=options.exclude,
+        )
+        ctx.note(f"HF_HUB_OFFLINE is set: checking {snapshot.repo_id}@{snapshot.commit[:12]} in the cache")
+        return _fetch_hub(snapshot, cache, ctx)
+    snapshot = resolve_hub(
+        source,
+        revision=revision,
+        endpoints=ctx.endpoints,
+        token=ctx.token,
+        moves=config.moves,
+        include=options.include,
+        exclude=options.exclude,
+        policy=options.policy,
+        on_note=ctx.note,
+    )
+    if snapshot.renamed_from:
+        ctx.warn(
+            f"{snapshot.renamed_from} is now {snapshot.repo_id}: fetched into the cache "
+            "under the new id (add it to `moves` in the config to say so)"
+        )
+    return _fetch_hub(snapshot, cache, ctx)
 
 
 def _fetch_hub(snapshot: HubSnapshot, cache: Path, ctx: _Context) -> SourceReport:
@@ -254,6 +280,13 @@ def _run_files(
     try:
         reused = _verify_existing(files, layout, commit, ctx, total)
         missing = [f for f in files if f.path not in reused]
+        offline = [f for f in missing if not f.urls]
+        if offline:
+            names = ", ".join(f.path for f in offline[:5]) + (" ..." if len(offline) > 5 else "")
+            raise EnvironmentFailure(
+                f"HF_HUB_OFFLINE is set and {len(offline)} file(s) of {label} are missing or bad: {names}.",
+                remedy="Unset HF_HUB_OFFLINE and run fetch-weights again: it downloads only these.",
+            )
         _check_disk(missing, layout, ctx.options.force)
         for remote in reused.values():
             finish_file(_remote_of(files, remote.path))

@@ -191,6 +191,68 @@ def resolve_hub(
     raise last_error
 
 
+def is_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), read now rather than at huggingface_hub's import."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def resolve_from_cache(
+    repo_id: str,
+    *,
+    revision: str,
+    cache_dir,
+    moves: dict[str, str] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> HubSnapshot:
+    """The snapshot an earlier fetch recorded (refs + huggingface_hub's tree listing), for offline runs."""
+    import json
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    from .cache_layout import repo_folder_name
+
+    for candidate in dict.fromkeys([apply_moves(repo_id, moves or {}), repo_id]):
+        folder = cache_dir / repo_folder_name(candidate)
+        ref = folder / "refs" / revision
+        commit = ref.read_text().strip() if ref.is_file() else revision
+        tree = folder / "trees" / f"{commit}.json"
+        try:
+            listing = json.loads(tree.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError):
+            continue
+        files = tuple(
+            RemoteFile(
+                path=path,
+                urls=(),
+                size=entry["size"],
+                sha256=entry.get("lfs_sha256"),
+                git_oid=entry["blob_id"],
+                lfs="lfs_sha256" in entry,
+            )
+            for path, entry in sorted(listing.items())
+        )
+        chosen = set(
+            filter_repo_objects(
+                items=[f.path for f in files], allow_patterns=include or None, ignore_patterns=exclude or None
+            )
+        )
+        return HubSnapshot(
+            repo_id=candidate,
+            requested_id=repo_id,
+            revision=revision,
+            commit=commit,
+            endpoint="(offline: the local cache)",
+            files=tuple(f for f in files if f.path in chosen),
+            all_files=files,
+        )
+    raise UsageError(
+        f"HF_HUB_OFFLINE is set and the cache {cache_dir} has no listing of {repo_id}@{revision}.",
+        remedy="Unset HF_HUB_OFFLINE to fetch it, or point --cache-dir at the cache that has it.",
+    )
+
+
 def _snapshot(info, served_id, requested_id, revision, endpoint, endpoints, include, exclude, filter_fn):
     canonical = info.id or served_id
     if not info.sha:

@@ -289,3 +289,22 @@ def test_blobs_under_the_old_repo_id_are_reused_not_downloaded(
     old_twin = hf_cache / repo_folder_name("THUDM/fake-glm") / "blobs" / new_blob.name
     assert new_blob.stat().st_ino == old_twin.stat().st_ino  # a hard link: no second copy on disk
     assert Path(result.json["result"]["sources"][0]["destination"], SHARD2).read_bytes() == fake_files[SHARD2]
+
+
+def test_hf_hub_offline_checks_the_cache_without_the_network(
+    cli, fake_hub, fake_files, hf_cache, fast_env, monkeypatch
+):
+    assert fetch(cli, fake_hub, FAKE_REPO, "--cache-dir", hf_cache).exit_code == 0
+    fake_hub.stop()  # no network from here on
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ok = cli("--json", "fetch-weights", FAKE_REPO, "--cache-dir", hf_cache)
+    assert ok.exit_code == 0, ok.stdout
+    assert ok.json["result"]["bytes_reused"] == sum(len(v) for v in fake_files.values())
+
+    blob = hf_cache / repo_folder_name(FAKE_REPO) / "blobs" / hashlib.sha256(fake_files[SHARD2]).hexdigest()
+    with open(blob, "r+b") as fh:
+        fh.write(b"rot")
+    damaged = cli("--json", "fetch-weights", FAKE_REPO, "--cache-dir", hf_cache)
+    assert damaged.exit_code == 3 and SHARD2 in damaged.json["error"]["message"]
+    unknown = cli("--json", "fetch-weights", "zai-org/never-fetched", "--cache-dir", hf_cache)
+    assert unknown.exit_code == 2 and "HF_HUB_OFFLINE" in unknown.json["error"]["message"]
