@@ -95,6 +95,19 @@ class Workers:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """The dynamic scheduler's knobs (`scheduler: dynamic` or `priority-based`); see docs/architecture.md."""
+
+    target_utilisation: float = 0.8  # size the pool so nodes are this busy
+    scale_up_utilisation: float = 1.5  # grow on the forecast alone only past this (a queue always grows it)
+    stable_window: Duration = Duration(60)  # no scale-down within this long of a scale-up
+    release_window: Duration = Duration(3)  # a collapse in demand this long gives capacity back early
+    drain_time: Duration = Duration(10)  # when tasks queue, size the pool to clear them within this
+    forecaster: Literal["ewma", "holt", "last-value"] = "ewma"
+    forecast_alpha: float = 0.3  # smoothing weight (ewma, holt)
+
+
+@dataclass(frozen=True)
 class Gateway:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -161,6 +174,7 @@ class Config:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     weights: Weights = field(default_factory=Weights)
     workers: Workers = field(default_factory=Workers)
+    autoscale: Autoscale = field(default_factory=Autoscale)
     gateway: Gateway = field(default_factory=Gateway)
     deploy: Deploy = field(default_factory=Deploy)
     env_check: EnvCheckConfig = field(default_factory=EnvCheckConfig)
