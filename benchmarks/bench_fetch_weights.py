@@ -122,10 +122,13 @@ def main() -> int:
             }
             for rep in range(args.reps + 1):  # round 0 warms up the page cache and the server
                 t = {}
-                for name, fn in runs.items():
-                    t[name] = timed(fn)
+                order = list(runs)
+                order = order[rep % len(order) :] + order[: rep % len(order)]  # rotate: no fixed neighbours
+                for name in order:
+                    t[name] = timed(runs[name])
                     out.unlink(missing_ok=True)
                     shutil.rmtree(cache, ignore_errors=True)
+                t = {name: t[name] for name in runs}
                 if rep:
                     for key, value in t.items():
                         times[key].append(value)
