@@ -271,6 +271,7 @@ class HubServer:
         self.requests: list[RequestRecord] = []
         self._bytes: dict[tuple[str, str], int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._active = 0  # requests being handled right now
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
         self.endpoint = ""
@@ -350,9 +351,22 @@ class HubServer:
             )
 
     def reset_counters(self) -> None:
+        """Zero the byte counters and the request log, once the requests in flight are over
+        (a transfer the client gave up on may still be writing its last chunk)."""
+        self.wait_idle()
         with self._lock:
             self._bytes.clear()
             self.requests.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being handled; False if that took longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0:
+                    return True
+            time.sleep(0.005)
+        return False
 
     def requests_for(self, file: str | None = None, *, kind: str | None = None) -> list[RequestRecord]:
         with self._lock:
@@ -469,6 +483,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record: dict = {"repo": None, "file": None, "kind": "other"}
         self._status = 0
         self._logged = False
+        hub = self.server.hub
+        with hub._lock:
+            hub._active += 1
         try:
             parts = urlsplit(self.path)
             path = parts.path  # still quoted: revisions like refs%2Fpr%2F1 are one segment
@@ -487,6 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             self._log_request()
+            with hub._lock:
+                hub._active -= 1
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # Logged before the client can see the answer, so a test never races the log.

@@ -18,9 +18,11 @@ A `--local-dir` gets the files themselves plus huggingface_hub's bookkeeping und
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -71,6 +73,10 @@ class HubCacheLayout:
     def destination(self, remote: RemoteFile) -> Path:
         """Where the engine writes the file: its blob."""
         return self.blob_path(remote)
+
+    def lock_path(self, remote: RemoteFile) -> Path:
+        """huggingface_hub's lock for this blob (`hf download` takes the same one)."""
+        return self.cache_dir / ".locks" / self.folder.name / f"{remote.blob_name}.lock"
 
     def prepare(self) -> None:
         for sub in ("blobs", "snapshots", "refs"):
@@ -147,8 +153,9 @@ class HubCacheLayout:
 class LocalDirLayout:
     """Files written as themselves under a folder (`--local-dir`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, hub: bool = True) -> None:
         self.root = root
+        self.hub = hub  # False for plain URLs: no huggingface_hub bookkeeping in the folder
 
     def destination(self, remote: RemoteFile) -> Path:
         return self.root.joinpath(*remote.path.split("/"))
@@ -156,6 +163,13 @@ class LocalDirLayout:
     def existing(self, commit: str, remote: RemoteFile) -> Path | None:
         path = self.destination(remote)
         return path if path.is_file() else None
+
+    def lock_path(self, remote: RemoteFile) -> Path:
+        """huggingface_hub's lock for this file in a local dir (plain URLs: one in the temp dir)."""
+        if self.hub:
+            return self.root / ".cache" / "huggingface" / "download" / f"{remote.path}.lock"
+        key = hashlib.sha256(str(self.destination(remote).absolute()).encode()).hexdigest()[:32]
+        return Path(tempfile.gettempdir()) / "autoglm-locks" / f"{key}.lock"
 
     def prepare(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from ...errors import EnvironmentFailure, IntegrityError, NetworkError
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import DEFAULT_RETRY, RetryPolicy
-from .hashing import CHUNK_SIZE, Digests, OverlappedHasher
+from .hashing import CHUNK_SIZE, Digests, OverlappedHasher, hash_file
 from .http import RETRY_STATUSES, TransientHttpError, retry_after_header
 from .sources import RemoteFile
 
@@ -101,8 +101,37 @@ class Downloader:
         *,
         progress: Progress = NULL_PROGRESS,
         total: ProgressTask | None = None,
+        lock: Path | None = None,
     ) -> FileOutcome:
-        """Bring `remote` to `dest`, verified; resumes a partial file left by an earlier run."""
+        """Bring `remote` to `dest`, verified; resumes a partial file left by an earlier run.
+
+        `lock` (a file) keeps two downloads of the same destination apart, across
+        threads and processes; the cache layouts pass huggingface_hub's own lock
+        paths, so `hf download` and `fetch-weights` wait for each other too.
+        """
+        if lock is None:
+            return self._download(remote, dest, progress, total)
+        from filelock import FileLock, Timeout
+
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        guard = FileLock(str(lock))
+        try:
+            guard.acquire(timeout=0)
+        except Timeout:
+            self.on_note(f"{remote.path}: another download of it is running; waiting for it")
+            guard.acquire()
+            done = _already_there(remote, dest)  # the other download may have finished it
+            if done is not None:
+                guard.release()
+                return done
+        try:
+            return self._download(remote, dest, progress, total)
+        finally:
+            guard.release()
+
+    def _download(
+        self, remote: RemoteFile, dest: Path, progress: Progress, total: ProgressTask | None
+    ) -> FileOutcome:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial, sidecar = partial_paths(dest)
         task = progress.task(remote.path, total=remote.size, transient=True)
@@ -134,7 +163,7 @@ class Downloader:
                     _remove(sidecar)
                     raise IntegrityError(
                         f"{remote.path}: {problem} after a second download from zero "
-                        f"({redact_url(run.url)}); nothing was written to {dest}.",
+                        f"({redact_url(run.url)}); the bad bytes were deleted, {dest} was not written.",
                         remedy="The source serves bad bytes: try another endpoint (--endpoint) or report it.",
                     )
                 self.on_note(f"{remote.path}: {problem}; deleting it and downloading again from zero")
@@ -404,6 +433,15 @@ def _start_writeback(run: _Run, out) -> None:
             out.fileno(), run.written_back, run.offset - run.written_back, os.POSIX_FADV_DONTNEED
         )
     run.written_back = run.offset
+
+
+def _already_there(remote: RemoteFile, dest: Path) -> FileOutcome | None:
+    if not dest.is_file():
+        return None
+    digests = hash_file(dest, git=remote.sha256 is None and remote.git_oid is not None)
+    if _mismatch(remote, digests) is not None:
+        return None
+    return FileOutcome(remote.path, dest, digests.size, digests.sha256, "reused", 0, digests.size)
 
 
 def _mismatch(remote: RemoteFile, digests: Digests) -> str | None:

@@ -251,7 +251,7 @@ def _fetch_url(url: str, session, settings: HttpSettings, ctx: _Context) -> Sour
         sha256_url=ctx.options.sha256_url,
         timeout=settings.read_timeout,
     )
-    layout = LocalDirLayout(ctx.options.local_dir or Path.cwd())
+    layout = LocalDirLayout(ctx.options.local_dir or Path.cwd(), hub=False)
     layout.prepare()
     outcomes = _run_files((remote,), layout, "", ctx, lambda r: None, label=remote.path)
     return SourceReport(
@@ -294,7 +294,11 @@ def _run_files(
             ctx,
             missing,
             lambda remote: ctx.downloader.download(
-                remote, layout.destination(remote), progress=ctx.progress, total=total
+                remote,
+                layout.destination(remote),
+                progress=ctx.progress,
+                total=total,
+                lock=layout.lock_path(remote),
             ),
             then=finish_file,
         )

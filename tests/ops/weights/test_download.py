@@ -260,3 +260,17 @@ def test_overlapped_hasher_matches_hashlib(sizes, tmp_path):
     assert digests.git_oid == hashlib.sha1(b"blob %d\0" % len(joined) + joined).hexdigest()
     (tmp_path / "f").write_bytes(joined)
     assert hash_file(tmp_path / "f", git=True) == digests
+
+
+def test_two_downloads_of_one_blob_wait_for_each_other(engine, fake_hub, fake_files, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_hub.inject(SHARD1, bytes_per_second=20 * MiB)  # slow enough for the second to find the lock taken
+    dest, lock = tmp_path / "blob", tmp_path / ".locks" / "blob.lock"
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(
+            pool.map(lambda _: engine.download(remote_for(fake_hub, SHARD1), dest, lock=lock), [1, 2])
+        )
+    assert dest.read_bytes() == fake_files[SHARD1]
+    assert sorted(o.status for o in outcomes) == ["fetched", "reused"]
+    assert fake_hub.bytes_served(SHARD1) == len(fake_files[SHARD1])  # downloaded once
