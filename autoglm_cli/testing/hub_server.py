@@ -110,15 +110,6 @@ class HubFile:
     def pointer_size(self) -> int:
         return len(lfs_pointer(self.sha256, self.size))
 
-    def read(self, start: int, end: int) -> bytes:
-        """Bytes [start, end) (small reads; content is streamed by the handler)."""
-        if self.data is not None:
-            return self.data[start:end]
-        assert self.source is not None
-        with open(self.source, "rb") as fh:
-            fh.seek(start)
-            return fh.read(end - start)
-
     @classmethod
     def build(
         cls,
