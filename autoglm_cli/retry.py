@@ -57,10 +57,10 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         nominal = min(self.max_delay, self.base * 2 ** (attempt - 1))
-        return nominal * (0.5 + (self.random or _random.random)())
+        return nominal * (0.5 + (_random.random if self.random is None else self.random)())
 
     def wait(self, seconds: float) -> None:
-        (self.sleep or time.sleep)(seconds)
+        (time.sleep if self.sleep is None else self.sleep)(seconds)
 
 
 DEFAULT_RETRY = RetryPolicy()
