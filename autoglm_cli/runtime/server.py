@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -101,6 +102,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; for `serve` that is a normal end."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
+
+
 def serve(
     config, *, keys_file: Path | None, warn: Callable[[str], None], note: Callable[[str], None]
 ) -> ServeReport:
@@ -108,6 +124,8 @@ def serve(
     import uvicorn
 
     from .gateway import create_app
+
+    _Server = _server_class()
     from .logs import setup_logging
     from .models import python_log_level
 
@@ -120,7 +138,7 @@ def serve(
     app = create_app(
         config, keys_file=keys_file, warn=warn, on_started=lambda: note(f"serving on {url} (Ctrl-C stops)")
     )
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             log_level=level.lower(),
