@@ -78,3 +78,19 @@ def test_serve_runs_until_sigint_and_reports_json(tmp_path):
     assert server.stop() == 0
     out = server.output()
     assert '"command": "serve"' in out and '"requests":' in out
+
+
+def test_every_example_config_is_a_valid_serve_plan(cli, tmp_path):
+    from tests.conftest import REPO_ROOT
+
+    keys = tmp_path / "keys.json"
+    KeyStore(keys).create()
+    expected = {"simulated.yaml": "simulated", "transformers.yaml": "transformers", "upstream.yaml": "openai"}
+    for name, backend in expected.items():
+        result = cli(
+            "--json", "serve", "--config", REPO_ROOT / "examples" / name, "--keys-file", keys, "--dry-run"
+        )
+        assert result.exit_code == 0, (name, result.stdout, result.stderr)
+        plan = result.json["result"]
+        assert set(plan["models"].values()) == {backend} and plan["auth"] is True
+        assert "warning" not in result.stderr, (name, result.stderr)

@@ -17,8 +17,7 @@ import openai
 import pytest
 
 from autoglm_cli.testing.servers import ServeProcess
-
-from .conftest import write_config
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -31,21 +30,11 @@ def expected_text(tokens: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def gateway(module_tmp, keys):
-    config = write_config(
-        module_tmp / "serve.yaml",
-        {
-            "model_pool": {"default": "sim-glm"},
-            "scheduler": "static",
-            "log_level": "INFO",
-            "models": {
-                "sim-glm": {"backend": "simulated", "options": {"a": 0.01, "c": 0.02, "output_tokens": 24}}
-            },
-            "workers": {"engine": "dask", "count": 2, "control_interval": "0.5s"},
-            "gateway": {"auth": True},
-        },
-    )
-    with ServeProcess(config, keys_file=keys.file) as server:
+def gateway(keys):
+    """examples/simulated.yaml as shipped; only the port, the keys file and the control tick differ."""
+    config = REPO_ROOT / "examples" / "simulated.yaml"
+    env = {"AUTOGLM_WORKERS__CONTROL_INTERVAL": "0.5s"}
+    with ServeProcess(config, keys_file=keys.file, env=env, log=keys.file.with_name("serve.log")) as server:
         yield server
 
 

@@ -11,8 +11,7 @@ import pytest
 from autoglm_cli.runtime.backends.base import BackendSettings, GenerationRequest
 from autoglm_cli.runtime.errors import InvalidRequest
 from autoglm_cli.testing.servers import ServeProcess
-
-from .conftest import write_config
+from tests.conftest import REPO_ROOT
 
 pytest.importorskip("transformers")
 pytestmark = [pytest.mark.transformers, pytest.mark.slow]
@@ -107,29 +106,30 @@ def test_loads_from_the_hugging_face_cache_by_repo_id(tiny_model, tmp_path):
         missing.load()
 
 
-def test_serve_with_the_tiny_model_and_a_model_that_fails_to_load(tiny_model, module_tmp):
-    """Two Dask workers: one loads the tiny model, the other a model whose directory is missing."""
-    config = write_config(
-        module_tmp / "transformers.yaml",
-        {
-            "model_pool": {"default": "tiny", "backup": "broken"},
-            "models": {
-                "tiny": {"backend": "transformers", "source": str(tiny_model), "options": {"device": "cpu"}},
-                "broken": {"backend": "transformers", "source": str(module_tmp / "no-such-model")},
-            },
-            "workers": {"engine": "dask", "count": 2, "control_interval": "0.5s"},
-            "gateway": {"auth": False},
-            "log_level": "INFO",
-        },
-    )
-    with ServeProcess(config, ready_timeout=120) as server:
+def test_serve_examples_transformers_yaml_with_the_tiny_model_and_a_broken_backup(tiny_model, module_tmp):
+    """examples/transformers.yaml, pointed at the tiny model through environment overrides, plus a
+    backup model whose directory is missing: two Dask workers, one loads each."""
+    config = REPO_ROOT / "examples" / "transformers.yaml"
+    env = {
+        "AUTOGLM_MODELS__GLM-4-9B-CHAT__SOURCE": str(tiny_model),
+        "AUTOGLM_MODELS__BROKEN__BACKEND": "transformers",
+        "AUTOGLM_MODELS__BROKEN__SOURCE": str(module_tmp / "no-such-model"),
+        "AUTOGLM_MODEL_POOL__BACKUP": "broken",
+        "AUTOGLM_WORKERS__COUNT": "2",
+        "AUTOGLM_WORKERS__CONTROL_INTERVAL": "0.5s",
+        "AUTOGLM_GATEWAY__AUTH": "false",
+    }
+    with ServeProcess(config, env=env, log=module_tmp / "serve.log", ready_timeout=120) as server:
         api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
         reply = api.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "Hello"}], max_tokens=6, temperature=0
+            model="glm-4-9b-chat",
+            messages=[{"role": "user", "content": "Hello"}],
+            max_tokens=6,
+            temperature=0,
         )
         assert reply.usage.completion_tokens == 6 and reply.choices[0].finish_reason == "length"
         stream = api.chat.completions.create(
-            model="tiny",
+            model="glm-4-9b-chat",
             messages=[{"role": "user", "content": "Hello"}],
             max_tokens=6,
             temperature=0,

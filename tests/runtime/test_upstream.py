@@ -10,12 +10,13 @@ import httpx
 import openai
 import pytest
 
-from autoglm_cli.config import parse_config
+from autoglm_cli.config import load_config, parse_config
 from autoglm_cli.runtime.backends.base import BackendSettings, GenerationRequest
 from autoglm_cli.runtime.backends.openai_upstream import UpstreamHandle
 from autoglm_cli.runtime.errors import ApiError, NodeFailure, ServiceUnavailable
 from autoglm_cli.runtime.gateway import create_app
 from autoglm_cli.testing.servers import ThreadedServer, free_port
+from tests.conftest import REPO_ROOT
 
 from .conftest import make_keys
 
@@ -177,9 +178,12 @@ def upstream(module_tmp):
     config = parse_config(
         json.dumps(
             {
-                "model_pool": {"default": "glm-4-9b-chat"},
+                "model_pool": {"default": "zai-org/glm-4-9b-chat"},
                 "models": {
-                    "glm-4-9b-chat": {"backend": "simulated", "options": {"c": 0.005, "output_tokens": 12}}
+                    "zai-org/glm-4-9b-chat": {
+                        "backend": "simulated",
+                        "options": {"c": 0.005, "output_tokens": 12},
+                    }
                 },
                 "workers": {"engine": "inline", "count": 2},
             }
@@ -192,32 +196,15 @@ def upstream(module_tmp):
 
 @pytest.fixture(scope="module")
 def gateway(upstream, module_tmp):
-    """A gateway whose model is served by the upstream (one live endpoint and one dead one)."""
+    """examples/upstream.yaml in front of that upstream, plus a second endpoint that is down."""
     server, upstream_keys = upstream
     keys = make_keys(module_tmp / "gateway-keys.json")
     dead = f"http://127.0.0.1:{free_port()}/v1"
     env = pytest.MonkeyPatch()
-    env.setenv("TEST_UPSTREAM_KEY", upstream_keys.full)
-    config = parse_config(
-        json.dumps(
-            {
-                "model_pool": {"default": "glm"},
-                "models": {
-                    "glm": {
-                        "backend": "openai",
-                        "source": f"{server.url}/v1",
-                        "options": {
-                            "model": "glm-4-9b-chat",
-                            "api_key_env": "TEST_UPSTREAM_KEY",
-                            "endpoints": [dead, f"{server.url}/v1"],
-                        },
-                    }
-                },
-                "connection_pool": {"max_connections": 8},
-                "read_timeout": "10s",
-            }
-        ),
-        environ={},
+    env.setenv("UPSTREAM_API_KEY", upstream_keys.full)
+    config = load_config(
+        REPO_ROOT / "examples" / "upstream.yaml",
+        environ={"AUTOGLM_MODELS__GLM-4-9B-CHAT__OPTIONS__ENDPOINTS": f"[{dead}, {server.url}/v1]"},
     )
     with ThreadedServer(create_app(config, keys_file=keys.file)) as front:
         yield front, keys
@@ -228,13 +215,17 @@ def test_gateway_in_front_of_an_upstream_gateway(gateway):
     front, keys = gateway
     api = openai.OpenAI(base_url=f"{front.url}/v1", api_key=keys.full, max_retries=0)
     reply = api.chat.completions.create(
-        model="glm", messages=[{"role": "user", "content": "a b c"}], max_tokens=5
+        model="glm-4-9b-chat", messages=[{"role": "user", "content": "a b c"}], max_tokens=5
     )
     assert reply.choices[0].message.content == "simulated output from the autoglm"
-    assert reply.model == "glm" and reply.usage.prompt_tokens == 3 and reply.usage.completion_tokens == 5
+    assert (
+        reply.model == "glm-4-9b-chat"
+        and reply.usage.prompt_tokens == 3
+        and reply.usage.completion_tokens == 5
+    )
 
     stream = api.chat.completions.create(
-        model="glm",
+        model="glm-4-9b-chat",
         messages=[{"role": "user", "content": "x"}],
         max_tokens=5,
         stream=True,
@@ -247,7 +238,7 @@ def test_gateway_in_front_of_an_upstream_gateway(gateway):
     )
     assert chunks[-1].usage.completion_tokens == 5
 
-    completion = api.completions.create(model="glm", prompt="x", max_tokens=3)
+    completion = api.completions.create(model="glm-4-9b-chat", prompt="x", max_tokens=3)
     assert completion.choices[0].text == "simulated output from"
 
 
@@ -255,7 +246,9 @@ def test_the_dead_endpoint_is_failed_and_never_used(gateway):
     front, keys = gateway
     api = openai.OpenAI(base_url=f"{front.url}/v1", api_key=keys.full, max_retries=0)
     for _ in range(4):
-        api.chat.completions.create(model="glm", messages=[{"role": "user", "content": "x"}], max_tokens=1)
+        api.chat.completions.create(
+            model="glm-4-9b-chat", messages=[{"role": "user", "content": "x"}], max_tokens=1
+        )
     nodes = httpx.get(f"{front.url}/readyz").json()["nodes"]
     states = sorted((n["state"], n["kind"]) for n in nodes)
     assert states == [("failed", "upstream"), ("ready", "upstream")]

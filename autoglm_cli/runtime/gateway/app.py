@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -57,6 +58,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
+        # Everything built at start-up lives for the whole run: keep it out of the collector's
+        # full passes, which otherwise show up as latency spikes under load.
+        gc.collect()
+        gc.freeze()
         if on_started is not None:
             on_started()
         try:
