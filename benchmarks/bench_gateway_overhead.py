@@ -31,11 +31,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
+
 from autoglm_cli.runtime.auth import KeyStore  # noqa: E402
 from autoglm_cli.testing.servers import ServeProcess, free_port, wait_http  # noqa: E402
 
 ERRORS: dict[str, int] = {}
 BODY = {"model": "instant", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+
+
+def cpu_pressure() -> float | None:
+    """Linux PSI: the share of the last 10 s in which some runnable task waited for a CPU."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return float(line.split("avg10=")[1].split()[0])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -188,9 +199,14 @@ def main() -> int:
     try:
         wait_http(f"{upstream_url}/v1/models", timeout=30)
         with ServeProcess(config, keys_file=keys, env={"PYTHONPATH": str(ROOT)}) as gateway:
+            pressure_before = cpu_pressure()
+            gateway_process = psutil.Process(gateway.proc.pid)
+            cpu_before = sum(gateway_process.cpu_times()[:2])
             results, errors = asyncio.run(
                 measure(upstream_url, gateway.url, key, args.rate, args.phases, args.seconds, warmup=200)
             )
+            cpu_used = sum(gateway_process.cpu_times()[:2]) - cpu_before
+            pressure = cpu_pressure()
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -217,6 +233,13 @@ def main() -> int:
     )
     if ERRORS:
         print(f"errors by kind: {ERRORS}")
+    served = len(results["gateway"]) + errors["gateway"] + 200  # the warm-up requests included
+    print(f"gateway CPU per request: {cpu_used / served * 1000:.2f} ms")
+    if pressure is not None:
+        print(
+            f"machine CPU pressure (PSI some avg10) before/after: {pressure_before:.0f}% / {pressure:.0f}% "
+            "(time runnable tasks waited for a CPU; high values inflate the tails)"
+        )
     ok = added50 <= 3 and added99 <= 10 and not any(errors.values())
     print("GOAL MET" if ok else "GOAL MISSED")
     return 0

@@ -109,7 +109,12 @@ class DaskCluster:
             processes=True,
             asynchronous=True,
             host=self.host,
-            dashboard_address=":0" if self.dashboard else None,
+            # Dask's scheduler always serves HTTP (health, metrics); without the dashboard, keep it
+            # local and off the well-known 8787 so that several gateways on one machine never collide.
+            dashboard_address=":8787" if self.dashboard else None,
+            scheduler_kwargs=None
+            if self.dashboard
+            else {"dashboard": False, "dashboard_address": f"{self.host}:0"},
             memory_limit=self.memory_limit,
             silence_logs=logging.getLevelName(self.log_level),
         )
