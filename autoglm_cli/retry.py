@@ -1,117 +1,184 @@
-"""Retries with exponential backoff and jitter, honouring `Retry-After` (DESIGN.md, Conventions).
+"""Retry a flaky call with exponential backoff and jitter, honouring `Retry-After`.
 
-Defaults: 3 tries, base 1 s, doubling, "equal jitter" (each wait is drawn from
-[d/2, d] so concurrent clients spread out but never retry immediately). A server's
-`Retry-After` replaces the computed wait; one longer than `max_delay` ends the
-retries instead of holding the caller that long. `sleep` and `rng` are injectable
-so tests run without waiting.
+The project's convention (DESIGN.md): base 1 s, 3 tries. After failed attempt
+`n` the wait is `min(max_delay, base * 2**(n-1))` scaled by a random factor in
+[0.5, 1.5), so many clients that failed together do not retry together. When the
+failure carries a server's `Retry-After` (seconds or an HTTP date), that wait is
+used instead, capped at `max_retry_after`.
+
+`sleep` and `random` are injectable so tests never wait:
+
+    policy = RetryPolicy(sleep=waits.append, random=lambda: 0.5)
+    call_with_retry(fetch, policy=policy, retry_if=is_transient)
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
-import random
+import random as _random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .config import Retry
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    tries: int = 3  # attempts in all, the first included
+    tries: int = 3  # attempts in all, the first one included
     base: float = 1.0  # seconds before the second attempt (before jitter)
-    max_delay: float = 30.0
-    jitter: bool = True
+    max_delay: float = 30.0  # cap on one backoff wait
+    max_retry_after: float = 300.0  # cap on a server-requested wait
+    sleep: Callable[[float], Any] | None = field(default=None, compare=False, repr=False)
+    random: Callable[[], float] | None = field(default=None, compare=False, repr=False)
+    # Hears every retry (e.g. the CLI's "retrying in 1.2 s" note) unless the call passes its own.
+    on_retry: Callable[[RetryAttempt], Any] | None = field(default=None, compare=False, repr=False)
 
-    def delay(
-        self, failures: int, retry_after: float | None = None, rng: Callable[[], float] = random.random
-    ):
-        """Seconds to wait after the `failures`-th failure, or None to stop retrying."""
-        if failures >= self.tries:
-            return None
+    def __post_init__(self) -> None:
+        if self.tries < 1:
+            raise ValueError("tries must be at least 1")
+
+    @classmethod
+    def from_settings(cls, settings: Retry, **overrides: Any) -> RetryPolicy:
+        """The policy the config's `retry` section describes."""
+        if settings.tries < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(f"must be at least 1, got {settings.tries}", field="retry.tries")
+        return cls(tries=settings.tries, base=settings.base, max_delay=settings.max_delay, **overrides)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after is not None:
-            return max(0.0, retry_after) if retry_after <= self.max_delay else None
-        wait = min(self.base * 2 ** (failures - 1), self.max_delay)
-        return wait * (0.5 + rng() / 2) if self.jitter else wait
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        nominal = min(self.max_delay, self.base * 2 ** (attempt - 1))
+        return nominal * (0.5 + (self.random or _random.random)())
+
+    def wait(self, seconds: float) -> None:
+        (self.sleep or time.sleep)(seconds)
 
 
-def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(tries=1)
+
+
+@dataclass(frozen=True)
+class RetryAttempt:
+    """What `on_retry` hears before each wait: which attempt failed, why, how long we wait."""
+
+    attempt: int
+    tries: int
+    error: Exception
+    delay: float
+
+
+def parse_retry_after(value: str | float | int | None, *, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header value (delta-seconds or an HTTP date) as seconds, or None."""
+    if value is None:
         return None
-    value = value.strip()
+    if isinstance(value, (int, float)):
+        return max(float(value), 0.0)
+    text = value.strip()
     try:
-        return max(0.0, float(value))
+        return max(float(text), 0.0)
     except ValueError:
         pass
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, when.timestamp() - now())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = now or datetime.now(timezone.utc)
+    return max((when - current).total_seconds(), 0.0)
 
 
-class Retryable(Exception):
-    """Raise (or subclass) to ask for another attempt; `retry_after` is the server's wish."""
+def retry_after_of(error: BaseException) -> float | None:
+    """The server-requested wait an error carries, if any.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    Looks at `error.retry_after` (seconds), then at `error.response.headers`
+    (requests, httpx and huggingface_hub errors all carry the response).
+    """
+    explicit = getattr(error, "retry_after", None)
+    if explicit is not None:
+        return parse_retry_after(explicit)
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if isinstance(headers, Mapping) or hasattr(headers, "get"):
+        try:
+            return parse_retry_after(headers.get("Retry-After"))
+        except (AttributeError, TypeError):
+            return None
+    return None
 
 
-def _retry_after_of(exc: BaseException) -> float | None:
-    return getattr(exc, "retry_after", None)
-
-
-def retry_call(
+def call_with_retry(
     fn: Callable[[], T],
     *,
-    policy: RetryPolicy = RetryPolicy(),
-    retryable: Callable[[BaseException], bool] = lambda e: isinstance(e, Retryable),
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[BaseException, float], None] | None = None,
-    rng: Callable[[], float] = random.random,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    retry_if: Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...] = Exception,
+    on_retry: Callable[[RetryAttempt], Any] | None = None,
 ) -> T:
-    failures = 0
-    while True:
+    """Call `fn` until it succeeds or `policy.tries` attempts failed.
+
+    Only exceptions accepted by `retry_if` (a predicate or exception types) are
+    retried; anything else, and the last failure, propagates unchanged.
+    KeyboardInterrupt and SystemExit are never retried.
+    """
+    if isinstance(retry_if, (type, tuple)):
+        types_ = retry_if
+
+        def should_retry(exc: Exception) -> bool:
+            return isinstance(exc, types_)
+    else:
+        should_retry = retry_if
+    for attempt in range(1, policy.tries + 1):
         try:
             return fn()
         except Exception as exc:
-            if not retryable(exc):
+            if attempt >= policy.tries or not should_retry(exc):
                 raise
-            failures += 1
-            wait = policy.delay(failures, _retry_after_of(exc), rng)
-            if wait is None:
-                raise
-            if on_retry is not None:
-                on_retry(exc, wait)
-            sleep(wait)
+            delay = policy.delay(attempt, retry_after_of(exc))
+            listener = on_retry or policy.on_retry
+            if listener is not None:
+                listener(RetryAttempt(attempt, policy.tries, exc, delay))
+            policy.wait(delay)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
-async def retry_async(
+async def call_with_retry_async(
     fn: Callable[[], Awaitable[T]],
     *,
-    policy: RetryPolicy = RetryPolicy(),
-    retryable: Callable[[BaseException], bool] = lambda e: isinstance(e, Retryable),
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    on_retry: Callable[[BaseException, float], None] | None = None,
-    rng: Callable[[], float] = random.random,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    retry_if: Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...] = Exception,
+    on_retry: Callable[[RetryAttempt], Any] | None = None,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> T:
-    failures = 0
-    while True:
+    """`call_with_retry` for coroutines: `fn()` returns an awaitable; the waits are `await sleep(s)`
+    (default `asyncio.sleep`), so an event loop keeps serving others meanwhile."""
+    import asyncio
+
+    if isinstance(retry_if, (type, tuple)):
+        types_ = retry_if
+
+        def should_retry(exc: Exception) -> bool:
+            return isinstance(exc, types_)
+    else:
+        should_retry = retry_if
+    for attempt in range(1, policy.tries + 1):
         try:
             return await fn()
         except Exception as exc:
-            if not retryable(exc):
+            if attempt >= policy.tries or not should_retry(exc):
                 raise
-            failures += 1
-            wait = policy.delay(failures, _retry_after_of(exc), rng)
-            if wait is None:
-                raise
-            if on_retry is not None:
-                on_retry(exc, wait)
-            await sleep(wait)
+            delay = policy.delay(attempt, retry_after_of(exc))
+            listener = on_retry or policy.on_retry
+            if listener is not None:
+                listener(RetryAttempt(attempt, policy.tries, exc, delay))
+            await (sleep or asyncio.sleep)(delay)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -38,6 +38,9 @@ def model_settings(config, name: str) -> BackendSettings:
         max_idle_connections=pool.max_idle_connections,
         idle_timeout=float(pool.idle_timeout),
         log_level=python_log_level(config),
+        retry_tries=config.retry.tries,
+        retry_base=float(config.retry.base),
+        retry_max_delay=float(config.retry.max_delay),
     )
 
 

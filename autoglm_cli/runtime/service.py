@@ -627,6 +627,9 @@ class Runtime:
                 log.exception("control tick failed")
 
     async def tick(self) -> None:
+        set_depth = getattr(self.scheduler, "set_queue_depth", None)  # optional observation
+        if set_depth is not None:
+            set_depth(len(self.queue))
         load = self.scheduler.predict_load()
         self.metrics.predicted_load.set(load)
         wanted = self.scheduler.adjust_workers(load)

@@ -1,58 +1,56 @@
-"""`autoglm_cli.retry`, the simulated backend's cost model and the stop-sequence filter."""
+"""The async retry helper, the simulated backend's cost model and the stop-sequence filter."""
 
 from __future__ import annotations
 
-import email.utils
-
 import pytest
 
-from autoglm_cli.retry import Retryable, RetryPolicy, parse_retry_after, retry_call
 from autoglm_cli.runtime.backends.base import BackendSettings, GenerationRequest, StopFilter
 from autoglm_cli.runtime.backends.simulated import SimulatedBackend
 
 
-def test_backoff_doubles_from_one_second_with_equal_jitter():
-    policy = RetryPolicy()
-    assert [policy.delay(i, rng=lambda: 1.0) for i in (1, 2)] == [1.0, 2.0]
-    assert [policy.delay(i, rng=lambda: 0.0) for i in (1, 2)] == [0.5, 1.0]
-    assert policy.delay(3) is None  # three tries in all
+def test_async_retry_waits_without_blocking_and_reraises_at_the_end():
+    """`call_with_retry_async` (the upstream backend's retries): same policy as the sync one."""
+    import asyncio
 
+    from autoglm_cli.retry import RetryPolicy, call_with_retry_async
 
-def test_retry_after_wins_and_too_long_a_wait_gives_up():
-    policy = RetryPolicy(max_delay=30)
-    assert policy.delay(1, retry_after=7) == 7
-    assert policy.delay(1, retry_after=120) is None
+    waits: list[float] = []
+    calls: list[int] = []
 
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
 
-def test_parse_retry_after_seconds_and_dates():
-    assert parse_retry_after("5") == 5.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
-    date = email.utils.formatdate(1_000_010, usegmt=True)
-    assert parse_retry_after(date, now=lambda: 1_000_000) == pytest.approx(10.0)
+    class Busy(Exception):
+        retry_after = 2
 
-
-def test_retry_call_sleeps_between_tries_and_reraises_at_the_end():
-    sleeps: list[float] = []
-    calls = []
-
-    def flaky():
+    async def flaky():
         calls.append(1)
-        raise Retryable("nope", retry_after=2)
+        raise Busy()
 
-    with pytest.raises(Retryable):
-        retry_call(flaky, sleep=sleeps.append)
-    assert len(calls) == 3 and sleeps == [2, 2]
-    outcomes = iter([Retryable("x"), "ok"])
+    with pytest.raises(Busy):
+        asyncio.run(call_with_retry_async(flaky, retry_if=Busy, sleep=sleep))
+    assert len(calls) == 3 and waits == [2, 2]  # Retry-After honoured, 3 tries in all
 
-    def once_flaky():
+    outcomes = iter([ConnectionError("reset"), "ok"])
+
+    async def once_flaky():
         value = next(outcomes)
         if isinstance(value, Exception):
             raise value
         return value
 
-    assert retry_call(once_flaky, sleep=sleeps.append, rng=lambda: 1.0) == "ok"
+    policy = RetryPolicy(random=lambda: 0.5)
+    assert (
+        asyncio.run(call_with_retry_async(once_flaky, policy=policy, retry_if=ConnectionError, sleep=sleep))
+        == "ok"
+    )
+    assert waits[-1] == 1.0  # base 1 s x (0.5 + 0.5)
+
+    async def broken():
+        raise ZeroDivisionError
+
     with pytest.raises(ZeroDivisionError):
-        retry_call(lambda: 1 / 0, sleep=sleeps.append)
+        asyncio.run(call_with_retry_async(broken, retry_if=ConnectionError, sleep=sleep))
 
 
 class FakeTime:

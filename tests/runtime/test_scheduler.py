@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from autoglm_cli.config import parse_config
-from autoglm_cli.errors import ConfigError
 from autoglm_cli.runtime.scheduler import (
     Node,
     NodeState,
@@ -129,14 +128,12 @@ def test_make_scheduler_picks_static_and_adapts_the_old_priority_based_name():
     assert plain.workers == 2 and quiet == []
 
 
-def test_dynamic_without_its_module_is_a_config_error():
-    try:
-        import autoglm_cli.runtime.scheduler.dynamic  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="dynamic"):
-            make_scheduler(parse_config("scheduler: dynamic", environ={}))
-    else:
-        pytest.skip("the dynamic scheduler is built")
+def test_make_scheduler_picks_the_dynamic_policy_by_name():
+    from autoglm_cli.runtime.scheduler.dynamic import DynamicScheduler
+
+    scheduler = make_scheduler(parse_config("scheduler: dynamic\nworkers: {min: 2, max: 6}", environ={}))
+    assert isinstance(scheduler, DynamicScheduler)
+    assert scheduler.adjust_workers(0.0) == 2  # within workers.min..max
 
 
 def test_make_queue_uses_gateway_max_queue():

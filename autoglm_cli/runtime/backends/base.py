@@ -34,6 +34,9 @@ class BackendSettings:
     max_idle_connections: int = 20
     idle_timeout: float = 300.0
     log_level: str = "WARNING"
+    retry_tries: int = 3  # the config's `retry` section, for upstream calls
+    retry_base: float = 1.0
+    retry_max_delay: float = 30.0
 
 
 @dataclass

@@ -5,9 +5,10 @@ Runs in the gateway process with one `httpcore` connection pool per endpoint
 the gateway's CPU per proxied request): `connection_pool.max_connections` /
 `max_idle_connections` / `idle_timeout` size the pool, `read_timeout` bounds
 each read. Proxy variables (`HTTPS_PROXY`) are not read: upstreams are reached
-directly. Connection failures, 429 and 5xx are
-retried with exponential backoff and jitter (base 1 s, 3 tries, `Retry-After`
-honoured; `autoglm_cli.retry`); a stream is retried only before its first chunk.
+directly. Connection failures, 429 and 5xx are retried with exponential backoff
+and jitter (the config's `retry` section: base 1 s, 3 tries; `Retry-After` is
+honoured, and one longer than `retry.max_delay` ends the retries at once;
+`autoglm_cli.retry`); a stream is retried only before its first chunk.
 When the retries run out, connection failures and 5xx become `NodeFailure` (the
 runtime marks the endpoint failed and tries another), a 429 becomes a 503 with
 `Retry-After`, other 4xx pass through as they are.
@@ -25,7 +26,7 @@ import os
 from collections.abc import Callable
 
 from ...redact import redact, redact_url
-from ...retry import RetryPolicy, parse_retry_after, retry_async
+from ...retry import RetryAttempt, RetryPolicy, call_with_retry_async, parse_retry_after
 from ..errors import ApiError, NodeFailure, ServiceUnavailable
 from .base import BackendSettings, GenerationRequest, GenerationResult, option
 
@@ -122,14 +123,16 @@ class UpstreamHandle:
         settings: BackendSettings,
         base_url: str,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
         sleep=None,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self.upstream_model = option(settings.options, "model", settings.model, str, settings.model)
-        self.policy = policy
+        self.policy = policy or RetryPolicy(
+            tries=settings.retry_tries, base=settings.retry_base, max_delay=settings.retry_max_delay
+        )
         self._sleep = sleep
         self._on_retry = on_retry
         headers = {}
@@ -293,16 +296,17 @@ class UpstreamHandle:
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, httpcore.ReadTimeout):
                 return False  # the upstream is working on it, slowly: another try doubles the wait
+            if isinstance(exc, _RetryableStatus) and (exc.retry_after or 0) > self.policy.max_delay:
+                return False  # it asks for a longer wait than a waiting client should get: say so instead
             return isinstance(exc, (_RetryableStatus, *transport_errors))
 
-        def on_retry(exc: BaseException, wait: float) -> None:
+        def on_retry(attempt_: RetryAttempt) -> None:
             if self._on_retry is not None:
-                self._on_retry(f"upstream {type(exc).__name__}")
+                self._on_retry(f"upstream {type(attempt_.error).__name__}")
 
-        kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
         try:
-            return await retry_async(
-                attempt, policy=self.policy, retryable=retryable, on_retry=on_retry, **kwargs
+            return await call_with_retry_async(
+                attempt, policy=self.policy, retry_if=retryable, on_retry=on_retry, sleep=self._sleep
             )
         except httpcore.ReadTimeout:
             raise ApiError(
