@@ -120,6 +120,23 @@ class EnvCheckConfig:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """Backoff for network calls (`autoglm_cli.retry`): tries in all, first wait, cap on one wait."""
+
+    tries: int = 3
+    base: Duration = Duration(1)
+    max_delay: Duration = Duration(30)
+
+
+@dataclass(frozen=True)
+class Clone:
+    # Local branch names outside these fnmatch patterns are reported as warnings.
+    branch_conventions: list[str] = field(
+        default_factory=lambda: ["main", "feature/*", "bugfix/*", "hotfix/*", "release/*"]
+    )
+
+
+@dataclass(frozen=True)
 class CacheMigration:
     """One row of the `migrate-cache` mapping table: old prefix -> new template."""
 
@@ -145,6 +162,8 @@ class Config:
     deploy: Deploy = field(default_factory=Deploy)
     env_check: EnvCheckConfig = field(default_factory=EnvCheckConfig)
     cache_migrations: list[CacheMigration] = field(default_factory=list)
+    retry: Retry = field(default_factory=Retry)
+    clone: Clone = field(default_factory=Clone)
 
     # Where the config came from (None: defaults) and what was odd about it.
     source: str | None = field(default=None, compare=False)

@@ -94,6 +94,27 @@ class MigrationRefused(UsageError):
     default_remedy = "Fix the mapping (or remove the conflicting entry), then run `autoglm migrate-cache` again."
 
 
+class DirectoryNotEmptyError(UsageError):
+    """A clone target that holds files but is not a git checkout."""
+
+    default_remedy = "Pick another directory, or empty this one; an existing checkout is re-pointed instead."
+
+
+class BranchNotFoundError(UsageError):
+    """A branch the remote does not have (the message lists the ones it has)."""
+
+    default_remedy = "Pass one of the remote's branches with --branch, or leave --branch out for its default."
+
+
+class RemoteNotFoundError(UsageError):
+    """A remote URL where no repository answers, or not for these credentials."""
+
+    default_remedy = (
+        "Check the URL and its credentials; if the project moved, add a `moves` entry "
+        "(old prefix: new prefix) to the config or pass --to NEW_URL."
+    )
+
+
 class NotImplementedYet(UsageError):
     """A registered command whose issue has not landed yet."""
 
@@ -117,6 +138,14 @@ class UnrelatedHistoryError(CheckFailed):
     """A remote that does not hold the history the checkout expects."""
 
     default_remedy = "Check the URL: the remote holds a different project."
+
+
+class DirtyWorkTreeError(CheckFailed):
+    """Uncommitted changes in a file the operation must rewrite."""
+
+    default_remedy = (
+        "Commit or stash those changes (`git stash`), run the command again, then `git stash pop`."
+    )
 
 
 # --- exit code 3: the environment failed us (after retries) ---
