@@ -91,7 +91,9 @@ class ManifestError(UsageError):
 class MigrationRefused(UsageError):
     """A cache migration that would lose or mix up data: colliding targets, unsafe symlinks."""
 
-    default_remedy = "Fix the mapping (or remove the conflicting entry), then run `autoglm migrate-cache` again."
+    default_remedy = (
+        "Fix the mapping (or remove the conflicting entry), then run `autoglm migrate-cache` again."
+    )
 
 
 class DirectoryNotEmptyError(UsageError):

@@ -25,8 +25,8 @@ MapOption = Annotated[
         "--map",
         "-m",
         metavar="OLD=NEW",
-        help="A mapping row: old prefix = new template ({name}, {id} or {rest}), e.g. 'THUDM/=zai-org/{name}'. "
-        "Repeatable; replaces the config's cache_migrations.",
+        help="A mapping row: old prefix = new template ({name}, {id} or {rest}), "
+        "e.g. 'THUDM/=zai-org/{name}'. Repeatable; replaces the config's cache_migrations.",
         show_default=False,
     ),
 ]
@@ -50,7 +50,9 @@ def command(
     ] = None,
     to_root: Annotated[
         Optional[Path],
-        typer.Option("--to-root", file_okay=False, help="Migrate dir rows into this directory instead of --root."),
+        typer.Option(
+            "--to-root", file_okay=False, help="Migrate dir rows into this directory instead of --root."
+        ),
     ] = None,
     hub_cache: Annotated[
         Optional[Path],
@@ -64,7 +66,9 @@ def command(
     to_hub_cache: Annotated[
         Optional[Path],
         typer.Option(
-            "--to-hub-cache", file_okay=False, help="Migrate hub repos into this cache (e.g. on another disk)."
+            "--to-hub-cache",
+            file_okay=False,
+            help="Migrate hub repos into this cache (e.g. on another disk).",
         ),
     ] = None,
     modules_cache: Annotated[
@@ -90,7 +94,9 @@ def command(
     ] = False,
     prune_old: Annotated[
         bool,
-        typer.Option("--prune-old", help="Remove the old entries, once every new one verifies (hashes copies)."),
+        typer.Option(
+            "--prune-old", help="Remove the old entries, once every new one verifies (hashes copies)."
+        ),
     ] = False,
     show_status: Annotated[
         bool, typer.Option("--status", help="Show each row's status from the journal and exit.")
@@ -180,12 +186,10 @@ def _entries_table(row, *, applied: bool):
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("old")
-    table.add_column("new")
-    table.add_column("kind")
-    table.add_column("method")
-    table.add_column("items", justify="right")
-    table.add_column("bytes", justify="right")
+    for name in ("old", "new", "kind", "method"):
+        table.add_column(name, overflow="fold")  # never cut a path or an id short
+    table.add_column("items", justify="right", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
     if applied:
         table.add_column("status")
     for e in row.entries:
@@ -201,9 +205,9 @@ def _row_header(console: Console, row) -> None:
     from rich.markup import escape
 
     console.print(
-        f"[bold]{escape(row.old)}[/] -> [bold]{escape(row.new)}[/]  [dim]({row.kind}: {escape(row.location)})[/]  "
-        f"status: {row.status}"
+        f"[bold]{escape(row.old)}[/] -> [bold]{escape(row.new)}[/]  {row.kind}  status: {row.status}"
     )
+    console.print(f"  [dim]in {escape(row.location)}[/]")
 
 
 def _render_rows(console: Console, report: MigrationReport, *, applied: bool) -> None:
@@ -249,7 +253,9 @@ def _render_applied(console: Console, report: MigrationReport) -> None:
     if report.recovered_steps:
         console.print(f"Finished {report.recovered_steps} step(s) an interrupted run had started.")
     if report.pruned_entries:
-        console.print(f"Removed {report.pruned_entries} old entr{'y' if report.pruned_entries == 1 else 'ies'}.")
+        console.print(
+            f"Removed {report.pruned_entries} old entr{'y' if report.pruned_entries == 1 else 'ies'}."
+        )
     elif not report.prune_old and completed:
         console.print("The old names still resolve; remove them with --prune-old once nothing reads them.")
     for failure in report.verify_failures[:10]:
@@ -266,7 +272,7 @@ def _render_status(console: Console, report: MigrationReport) -> None:
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("old prefix", "new template", "kind", "status", "updated", "error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in report.rows:
         updated = dt.datetime.fromtimestamp(row.updated).strftime("%Y-%m-%d %H:%M:%S") if row.updated else ""
         table.add_row(row.old, row.new, row.kind, row.status, updated, row.error or "")

@@ -26,10 +26,11 @@ from pathlib import Path
 from . import actions, fileops
 from .kind import Action, Applied, Entry, Item, KindPlan, Problem
 from .mapping import MappingRow
-from .tree import file_item, is_partial
+from .tree import file_item, is_partial, plan_tree
 
 REPO_FOLDER = re.compile(r"(models|datasets|spaces)--(.+)")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+KNOWN_PARTS = frozenset({"blobs", "snapshots", "refs", ".no_exist"})
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 
 
@@ -103,6 +104,7 @@ class HubCacheKind:
         items += self._plan_blobs(real, target, link, problems, notes)
         items += self._plan_snapshots(real, target, link, problems, notes)
         items += self._plan_no_exist(real, target)
+        items += self._plan_others(real, target, link, problems)
         items += self._plan_refs(real, target, notes)
 
         locks = self.cache / ".locks" / folder.name
@@ -113,7 +115,8 @@ class HubCacheKind:
                     self.name, str(held[0]), f"a download of {old_id} is in progress (lock held); wait for it"
                 )
             )
-        items.append(Item(Action.MKDIR, str(self.target_cache / ".locks" / target.name), phase=0))
+        new_locks = self.target_cache / ".locks" / target.name
+        items.append(Item(Action.MKDIR, str(new_locks), done=new_locks.is_dir()))
         prune = (
             str(folder / "refs"),
             str(folder / "snapshots"),
@@ -255,6 +258,23 @@ class HubCacheKind:
                         phase=1,
                     )
                 )
+        return items
+
+    def _plan_others(self, real: Path, target: Path, link: bool, problems) -> list[Item]:
+        """Whatever else huggingface_hub keeps per repo (e.g. `trees/<commit>.json` listings)."""
+        items: list[Item] = []
+        for child in sorted(real.iterdir()):
+            if child.name in KNOWN_PARTS or is_partial(child.name):
+                continue
+            if child.is_dir() and not child.is_symlink():
+                tree = plan_tree(child, target / child.name, link=link, kind=self.name, cache_root=self.cache)
+                problems += tree.problems
+                items += [replace(i, phase=max(i.phase, 1)) for i in tree.items]
+            elif child.is_file() and not child.is_symlink():
+                result = file_item(child, target / child.name, link=link, kind=self.name, phase=1)
+                (problems if isinstance(result, Problem) else items).append(result)
+            else:
+                problems.append(Problem(self.name, str(child), "unexpected symlink in a repo folder"))
         return items
 
     def _plan_refs(self, real: Path, target: Path, notes) -> list[Item]:

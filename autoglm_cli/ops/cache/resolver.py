@@ -84,7 +84,11 @@ class CacheResolver:
             if isinstance(found, str):
                 if via == "old" and self.backfill and self._backfill_repo(name, names[0][0], repo_type):
                     again = try_to_load_from_cache(
-                        names[0][0], filename, cache_dir=self.hub_cache, revision=revision, repo_type=repo_type
+                        names[0][0],
+                        filename,
+                        cache_dir=self.hub_cache,
+                        revision=revision,
+                        repo_type=repo_type,
                     )
                     if isinstance(again, str):
                         return Resolved(Path(again), names[0][0], "new", backfilled=True)
