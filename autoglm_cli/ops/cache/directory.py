@@ -59,9 +59,8 @@ class DirectoryKind:
                     Problem(self.name, str(child), f"{row.label} gives {new_key!r}, not a relative path")
                 )
                 continue
-            if fileops.is_within(target, child) or (
-                child.is_dir() and str(target).startswith(str(child) + os.sep)
-            ):
+            lexical_target, lexical_child = os.path.abspath(target), os.path.abspath(child)
+            if lexical_target == lexical_child or lexical_target.startswith(lexical_child + os.sep):
                 problems.append(
                     Problem(self.name, str(child), f"the new path {target} lies inside the old one")
                 )

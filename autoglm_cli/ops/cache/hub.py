@@ -132,15 +132,25 @@ class HubCacheKind:
         blobs = real / "blobs"
         if not blobs.is_dir():
             return items
-        partial = 0
         for path in sorted(blobs.iterdir()):
             name = path.name
-            if name.endswith(".incomplete"):
-                partial += 1
-                continue
             if is_partial(name):
                 continue
             dst = target / "blobs" / name
+            if name.endswith(".incomplete"):
+                # an unfinished download: bring it along so the new id resumes it, unless the
+                # new folder has its own
+                if not os.path.lexists(dst) and path.is_file() and not path.is_symlink():
+                    items.append(
+                        Item(
+                            Action.LINK if link else Action.COPY,
+                            str(dst),
+                            str(path),
+                            size=path.stat().st_size,
+                            ino=path.stat().st_ino,
+                        )
+                    )
+                continue
             sha = name if SHA256.fullmatch(name) else None
             source = path
             if path.is_symlink():
@@ -166,8 +176,6 @@ class HubCacheKind:
             if sha:
                 result = _with_sha(result, sha)
             items.append(result)
-        if partial:
-            notes.append(f"{real.name}: {partial} unfinished download(s) (*.incomplete) not migrated")
         return items
 
     def _shared_link(self, path: Path, resolved: Path, dst: Path, target: Path, sha: str | None) -> Item:
