@@ -193,7 +193,7 @@ def _entries_table(row, *, applied: bool):
     if applied:
         table.add_column("status")
     for e in row.entries:
-        items = f"{e.todo}/{e.items}" if e.todo != e.items else str(e.items)
+        items = f"{e.todo}/{e.items}" if 0 < e.todo < e.items else str(e.items)
         cells = [e.old, e.new, e.kind, e.method, items, _size(e.todo_bytes if e.todo else e.bytes)]
         if applied:
             cells.append(e.status)

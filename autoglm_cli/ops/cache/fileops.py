@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,19 +151,48 @@ def copy_verified(
         os.utime(tmp, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns))
         os.chmod(tmp, stat.S_IMODE(src_stat.st_mode))
         try:
-            os.link(tmp, target)
+            rename_noreplace(tmp, target)
         except FileExistsError:
             if sha256_file(target) != source_sha:
                 raise
-        except OSError as exc:  # filesystems without hard links: a no-replace rename is the best left
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-                raise
-            if target.exists():
-                raise FileExistsError(errno.EEXIST, "target exists", str(target)) from None
-            os.rename(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return source_sha
+
+
+def _renameat2() -> Callable[[str, str], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    at_fdcwd, rename_noreplace_flag = -100, 1
+
+    def call(src: str, dst: str) -> int:
+        return fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace_flag)
+
+    return call
+
+
+_RENAMEAT2 = _renameat2() if sys.platform.startswith("linux") else None
+
+
+def rename_noreplace(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename atomically, failing with FileExistsError instead of replacing `target`.
+
+    Linux: renameat2(RENAME_NOREPLACE). Elsewhere (or on filesystems without it):
+    link + unlink, which is just as safe but may leave `source` behind after a crash.
+    """
+    if _RENAMEAT2 is not None and _RENAMEAT2(os.fspath(source), os.fspath(target)) == 0:
+        return
+    if _RENAMEAT2 is not None:
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), os.fspath(target))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), os.fspath(source))
+    os.link(source, target)
+    os.unlink(source)
 
 
 def make_symlink(text: str, target: str | os.PathLike) -> None:
