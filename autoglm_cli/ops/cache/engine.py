@@ -212,7 +212,8 @@ def migrate(
             notes=notes,
         )
 
-    jobs = jobs or min(4, os.cpu_count() or 1)
+    # more threads than cores: a copy waiting in fsync leaves its core to another copy
+    jobs = jobs or min(8, 2 * (os.cpu_count() or 1))
     with Journal(journal_path) as journal:
         recovered = _recover(journal)
         rows = plan(table, locations, copy=copy)

@@ -77,3 +77,16 @@ def test_remove_tree_never_follows_symlinks(tmp_path):
     fileops.remove_tree(doomed)
     assert not doomed.exists()
     assert (keep / "data").read_text() == "precious"
+
+
+def test_first_difference_finds_the_byte(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    data = bytearray(os.urandom(fileops.CHUNK * 2 + 10))
+    a.write_bytes(bytes(data))
+    b.write_bytes(bytes(data))
+    assert fileops.first_difference(a, b) is None
+    data[fileops.CHUNK + 5] ^= 1
+    b.write_bytes(bytes(data))
+    assert fileops.first_difference(a, b) == fileops.CHUNK + 5
+    b.write_bytes(bytes(data[:100]))
+    assert fileops.first_difference(a, b) == 100
