@@ -112,8 +112,9 @@ def copy_verified(
 ) -> str:
     """Copy `source` to `target` and prove the copy; returns the sha256 of the content.
 
-    Pass 1 hashes the bytes as they are read and writes them to a hidden sibling,
-    then fsyncs it. Pass 2 re-reads the copy and compares it with the source byte
+    Pass 1 hashes the bytes as they are read while the kernel copies the same
+    range to a hidden sibling (`copy_file_range`, like `cp`; plain writes where
+    that is not available), then fsyncs it. Pass 2 re-reads the copy and compares it with the source byte
     for byte (as strong as comparing hashes, at memcmp speed, so the sha256 is
     paid once). Only a matching copy is published, and publishing never replaces
     an existing file (FileExistsError instead). With `expect_sha256` (a hub
@@ -131,11 +132,18 @@ def copy_verified(
         with open(source, "rb", buffering=0) as fin:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(src_stat.st_mode) | 0o200)
             with open(fd, "wb", buffering=0) as fout:
+                in_kernel = hasattr(os, "copy_file_range")
+                offset = 0
                 while n := fin.readinto(buf):
                     digest.update(view[:n])  # releases the GIL: other copies run meanwhile
-                    written = 0
-                    while written < n:
-                        written += fout.write(view[written:n])
+                    if in_kernel:
+                        in_kernel = _copy_range(fin.fileno(), fout.fileno(), offset, n)
+                    if not in_kernel:
+                        os.lseek(fout.fileno(), offset, os.SEEK_SET)
+                        written = 0
+                        while written < n:
+                            written += fout.write(view[written:n])
+                    offset += n
                     on_bytes(n)
                 os.fsync(fout.fileno())
         source_sha = digest.hexdigest()
@@ -195,6 +203,22 @@ def rename_noreplace(source: str | os.PathLike, target: str | os.PathLike) -> No
             raise OSError(err, os.strerror(err), os.fspath(source))
     os.link(source, target)
     os.unlink(source)
+
+
+def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> bool:
+    """Copy [offset, offset+length) inside the kernel (as `cp` does); False: not possible here."""
+    done = 0
+    try:
+        while done < length:
+            copied = os.copy_file_range(src_fd, dst_fd, length - done, offset + done, offset + done)
+            if copied == 0:
+                return False
+            done += copied
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+            return False
+        raise
+    return True
 
 
 def first_difference(a: str | os.PathLike, b: str | os.PathLike) -> int | None:

@@ -90,3 +90,13 @@ def test_first_difference_finds_the_byte(tmp_path):
     assert fileops.first_difference(a, b) == fileops.CHUNK + 5
     b.write_bytes(bytes(data[:100]))
     assert fileops.first_difference(a, b) == 100
+
+
+def test_copy_verified_without_copy_file_range(tmp_path, monkeypatch):
+    """Where the kernel cannot copy (other platforms, some filesystem pairs), plain writes do it."""
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(fileops.CHUNK * 2 + 7))
+    sha = fileops.copy_verified(src, tmp_path / "dst.bin")
+    assert (tmp_path / "dst.bin").read_bytes() == src.read_bytes()
+    assert sha == hashlib.sha256(src.read_bytes()).hexdigest()
