@@ -4,9 +4,11 @@ The caches are built by huggingface_hub (hub cache), in transformers' layout
 (module cache) and by hand (a directory cache). A reference migration runs
 without interruption on a copy; every killed-and-rerun copy must end up with the
 very same tree: the same files with the same bytes, the same symlinks, nothing
-missing, no leftovers. `AUTOGLM_MIGRATE_TEST_STEP_DELAY` (the journal's test hook,
-docs/migrate-cache.md) stretches each step to a few milliseconds so the kills
-land between steps all through the migration, not only in start-up.
+missing, no leftovers. Each kill waits for a random number of new journal lines,
+then a random few milliseconds, so kills land all through the migration (and the
+prune) however loaded the machine is; `AUTOGLM_MIGRATE_TEST_STEP_DELAY` (the
+journal's test hook, docs/migrate-cache.md) stretches each step to a few
+milliseconds so the points between steps are hit too.
 """
 
 from __future__ import annotations
@@ -77,9 +79,19 @@ def _command(root: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(root: Path, extra: tuple[str, ...], *, kill_after: float | None) -> int | None:
-    """Run once; with `kill_after`, SIGKILL it then. Returns the exit code, or None if it was killed."""
+def _journal(root: Path) -> Path:
+    return root.parent / f"{root.name}.journal.jsonl"
+
+
+def _run(root: Path, extra: tuple[str, ...], *, kill_at: tuple[int, float] | None) -> int | None:
+    """Run once. With `kill_at=(n, delay)`: SIGKILL it `delay` s after its n-th new journal line.
+
+    Returns the exit code, or None if it was killed. Counting journal lines instead of
+    wall time puts the kills inside the migration however loaded the machine is.
+    """
     env = {**os.environ, "AUTOGLM_MIGRATE_TEST_STEP_DELAY": STEP_DELAY, "NO_COLOR": "1"}
+    journal = _journal(root)
+    start_lines = _lines(journal)
     proc = subprocess.Popen(
         _command(root, *extra),
         cwd=REPO_ROOT,
@@ -88,8 +100,12 @@ def _run(root: Path, extra: tuple[str, ...], *, kill_after: float | None) -> int
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    if kill_after is not None:
-        time.sleep(kill_after)
+    if kill_at is not None:
+        lines, delay = kill_at
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _lines(journal) < start_lines + lines and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -119,29 +135,28 @@ def test_sigkill_at_random_points_then_rerun_gives_the_same_tree(tmp_path, hub_s
     original = _tree(template)
 
     reference = _copy(template, tmp_path / "reference")
-    start = time.monotonic()
-    _run(reference, extra, kill_after=None)
-    span = time.monotonic() - start  # how long one uninterrupted run takes here
+    _run(reference, extra, kill_at=None)
     expected = _tree(reference)
     assert not any(k.endswith(".autoglm-partial") for k in expected)
+    lines_per_run = _lines(_journal(reference))
 
     rng = random.Random(int(os.environ.get("AUTOGLM_CRASH_SEED", "5")))
     kills = mid_run_kills = rounds = 0
     while kills < MIN_KILLS and rounds < 12:
         victim = _copy(template, tmp_path / f"round-{rounds}")
-        journal = tmp_path / f"round-{rounds}.journal.jsonl"
         for _ in range(MAX_KILLS_PER_ROUND):
-            lines = _lines(journal)
-            if _run(victim, extra, kill_after=rng.uniform(0.05, span)) is not None:
+            lines = _lines(_journal(victim))
+            kill_at = (rng.randint(0, lines_per_run), rng.uniform(0, 0.03))
+            if _run(victim, extra, kill_at=kill_at) is not None:
                 break  # it finished before the kill
             kills += 1
-            mid_run_kills += _lines(journal) > lines  # it had started changing things
-        _run(victim, extra, kill_after=None)  # the rerun that must finish the job
+            mid_run_kills += _lines(_journal(victim)) > lines  # it had started changing things
+        _run(victim, extra, kill_at=None)  # the rerun that must finish the job
         assert _tree(victim) == expected, f"round {rounds} differs from the uninterrupted run"
         shutil.rmtree(victim)
         rounds += 1
     assert kills >= MIN_KILLS
-    assert mid_run_kills >= MIN_KILLS // 3
+    assert mid_run_kills >= MIN_KILLS // 2
 
     # and the result is what a user needs: the new ids resolve offline, the old ones too (unless pruned)
     assert scan_cache_dir(reference / "hub").warnings == []
