@@ -95,6 +95,19 @@ class Workers:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """The dynamic scheduler's knobs (`scheduler: dynamic` or `priority-based`); see docs/architecture.md."""
+
+    target_utilisation: float = 0.8  # size the pool so nodes are this busy
+    scale_up_utilisation: float = 1.5  # grow on the forecast alone only past this (a queue always grows it)
+    stable_window: Duration = Duration(60)  # no scale-down within this long of a scale-up
+    release_window: Duration = Duration(3)  # a collapse in demand this long gives capacity back early
+    drain_time: Duration = Duration(10)  # when tasks queue, size the pool to clear them within this
+    forecaster: Literal["ewma", "holt", "last-value"] = "ewma"
+    forecast_alpha: float = 0.3  # smoothing weight (ewma, holt)
+
+
+@dataclass(frozen=True)
 class Gateway:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -110,13 +123,19 @@ class Deploy:
 
 @dataclass(frozen=True)
 class EnvCheckConfig:
+    # Binary names, optionally with a version specifier: "git>=2.30".
     required_binaries: list[str] = field(default_factory=lambda: ["git"])
     recommended_binaries: list[str] = field(
         default_factory=lambda: ["docker", "kubectl", "helm", "nvidia-smi"]
     )
-    endpoints: list[str] = field(default_factory=list)  # host:port or URLs
+    endpoints: list[str] = field(default_factory=list)  # host:port or URLs; unreachable = warn
+    required_endpoints: list[str] = field(default_factory=list)  # unreachable = fail
     ports: list[int] = field(default_factory=list)  # extra ports to check (gateway.port always)
-    timeout: Duration = Duration(2)
+    timeout: Duration = Duration(2)  # per network probe: DNS + TCP connect together
+    command_timeout: Duration = Duration(10)  # per `tool --version`, nvidia-smi, torch probe
+    require_gpu: bool = False  # no NVIDIA GPU (or torch cannot see it) fails instead of informing
+    min_memory_gb: float | None = None  # total RAM below this warns
+    min_cpus: int | None = None  # fewer logical CPUs than this warns
 
 
 @dataclass(frozen=True)
@@ -158,6 +177,7 @@ class Config:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     weights: Weights = field(default_factory=Weights)
     workers: Workers = field(default_factory=Workers)
+    autoscale: Autoscale = field(default_factory=Autoscale)
     gateway: Gateway = field(default_factory=Gateway)
     deploy: Deploy = field(default_factory=Deploy)
     env_check: EnvCheckConfig = field(default_factory=EnvCheckConfig)

@@ -19,7 +19,9 @@ class ProgressTask(Protocol):
 
 
 class Progress(Protocol):
-    def task(self, description: str, total: float | None = None, *, transient: bool = False) -> ProgressTask: ...
+    def task(
+        self, description: str, total: float | None = None, *, transient: bool = False
+    ) -> ProgressTask: ...
 
 
 class _NullTask:

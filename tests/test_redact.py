@@ -17,4 +17,4 @@ def test_free_text_is_scrubbed():
     text = "fetch https://u:tok@h/r failed; HF_TOKEN=hf_abcdefghijklmnop; key ak_" + "x" * 40
     out = redact(text)
     assert "tok@" not in out and "hf_abcdefghijklmnop" not in out and "x" * 40 not in out
-    assert "Authorization: Bearer ***" == redact("Authorization: Bearer abc.def")
+    assert redact("Authorization: Bearer abc.def") == "Authorization: Bearer ***"

@@ -8,9 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one versioned JSON document on stdout (no colours, no progress).")
+    bool,
+    typer.Option("--json", help="Print one versioned JSON document on stdout (no colours, no progress)."),
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors; rely on the exit code.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing but errors; rely on the exit code.")
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging notes on stderr.")]
 ConfigOption = Annotated[
     Optional[Path],

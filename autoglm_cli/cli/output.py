@@ -82,17 +82,21 @@ class Output:
 
     # -- messages (stderr) ---------------------------------------------------
 
+    # Messages are never hard-wrapped (soft_wrap=True): one message, one line, so
+    # a file:line: field prefix stays greppable; the terminal wraps for the eye.
+
     def note(self, message: str) -> None:
         if self.mode is Mode.HUMAN:
-            self.stderr.print(redact(message), highlight=False)
+            self.stderr.print(redact(message), highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if self.mode is not Mode.QUIET:
-            self.stderr.print(f"[yellow]warning:[/] {_escape(redact(message))}", highlight=False)
+            text = f"[yellow]warning:[/] {_escape(redact(message))}"
+            self.stderr.print(text, highlight=False, soft_wrap=True)
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            self.stderr.print(f"[dim]{_escape(redact(message))}[/]", highlight=False)
+            self.stderr.print(f"[dim]{_escape(redact(message))}[/]", highlight=False, soft_wrap=True)
 
     # -- results (stdout) ----------------------------------------------------
 
@@ -105,7 +109,9 @@ class Output:
     ) -> int:
         """Show a command's report; returns the exit code for the CLI to use."""
         if self.mode is Mode.JSON:
-            self._json({"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)})
+            self._json(
+                {"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)}
+            )
         elif self.mode is Mode.HUMAN and human is not None:
             human(self.stdout)
         return int(exit_code)
@@ -123,9 +129,10 @@ class Output:
             self._json({"ok": False, "exit_code": int(err.exit_code), "error": body})
         else:
             console = self.stderr
-            console.print(f"[bold red]error:[/] {_escape(redact(err.message))}", highlight=False)
+            text = f"[bold red]error:[/] {_escape(redact(err.message))}"
+            console.print(text, highlight=False, soft_wrap=True)
             if err.remedy:
-                console.print(f"[dim]hint:[/] {_escape(redact(err.remedy))}", highlight=False)
+                console.print(f"[dim]hint:[/] {_escape(redact(err.remedy))}", highlight=False, soft_wrap=True)
         return int(err.exit_code)
 
     def _json(self, body: dict) -> None:

@@ -1,17 +1,239 @@
-"""`autoglm verify-sha256`: Verify files against a sha256sum manifest, or write one (not built yet: issue #2)."""
+"""`autoglm verify-sha256` / `autoglm verify`: check files against a sha256sum manifest, or write one."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
-from .context import start
-from .options import JsonOption, QuietOption
+from ..errors import UsageError
+from .context import Invocation, start
+from .options import JobsOption, JsonOption
+from .output import Mode
 
-HELP = "Verify files against a sha256sum manifest, or write one [not built yet: issue #2]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..ops.checksums import FileResult, GenerateReport, VerifyReport
+
+HELP = (
+    "Verify files against a sha256sum manifest (GNU or BSD lines), or write one with --generate DIR. "
+    "Exit 0 all ok, 1 mismatch/missing/unreadable, 2 malformed manifest or usage error."
+)
+
+# sha256sum's --quiet: the failures are still printed (the shared --quiet prints nothing).
+VerifyQuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the files that need attention, one line each.")
+]
+
+_STYLE = {
+    "ok": "green",
+    "mismatch": "bold red",
+    "missing": "red",
+    "unreadable": "red",
+    "extra": "yellow",
+    "malformed": "yellow",
+}
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "verify-sha256", json=json, quiet=quiet)
-    raise not_built("verify-sha256", 2)
+def command(
+    ctx: typer.Context,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="MANIFEST",
+            help="Manifest to check (`-` reads stdin). Names are relative to --root.",
+            show_default=False,
+        ),
+    ] = None,
+    generate: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--generate", metavar="DIR", help="Write a manifest of every file under DIR instead of checking."
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="With --generate: write the manifest here (default stdout).",
+        ),
+    ] = None,
+    root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="Directory the names are relative to (default: the manifest's directory).",
+        ),
+    ] = None,
+    ignore_missing: Annotated[
+        bool, typer.Option("--ignore-missing", help="Don't fail or report for files that are not there.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 2) on malformed manifest lines.")
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Print nothing; the exit code is the answer.")
+    ] = False,
+    fail_on_extra: Annotated[
+        bool, typer.Option("--fail-on-extra", help="Fail if files under the root are not in the manifest.")
+    ] = False,
+    jobs: JobsOption = None,
+    json: JsonOption = False,
+    quiet: VerifyQuietOption = False,
+) -> int:
+    run = start(ctx, ctx.info_name or "verify-sha256", json=json, quiet=quiet or status)
+    if generate is not None:
+        _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_on_extra)
+        return _generate(run, generate, output, jobs)
+    if manifest is None:
+        raise UsageError("nothing to do: give a MANIFEST to check, or --generate DIR to write one")
+    if output is not None:
+        raise UsageError("--output only goes with --generate DIR")
+    return _verify(run, manifest, root, jobs, strict, ignore_missing, fail_on_extra, silent=status)
+
+
+def _refuse_with_generate(
+    manifest: Path | None,
+    root: Path | None,
+    ignore_missing: bool,
+    strict: bool,
+    status: bool,
+    fail_on_extra: bool,
+) -> None:
+    if manifest is not None:
+        raise UsageError("give either a MANIFEST to check or --generate DIR, not both")
+    flags = {
+        "--root": root is not None,
+        "--ignore-missing": ignore_missing,
+        "--strict": strict,
+        "--status": status,
+        "--fail-on-extra": fail_on_extra,
+    }
+    used = [name for name, on in flags.items() if on]
+    if used:
+        raise UsageError(f"{', '.join(used)} only apply when checking a manifest, not with --generate")
+
+
+# --- checking ----------------------------------------------------------------
+
+
+def _verify(
+    run: Invocation,
+    manifest: Path,
+    root: Path | None,
+    jobs: int | None,
+    strict: bool,
+    ignore_missing: bool,
+    fail_on_extra: bool,
+    *,
+    silent: bool,
+) -> int:
+    from ..ops import checksums
+
+    data = sys.stdin.buffer.read() if str(manifest) == "-" else None
+    with run.out.progress(bytes_=True) as progress:
+        report = checksums.verify_manifest(
+            manifest,
+            root=root,
+            data=data,
+            jobs=jobs,
+            strict=strict,
+            ignore_missing=ignore_missing,
+            fail_on_extra=fail_on_extra,
+            progress=progress,
+        )
+    if run.out.mode is Mode.QUIET and not silent:
+        # sha256sum --quiet: only the lines that need attention.
+        for result in report.failures:
+            run.out.data(f"{_label(result)}: {result.status.value.upper()} ({result.detail})")
+    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+
+
+def _render(console: Console, report: VerifyReport) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("status", no_wrap=True)
+    # Names keep their width (up to 60 columns); the detail column folds first.
+    longest = max((len(_label(r)) for r in report.files), default=4)
+    table.add_column("file", overflow="fold", min_width=min(longest, 60))
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for result in report.files:
+        if result.status.value == "missing" and report.ignore_missing:
+            continue  # like sha256sum --ignore-missing: not worth a line; counted in the summary
+        table.add_row(
+            Text(result.status.value, style=_STYLE[result.status.value]),
+            Text(_label(result)),
+            _size(result.size) if result.size is not None else "",
+            Text(result.detail),
+        )
+    console.print(table)
+    console.print(
+        Text(
+            f"{report.summary}; {_size(report.bytes_hashed)} hashed in {report.seconds:.2f} s{_rate(report)}",
+            style="green" if report.exit_code == 0 else "bold red",
+        )
+    )
+
+
+def _label(result: FileResult) -> str:
+    """The file name; a malformed line that names no usable file is shown by its line number."""
+    if result.status.value == "malformed" and not result.unsafe:
+        return f"line {result.line}: {result.name.strip()}" if result.name.strip() else f"line {result.line}"
+    return result.name
+
+
+def _rate(report: VerifyReport | GenerateReport) -> str:
+    if report.seconds < 0.1:
+        return f" ({report.jobs} threads)"
+    return f" ({_size(report.bytes_hashed / report.seconds)}/s, {report.jobs} threads)"
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def _generate(run: Invocation, root: Path, output: Path | None, jobs: int | None) -> int:
+    from ..ops import checksums
+
+    to_stdout = output is None or str(output) == "-"
+    with run.out.progress(bytes_=True) as progress:
+        report, data = checksums.generate_manifest(
+            root, output=None if to_stdout else output, jobs=jobs, progress=progress
+        )
+    for skipped in report.skipped:
+        run.out.warn(f"skipped {skipped.name}: {skipped.reason}")
+    if not report.files:
+        run.out.warn(f"no files under {root}: the manifest is empty")
+    if to_stdout and not run.out.is_json:
+        # Bytes, not text: names that are not UTF-8 must reach the manifest unchanged.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return run.out.result(report, human=lambda console: _render_generated(run, report))
+
+
+def _render_generated(run: Invocation, report: GenerateReport) -> None:
+    where = f"wrote {report.output}" if report.output else "manifest on stdout"
+    run.out.note(
+        f"{where}: {len(report.files)} files, {_size(report.bytes_hashed)} hashed in {report.seconds:.2f} s"
+        f"{_rate(report)}"
+    )
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    unit = "KiB"
+    for unit in ("KiB", "MiB", "GiB"):  # noqa: B007 (the unit reached is the answer)
+        n /= 1024
+        if n < 1024:
+            break
+    return f"{n:.1f} {unit}"

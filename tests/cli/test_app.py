@@ -33,7 +33,13 @@ def test_help_lists_every_command_and_the_exit_codes(cli):
     assert result.exit_code == 0
     for name in COMMANDS:
         assert f"  {name} " in result.stdout
-    for code in ("0  ok", "1  a check failed", "2  usage or config error", "3  environment", "4  deploy failed"):
+    for code in (
+        "0  ok",
+        "1  a check failed",
+        "2  usage or config error",
+        "3  environment",
+        "4  deploy failed",
+    ):
         assert code in result.stdout
 
 
@@ -67,7 +73,9 @@ def test_python_dash_m_runs_the_cli():
 HEAVY = ["torch", "transformers", "dask", "distributed", "docker", "fastapi", "huggingface_hub", "uvicorn"]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["env-check", "--help"], ["verify", "--help"], ["deploy", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["env-check", "--help"], ["verify", "--help"], ["deploy", "--help"]]
+)
 def test_help_does_not_import_heavy_packages(argv):
     code = (
         "import sys\n"

@@ -22,7 +22,7 @@ from ...retry import RetryPolicy
 from . import checkout as co
 from .conventions import DEFAULT_CONVENTIONS, branch_warnings
 from .gitcmd import GIT_ENV, GitFailure, GitProgress, RemoteRefs, ls_remote, remote_error, with_retry
-from .report import CloneReport, UrlChange
+from .report import CloneReport, RowStatus, UrlChange
 from .urls import Rewrite, apply_moves, display
 
 _LISTED_BRANCHES = 20
@@ -184,17 +184,15 @@ def _report(
     )
 
 
-def _origin_row(plan: ClonePlan, status: str) -> UrlChange:
-    proof = f"branch {plan.branch} at {(plan.commit or '')[:10]}"
-    if plan.rewrite is not None:
-        proof += f"; moved by `{plan.rewrite.rule}`"
+def _origin_row(plan: ClonePlan, status: RowStatus) -> UrlChange:
     return UrlChange(
         "remote",
         "origin",
         display(plan.requested_url),
         display(plan.url),
         status,
-        proof,  # type: ignore[arg-type]
+        f"branch {plan.branch} at {(plan.commit or '')[:10]}",
+        rule=plan.rewrite.rule if plan.rewrite else None,
     )
 
 

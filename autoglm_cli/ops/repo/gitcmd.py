@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from git import RemoteProgress
+# Without a git binary gitpython refuses to import; let it, so we can say so with a remedy.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-from ...errors import AutoglmError, EnvironmentFailure, NetworkError, RemoteNotFoundError
-from ...progress import NULL_PROGRESS, Progress, ProgressTask
-from ...redact import redact
-from ...retry import RetryPolicy, call_with_retry
+from git import RemoteProgress  # noqa: E402
+
+from ...errors import AutoglmError, EnvironmentFailure, NetworkError, RemoteNotFoundError  # noqa: E402
+from ...progress import NULL_PROGRESS, Progress, ProgressTask  # noqa: E402
+from ...redact import redact  # noqa: E402
+from ...retry import RetryPolicy, call_with_retry  # noqa: E402
 
 T = TypeVar("T")
 
@@ -82,10 +85,15 @@ class GitFailure(Exception):
 
     @property
     def reason(self) -> str:
-        """git's own explanation: its last `fatal:`/`error:` line, secrets masked."""
+        """git's own explanation: its first `fatal:`/`error:` line, secrets masked.
+
+        The first one is the specific one ("'x' does not appear to be a git
+        repository"); git follows it with generic ones ("Could not read from remote").
+        """
         lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
-        picked = (errors or lines or [f"git exited with status {self.returncode}"])[-1]
+        fallback = lines[-1] if lines else f"git exited with status {self.returncode}"
+        picked = errors[0] if errors else fallback
         for prefix in ("fatal: ", "error: "):
             picked = picked.removeprefix(prefix)
         return redact(picked)
@@ -107,17 +115,29 @@ def git_env() -> dict[str, str]:
     return {**os.environ, **GIT_ENV}
 
 
+def git_missing() -> EnvironmentFailure:
+    return EnvironmentFailure(
+        "git is not installed (no `git` on PATH)",
+        remedy="Install git (Debian/Ubuntu: apt-get install git) and run the command again.",
+    )
+
+
 def run_git(args: Sequence[str], cwd: Path | str | None = None, *, check: bool = True) -> str:
     """`git ARGS` in `cwd`; stdout as text. Raises `GitFailure` when git fails (and `check`)."""
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env=git_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-    )
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise
+        raise git_missing() from None
     if check and proc.returncode != 0:
         raise GitFailure(args, proc.returncode, proc.stderr)
     return proc.stdout
@@ -177,14 +197,17 @@ class RemoteRefs:
         return not self.branches and not self.tags
 
     def ref_of(self, commit: str) -> str | None:
-        """The first ref whose tip is `commit`, as `refs/heads/x` or `refs/tags/x`."""
-        for name, sha in self.branches.items():
-            if sha == commit:
-                return f"refs/heads/{name}"
-        for name, sha in self.tags.items():
-            if sha == commit:
-                return f"refs/tags/{name}"
-        return None
+        """A ref whose tip is `commit` (the default branch first), as `refs/heads/x` or `refs/tags/x`."""
+        names = [f"refs/heads/{n}" for n, sha in self.branches.items() if sha == commit]
+        names += [f"refs/tags/{n}" for n, sha in self.tags.items() if sha == commit]
+        return self.preferred(names)
+
+    def preferred(self, refs: list[str]) -> str | None:
+        """Of several refs, the one to name: the default branch, then `main`, then the first."""
+        for wanted in (f"refs/heads/{self.head_branch}", "refs/heads/main"):
+            if wanted in refs:
+                return wanted
+        return refs[0] if refs else None
 
 
 def parse_ls_remote(text: str) -> RemoteRefs:

@@ -28,6 +28,7 @@ from .checkout import git_common_dir, is_shallow
 from .gitcmd import (
     GitFailure,
     GitProgress,
+    RemoteRefs,
     git_ok,
     ls_remote,
     remote_error,
@@ -108,7 +109,7 @@ def prove_history(
             with_retry(lambda: run_with_progress(fetch, quarantine, task_progress), retry=retry)
         except GitFailure as failure:
             raise remote_error(failure, display_url, tries=retry.tries, doing="probing its history") from None
-        return _judge(quarantine, commit)
+        return _judge(quarantine, commit, refs)
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
 
@@ -124,17 +125,16 @@ def _make_quarantine(path: Path, local_repo: Path | None) -> None:
         shutil.copyfile(common / "shallow", path / "shallow")
 
 
-def _judge(quarantine: Path, commit: str) -> Proof:
+def _judge(quarantine: Path, commit: str, refs: RemoteRefs) -> Proof:
     if not git_ok(["cat-file", "-e", f"{commit}^{{commit}}"], quarantine):
         # Only possible without a local repository: the remote never had the commit.
         return Proof(
             "unrelated", commit, fetched=True, detail=f"the remote does not hold commit {commit[:10]}"
         )
-    holding = run_git(
-        ["for-each-ref", "--count=1", "--contains", commit, "--format=%(refname)", _PROBE_NS], quarantine
-    ).strip()
-    if holding:
-        return Proof("contains", commit, remote_ref=_remote_name(holding), fetched=True)
+    holding = run_git(["for-each-ref", "--contains", commit, "--format=%(refname)", _PROBE_NS], quarantine)
+    if holding.strip():
+        named = refs.preferred([_remote_name(r) for r in holding.split()])
+        return Proof("contains", commit, remote_ref=named, fetched=True)
     tips = run_git(["for-each-ref", "--format=%(objectname) %(refname)", _PROBE_NS], quarantine)
     seen: set[str] = set()
     for line in tips.splitlines():

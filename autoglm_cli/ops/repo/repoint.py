@@ -24,7 +24,7 @@ from . import checkout as co
 from .conventions import DEFAULT_CONVENTIONS, branch_warnings
 from .gitcmd import GitFailure, GitProgress, remote_error, run_git, run_with_progress, with_retry
 from .proof import Proof, prove_history
-from .report import CloneReport, UrlChange
+from .report import CloneReport, RowKind, RowStatus, UrlChange
 from .urls import GitUrl, Rewrite, apply_moves, carry_credentials, display, same_repository
 
 
@@ -284,8 +284,9 @@ def _best_effort_push_row(
 
 
 def _row(
-    kind: str, name: str, old: str, new: str, rewrite: Rewrite | None, proof: Proof, warnings: list[str]
+    kind: RowKind, name: str, old: str, new: str, rewrite: Rewrite | None, proof: Proof, warnings: list[str]
 ) -> UrlChange:
+    status: RowStatus
     if rewrite is not None:
         status = "repointed" if proof.ok else "unrelated"
     else:
@@ -301,7 +302,7 @@ def _row(
             "(the old name was taken over?): it was not fetched"
         )
     rule = rewrite.rule if rewrite else None
-    return UrlChange(kind, name, display(old), display(new), status, proof.describe(), proof.verdict, rule)  # type: ignore[arg-type]
+    return UrlChange(kind, name, display(old), display(new), status, proof.describe(), proof.verdict, rule)
 
 
 # --- per submodule -----------------------------------------------------------

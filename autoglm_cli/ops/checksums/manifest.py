@@ -1,0 +1,244 @@
+"""sha256sum manifests: parse every line GNU coreutils accepts, write lines it reads back.
+
+Formats read (the rules are ported from coreutils 9 `md5sum.c`, so a manifest
+that `sha256sum -c` accepts parses the same way here):
+
+- GNU lines: `HEX  name` (text) and `HEX *name` (binary), or, in a manifest
+  whose first GNU line has that form, `HEX name` (the form `md5 -r` writes);
+  leading blanks are skipped, the hex digest may be upper case;
+- BSD tag lines: `SHA256 (name) = HEX` (also `SHA256(name)= HEX`);
+- a leading `\\` on either form: the name is escaped (`\\\\`, `\\n`, `\\r`),
+  which coreutils writes for names holding a backslash, a newline or a CR;
+- empty lines and lines starting with `#` are skipped; CRLF endings are fine.
+
+Anything else is a malformed line: it is kept (with its line number and the
+reason) so the caller can report it and decide with `--strict`.
+
+Names are bytes on disk; they are decoded with the file-system encoding
+(`os.fsdecode`, surrogate escapes for invalid UTF-8) so they round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SHA256_HEX_LEN = 64
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_BLANKS = b" \t"
+_BLANKS_SET = (b" ", b"\t")
+_BSD_TAG = b"SHA256"
+# coreutils' escape set: the only characters that force the leading-backslash form.
+_ESCAPES_OUT = {ord("\\"): b"\\\\", ord("\n"): b"\\n", ord("\r"): b"\\r"}
+_ESCAPES_IN = {ord("\\"): b"\\", ord("n"): b"\n", ord("r"): b"\r"}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One well-formed line: a file name (relative to the root) and its expected digest."""
+
+    name: str  # as decoded by os.fsdecode; may hold surrogate escapes
+    sha256: str  # lower-case hex
+    line: int  # 1-based line number in the manifest
+    binary: bool = False  # the `*` marker; informational only on POSIX
+    style: str = "gnu"  # "gnu" or "bsd"
+
+
+@dataclass(frozen=True)
+class MalformedLine:
+    """A line that is neither a comment, blank, GNU nor BSD checksum line."""
+
+    line: int
+    text: str  # the raw line, decoded for display
+    reason: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    entries: tuple[ManifestEntry, ...]
+    malformed: tuple[MalformedLine, ...]
+
+
+class _Malformed(ValueError):
+    """Internal: why one line does not parse."""
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse a whole manifest (bytes, as read from disk or stdin)."""
+    entries: list[ManifestEntry] = []
+    malformed: list[MalformedLine] = []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    parser = _LineParser()
+    for number, raw in enumerate(lines, start=1):
+        if raw.startswith(b"#"):
+            continue
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if not line:
+            continue
+        try:
+            entries.append(parser.parse(line, number))
+        except _Malformed as why:
+            malformed.append(MalformedLine(number, _display_bytes(raw), str(why)))
+    return Manifest(tuple(entries), tuple(malformed))
+
+
+class _LineParser:
+    """Parses lines one by one; remembers which GNU form the manifest uses.
+
+    coreutils locks the form on the first GNU line: `HEX  name`/`HEX *name`
+    (marker form) or `HEX name` (reversed form, as `md5 -r` writes). After a
+    marker line, a reversed line is malformed; after a reversed line, the byte
+    after the blank belongs to the name. Ported as is, so both tools agree.
+    """
+
+    def __init__(self) -> None:
+        self.reversed_form: bool | None = None  # None until the first GNU line
+
+    def parse(self, line: bytes, number: int) -> ManifestEntry:
+        i = 0
+        while i < len(line) and line[i] in _BLANKS:
+            i += 1
+        escaped = line[i : i + 1] == b"\\"
+        if escaped:
+            i += 1
+        if line.startswith(_BSD_TAG, i):
+            j = i + len(_BSD_TAG)
+            if line[j : j + 1] == b" ":
+                j += 1
+            if line[j : j + 1] == b"(":
+                name, digest = _split_bsd(line[j + 1 :])
+                return _entry(name, digest, number, escaped, binary=False, style="bsd")
+        return self._split_gnu(line[i:], number, escaped)
+
+    def _split_gnu(self, rest: bytes, number: int, escaped: bool) -> ManifestEntry:
+        digest = rest[:SHA256_HEX_LEN]
+        if len(digest) < SHA256_HEX_LEN or not _is_hex(digest):
+            raise _Malformed("not a checksum line: expected 64 hex digits, a blank and a name, or a BSD tag")
+        i = SHA256_HEX_LEN
+        if rest[i : i + 1] not in _BLANKS_SET:
+            raise _Malformed("no blank between the digest and the name")
+        i += 1
+        binary = False
+        has_marker = len(rest) - i != 1 and rest[i : i + 1] in (b" ", b"*")
+        if not has_marker:
+            if self.reversed_form is False:
+                raise _Malformed("'HEX name' line in a manifest of 'HEX  name' lines (two blanks expected)")
+            self.reversed_form = True
+        elif not self.reversed_form:
+            self.reversed_form = False
+            binary = rest[i : i + 1] == b"*"
+            i += 1
+        return _entry(rest[i:], digest, number, escaped, binary=binary, style="gnu")
+
+
+def _split_bsd(rest: bytes) -> tuple[bytes, bytes]:
+    """`name) = HEX`; the name ends at the last `)` (names may contain parentheses)."""
+    close = rest.rfind(b")")
+    if close < 0:
+        raise _Malformed("BSD line without a closing ')'")
+    name, tail = rest[:close], rest[close + 1 :].lstrip(_BLANKS)
+    if not tail.startswith(b"="):
+        raise _Malformed("BSD line without '= digest'")
+    return name, tail[1:].lstrip(_BLANKS)
+
+
+def _entry(
+    name: bytes, digest: bytes, number: int, escaped: bool, *, binary: bool, style: str
+) -> ManifestEntry:
+    if len(digest) != SHA256_HEX_LEN or not _is_hex(digest):
+        raise _Malformed(f"digest is not {SHA256_HEX_LEN} hex digits")
+    if escaped:
+        name = _unescape(name)
+    if not name:
+        raise _Malformed("empty file name")
+    return ManifestEntry(os.fsdecode(name), digest.decode("ascii").lower(), number, binary, style)
+
+
+def _is_hex(digest: bytes) -> bool:
+    return all(c in _HEX_DIGITS for c in digest)
+
+
+def _unescape(name: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == ord("\\"):
+            if i + 1 >= len(name) or name[i + 1] not in _ESCAPES_IN:
+                raise _Malformed("bad escape in a backslash-escaped name (only \\\\, \\n and \\r exist)")
+            out += _ESCAPES_IN[name[i + 1]]
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+# --- writing ----------------------------------------------------------------
+
+
+def format_line(name: str, sha256: str, *, binary: bool = False) -> bytes:
+    """One GNU line exactly as `sha256sum` writes it (escaped form when needed)."""
+    raw = os.fsencode(name)
+    marker = b"*" if binary else b" "
+    if any(c in _ESCAPES_OUT for c in raw):
+        escaped = b"".join(_ESCAPES_OUT.get(c, bytes((c,))) for c in raw)
+        return b"\\" + sha256.encode("ascii") + b" " + marker + escaped + b"\n"
+    return sha256.encode("ascii") + b" " + marker + raw + b"\n"
+
+
+def format_manifest(entries: list[tuple[str, str]]) -> bytes:
+    """The manifest for `(name, sha256)` pairs, in the order given."""
+    return b"".join(format_line(name, digest) for name, digest in entries)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that `path` is either the old file or the complete new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+# --- names for people --------------------------------------------------------
+
+
+def display_name(name: str) -> str:
+    """A name safe for a terminal, a table cell and JSON: control characters and
+    undecodable bytes become escapes; everything printable stays as is."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: _CONTROL_NAMES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def _display_bytes(raw: bytes) -> str:
+    return display_name(os.fsdecode(raw))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -1,0 +1,426 @@
+"""`DynamicScheduler`: forecast the load, size the worker pool, route each task to the
+node that will finish it first.
+
+Pure policy, like every scheduler here (see base.py). The runtime (or the policy
+simulation, ops/bench/sim.py) owns the `Node` objects and their `queued` /
+`running` counts, and tells the policy what happens: `on_node_change` /
+`on_node_removed`, `on_arrival`, optionally `on_start`, `on_completion`, and the
+gateway queue's depth (`set_queue_depth`). It calls `predict_load` and
+`adjust_workers` (or `tick()`, both) on its control interval and applies the
+returned pool size. Time comes from the injected clock. The three decisions:
+
+- `predict_load()`: the arrival rate of the next interval from a forecaster fed
+  with closed intervals (forecast.py; EWMA by default, chosen by measurement).
+- `adjust_workers(load)`: nodes = load x mean service time / target utilisation,
+  bounded by min..max. Up at once when the forecast would overload the pool, and
+  at once *with the backlog* when tasks queue up (the panic path: a forecast cannot
+  see a burst coming, a queue can). Down after a whole stable window without a
+  scale-up (hysteresis: no down-then-up flip inside one window), or after a short
+  release window when demand collapsed (a burst is over).
+- `route_task(task)`: least expected completion time over ready nodes that serve
+  the model: the work ahead of it (queued + running, a running task counted at
+  max(mean, its age)) x the node's service time + its network RTT; with many
+  nodes, the better of two random candidates (power of two choices).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
+from .forecast import ArrivalCounter, Forecaster, make_forecaster
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    min_workers: int = 1
+    max_workers: int = 4
+    slots_per_node: int = 1  # tasks a node runs at once
+    target_utilisation: float = 0.8  # size the pool for this busy share...
+    scale_up_utilisation: float = 1.5  # ...but grow it on the forecast alone only past this one
+    forecaster: str = "ewma"
+    forecaster_params: dict = field(default_factory=lambda: {"alpha": 0.3})
+    forecast_interval_s: float = 1.0
+    panic_window_s: float = 3.0  # recent-rate window of the panic path (Knative: 6 s)...
+    panic_min_arrivals: int = 10  # ...widened until it holds this many arrivals (at most rate_memory_s)
+    rate_memory_s: float = 30.0
+    drain_s: float = 10.0  # in panic, size the pool to clear the backlog within this
+    panic_backlog_per_node: float = 1.0  # panic when this many tasks wait per node
+    stable_window_s: float = 60.0  # scale down only on a whole window's evidence (Knative: 60 s)
+    release_window_s: float = 3.0  # a collapse in demand this long releases capacity early
+    release_fraction: float = 0.5  # what counts as a collapse: recommendations at most this share
+    service_time_prior_s: float = 1.0  # before the first completion is seen
+    node_alpha: float = 0.2  # EWMA weight of a node's service time and RTT
+    mean_alpha: float = 0.01  # EWMA weight of the pool's mean service time (capacity planning)
+    power_of_two_above: int = 8  # more ready candidates than this: sample two
+    max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
+    priorities: bool = False  # `scheduler: priority-based`: the gateway queue honours priorities
+
+    def __post_init__(self) -> None:
+        if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
+            raise ValueError(
+                f"workers must satisfy 0 <= min <= max, max >= 1 (got {self.min_workers}..{self.max_workers})"
+            )
+        if not 0.0 < self.target_utilisation <= 1.0:
+            raise ValueError(f"target utilisation must be in (0, 1], got {self.target_utilisation}")
+        if self.scale_up_utilisation < self.target_utilisation:
+            raise ValueError("scale_up_utilisation must be at least target_utilisation")
+        if min(self.stable_window_s, self.release_window_s, self.drain_s) <= 0:
+            raise ValueError("the stable window, release window and drain time must be positive")
+        if self.slots_per_node < 1:
+            raise ValueError("slots_per_node must be at least 1")
+
+
+@dataclass(frozen=True)
+class ScaleEvent:
+    """One change of the desired pool size, with what it was based on (one log line each)."""
+
+    at: float
+    previous: int
+    desired: int
+    reason: str  # up: "panic" or "forecast"; down: "stable-window" or "release"
+    predicted_load: float  # requests/s the forecaster expects
+    recent_rate: float  # requests/s over the panic window
+    backlog: int  # tasks waiting (gateway queue + node queues)
+    service_time_s: float  # the pool's mean service time used
+    actual_workers: int  # nodes starting or ready when decided
+
+    @property
+    def direction(self) -> str:
+        return "up" if self.desired > self.previous else "down"
+
+    def log_fields(self) -> dict:
+        return {
+            "event": "scale",
+            "direction": self.direction,
+            "from": self.previous,
+            "to": self.desired,
+            "reason": self.reason,
+            "predicted_load": round(self.predicted_load, 3),
+            "recent_rate": round(self.recent_rate, 3),
+            "backlog": self.backlog,
+            "service_time_s": round(self.service_time_s, 4),
+            "actual_workers": self.actual_workers,
+        }
+
+
+class DynamicScheduler:
+    """The dynamic policy; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: DynamicSettings | None = None,
+        *,
+        clock: Clock = MONOTONIC,
+        rng: random.Random | None = None,
+        forecaster: Forecaster | None = None,
+    ) -> None:
+        self.settings = s = settings or DynamicSettings()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._forecaster = forecaster or make_forecaster(s.forecaster, **s.forecaster_params)
+        window = max(s.panic_window_s, s.forecast_interval_s, s.rate_memory_s)
+        self._arrivals = ArrivalCounter(s.forecast_interval_s, window_s=window, clock=clock)
+        self.nodes: dict[str, Node] = {}
+        self.mean_service_s = s.service_time_prior_s
+        self._seen_service = False
+        self._pool_log_service: float | None = None
+        self.gateway_queue = 0
+        # Observable state (the runtime exports these as metrics).
+        self.predicted_load = 0.0
+        self.recent_rate = 0.0
+        self.backlog = 0
+        self.desired_workers = s.min_workers
+        self.raw_desired = s.min_workers
+        self.panic = False
+        self.scale_events = {"up": 0, "down": 0}
+        self.events: deque[ScaleEvent] = deque(maxlen=256)
+        self.listeners: list[Callable[[ScaleEvent], None]] = []
+        self._history: deque[tuple[float, int, int]] = deque()  # (time, raw, forecast-only) recommendations
+        self._last_up = -math.inf
+        self._changes = 0
+        self._recent_need = 0.0
+
+    @classmethod
+    def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
+        """The policy for a loaded `Config`: `workers.min..max`, node concurrency, `autoscale`,
+        priorities on for `scheduler: priority-based`. Bad values are a `ConfigError`."""
+        from ...errors import ConfigError
+
+        workers, auto = config.workers, config.autoscale
+        params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
+        try:
+            settings = DynamicSettings(
+                min_workers=workers.min,
+                max_workers=workers.max,
+                slots_per_node=getattr(workers, "concurrency", 1),
+                target_utilisation=auto.target_utilisation,
+                scale_up_utilisation=auto.scale_up_utilisation,
+                stable_window_s=float(auto.stable_window),
+                release_window_s=float(auto.release_window),
+                drain_s=float(auto.drain_time),
+                forecaster=auto.forecaster,
+                forecaster_params=params,
+                priorities=config.scheduler == "priority-based",
+                **overrides,
+            )
+            make_forecaster(settings.forecaster, **settings.forecaster_params)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=config.source, field="autoscale / workers") from None
+        return cls(settings, clock=clock)
+
+    # --- the node registry (the runtime owns the nodes and tells the policy) -------
+
+    def on_node_change(self, node: Node) -> None:
+        """`node` was added or its state changed."""
+        self.nodes[node.id] = node
+
+    def on_node_removed(self, node: Node) -> None:
+        self.nodes.pop(node.id, None)
+
+    def add_node(self, node: Node) -> Node:
+        self.on_node_change(node)
+        return node
+
+    def remove_node(self, node_id: str) -> Node | None:
+        return self.nodes.pop(node_id, None)
+
+    @property
+    def actual_workers(self) -> int:
+        """Nodes that are, or will shortly be, serving (starting or ready)."""
+        return sum(1 for n in self.nodes.values() if n.state in (NodeState.STARTING, NodeState.READY))
+
+    def nodes_to_remove(self, count: int) -> list[Node]:
+        """Which nodes to drain to shrink by `count`: starting ones first, then the least busy."""
+        active = [n for n in self.nodes.values() if n.state in (NodeState.STARTING, NodeState.READY)]
+        active.sort(key=lambda n: (n.state is NodeState.READY, n.queued + n.running, n.id))
+        return active[: max(0, count)]
+
+    # --- observations -------------------------------------------------------------
+
+    def on_arrival(self, task: Task | None = None, *, count: int = 1) -> None:
+        """A task was accepted (before it is queued)."""
+        self._arrivals.add(count)
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Tasks waiting in the gateway's queue (not yet routed)."""
+        self.gateway_queue = max(0, depth)
+
+    def on_start(self, task: Task, node: Node) -> None:
+        """`task` started running on `node` (optional: without it, a task's age counts from
+        its dispatch, which is the same thing when the node starts work at once)."""
+        times = _inflight(node).get(task.id)
+        if times is not None:
+            times[1] = self._clock()
+
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
+    ) -> None:
+        """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
+        _inflight(node).pop(task.id, None)
+        if ok and service_time >= 0:
+            self._learn_service(node, service_time)
+        if rtt is not None and rtt >= 0:
+            a = self.settings.node_alpha
+            node.rtt_ewma = rtt if node.rtt_ewma == 0.0 else node.rtt_ewma + a * (rtt - node.rtt_ewma)
+
+    def _learn_service(self, node: Node, service_s: float) -> None:
+        s = self.settings
+        # A node's speed is tracked in log space (a geometric mean), relative to the
+        # pool's: one long task of a heavy-tailed mix must not make a node look slow.
+        sample = math.log(max(service_s, 1e-6))
+        log_ewma = node.extra.get("log_service")
+        log_ewma = sample if log_ewma is None else log_ewma + s.node_alpha * (sample - log_ewma)
+        node.extra["log_service"] = log_ewma
+        node.service_time_ewma = math.exp(log_ewma)
+        if self._pool_log_service is None:
+            self._pool_log_service = sample
+        else:
+            self._pool_log_service += s.mean_alpha * (sample - self._pool_log_service)
+        # Capacity planning needs the arithmetic mean: the pool must absorb the long tasks too.
+        if not self._seen_service:
+            self.mean_service_s, self._seen_service = service_s, True
+        else:
+            self.mean_service_s += s.mean_alpha * (service_s - self.mean_service_s)
+
+    # --- the Scheduler protocol ---------------------------------------------------------
+
+    def predict_load(self) -> float:
+        for rate in self._arrivals.close():
+            self._forecaster.update(rate)
+        self.predicted_load = self._forecaster.forecast(1)
+        return self.predicted_load
+
+    def adjust_workers(self, target_load: float) -> int:
+        """Decide the pool size for `target_load` (tasks/s); returns it (also `desired_workers`)."""
+        s = self.settings
+        now = self._clock()
+        service = max(self.mean_service_s, 1e-6)
+        per_node = s.target_utilisation * s.slots_per_node
+        current = self.desired_workers
+
+        self.recent_rate = self._arrivals.rate(s.panic_window_s, min_events=s.panic_min_arrivals)
+        self._recent_need = self.recent_rate * service / per_node
+        self.backlog = self.gateway_queue + sum(
+            max(0, n.queued + n.running - self._slots(n)) for n in self.nodes.values() if n.healthy
+        )
+        forecast_need = math.ceil(target_load * service / per_node - 1e-9)
+        wanted, reason = forecast_need, "forecast"
+        # A deadband against noise: the forecast alone grows the pool only when it would
+        # load the current pool past `scale_up_utilisation` (then to the target size);
+        # scale-ups are immediate and scale-downs slow, so acting on every noisy
+        # uptick would ratchet the pool up.
+        pool_slots = max(1, current) * s.slots_per_node
+        if forecast_need > current and target_load * service / pool_slots <= s.scale_up_utilisation:
+            wanted = current
+        # The panic path: when tasks queue up (at least `panic_backlog_per_node` waiting
+        # per node), size the pool from the last seconds' arrivals plus draining the
+        # backlog, without waiting for the forecast: a forecast cannot see a burst
+        # coming, a queue can. Without a queue the recent rate alone is too noisy to act on.
+        self.panic = self.backlog >= max(1, s.panic_backlog_per_node * max(1, self.actual_workers))
+        if self.panic:
+            drain_need = self.backlog * service / s.drain_s
+            panic_need = math.ceil((self.recent_rate * service + drain_need) / per_node - 1e-9)
+            if panic_need > wanted:
+                wanted, reason = panic_need, "panic"
+        raw = self._bounded(wanted)
+        self.raw_desired = raw
+        self._history.append((now, raw, self._bounded(forecast_need)))
+        while self._history and self._history[0][0] <= now - s.stable_window_s:
+            self._history.popleft()
+
+        if raw > current:
+            self._last_up = now
+            self._change(now, current, raw, reason)
+        elif raw < current:
+            down = self._scale_down_target(now, current, raw)
+            if down is not None:
+                self._change(now, current, *down)
+        return self.desired_workers
+
+    def _bounded(self, workers: int) -> int:
+        return min(self.settings.max_workers, max(self.settings.min_workers, workers))
+
+    def _scale_down_target(self, now: float, current: int, raw: int) -> tuple[int, str] | None:
+        """Where to scale down to and why, if the evidence allows; None to hold.
+
+        A trim needs a whole stable window since the last scale-up, and goes to the
+        highest forecast-based recommendation of that window (never below what is
+        asked now): the forecast is the smooth estimate, so steady noise cannot flip
+        the pool down and up. A collapse (every recommendation of the short release
+        window at most `release_fraction` of the pool: a burst is over) may give the
+        capacity back after that short window: holding a burst-sized pool for a
+        minute after every burst costs more worker-seconds than it saves latency.
+        """
+        s = self.settings
+        allowed: list[tuple[int, str]] = []
+        since_up = now - self._last_up
+        if since_up >= s.stable_window_s:
+            allowed.append((max(raw, max(f for _, _, f in self._history)), "stable-window"))
+        if since_up >= s.release_window_s:
+            recent_max = max(r for t, r, _ in self._history if t > now - s.release_window_s)
+            # The recent rate (over at least `panic_min_arrivals` arrivals) must agree: at low
+            # rates a one-second forecast dips on noise alone, and a release on noise is a flap.
+            recent_need = self._bounded(math.ceil(self._recent_need - 1e-9))
+            if max(recent_max, recent_need) <= current * s.release_fraction:
+                allowed.append((max(recent_max, recent_need), "release"))
+        best = min(allowed, default=(current, ""))
+        return best if best[0] < current else None
+
+    def route_task(self, task: Task) -> Node:
+        """The ready node expected to finish `task` first (the caller then counts it there)."""
+        candidates = [n for n in self.nodes.values() if n.healthy and n.serves(task.model)]
+        if not candidates:
+            raise NoNodeAvailable(task.model)
+        with_room = [n for n in candidates if self._has_room(n)]
+        pool = with_room or candidates
+        if len(pool) > self.settings.power_of_two_above:
+            pool = self._rng.sample(pool, 2)
+        best = min(pool, key=lambda n: (self.expected_completion_s(n), self._rng.random()))
+        _inflight(best)[task.id] = [self._clock(), None]
+        return best
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def tick(self) -> ScaleEvent | None:
+        """One control interval: forecast, then size the pool. Returns the change, if any."""
+        before = self._changes
+        self.adjust_workers(self.predict_load())
+        return self.events[-1] if self._changes > before else None
+
+    def can_dispatch(self, model: str) -> bool:
+        """Whether a ready node serving `model` has room under the dispatch limit.
+
+        The gateway keeps tasks in its (priority) queue while this is false, so the
+        priorities decide the order instead of the nodes' FIFO queues.
+        """
+        return any(n.healthy and n.serves(model) and self._has_room(n) for n in self.nodes.values())
+
+    def node_service_s(self, node: Node) -> float:
+        """The mean service time on `node`: the pool's mean, scaled by the node's relative speed."""
+        log_node = node.extra.get("log_service")
+        if log_node is None or self._pool_log_service is None:
+            return self.mean_service_s
+        return self.mean_service_s * math.exp(log_node - self._pool_log_service)
+
+    def expected_completion_s(self, node: Node) -> float:
+        """When a task sent to `node` now would be done: RTT + the wait for a slot + its service.
+
+        A running task is expected to need max(mean, its age) more: with heavy-tailed
+        service times the expected remaining time grows with the time already spent
+        (a task 30 s in is likely a long one), which task counts alone cannot see.
+        """
+        slots = self._slots(node)
+        service = self.node_service_s(node)
+        outstanding = node.queued + node.running
+        if outstanding < slots:
+            return node.rtt_ewma + service
+        now = self._clock()
+        # The oldest tasks the policy sent there are the ones running.
+        ages = sorted(
+            (now - (started if started is not None else sent) for sent, started in _inflight(node).values()),
+            reverse=True,
+        )
+        running = min(outstanding, max(node.running, slots))
+        known = ages[:running]
+        remaining = sum(max(service, age) for age in known) + service * (running - len(known))
+        remaining += service * (outstanding - running)  # queued behind them
+        return node.rtt_ewma + remaining / slots + service
+
+    def _slots(self, node: Node) -> int:
+        return getattr(node, "capacity", None) or self.settings.slots_per_node
+
+    def _has_room(self, node: Node) -> bool:
+        limit = self.settings.max_outstanding_per_slot
+        return limit is None or node.queued + node.running < limit * self._slots(node)
+
+    def _change(self, now: float, previous: int, desired: int, reason: str) -> None:
+        self.desired_workers = desired
+        event = ScaleEvent(
+            at=now,
+            previous=previous,
+            desired=desired,
+            reason=reason,
+            predicted_load=self.predicted_load,
+            recent_rate=self.recent_rate,
+            backlog=self.backlog,
+            service_time_s=self.mean_service_s,
+            actual_workers=self.actual_workers,
+        )
+        self.scale_events[event.direction] += 1
+        self._changes += 1
+        self.events.append(event)
+        for listener in self.listeners:
+            listener(event)
+
+    def serving_models(self) -> Iterable[str]:
+        return {m for n in self.nodes.values() if n.healthy for m in n.models}
+
+
+def _inflight(node: Node) -> dict[str, list]:
+    """The node's in-flight tasks: task id -> [dispatched at, started at or None]."""
+    return node.extra.setdefault("inflight", {})
