@@ -10,7 +10,7 @@ import typer
 
 from ..errors import UsageError
 from .context import start
-from .options import DryRunOption, JobsOption, JsonOption, QuietOption, YesOption
+from .options import DryRunOption, JsonOption, QuietOption, YesOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,7 +103,12 @@ def command(
     ] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
-    jobs: JobsOption = None,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--jobs", "-j", min=1, help="Items moved in parallel (default: two per CPU core, at most 8)."
+        ),
+    ] = None,
     json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> int:

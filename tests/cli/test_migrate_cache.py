@@ -118,3 +118,39 @@ def test_usage_errors_say_what_to_do(cli, args, message):
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())  # rich wraps long lines
     assert "hint:" in result.stderr
+
+
+def test_on_a_terminal_it_shows_the_plan_and_asks(app_cache, tmp_path):
+    """stdin and stderr on a pseudo-terminal: the plan, a question, and only 'y' applies it."""
+    import pty
+    import select
+
+    def session(answer: bytes) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autoglm_cli", "migrate-cache", "--root", str(app_cache), *MAPS],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            cwd=REPO_ROOT,
+            env={**os.environ, "NO_COLOR": "1", "AUTOGLM_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"},
+        )
+        os.close(slave)
+        seen = b""
+        while b"Apply this migration?" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, seen.decode(errors="replace")
+            seen += os.read(master, 4096)
+        os.write(master, answer)
+        proc.wait(timeout=60)
+        os.close(master)
+        return proc.returncode, seen.decode(errors="replace")
+
+    code, screen = session(b"n\n")
+    assert code == 0 and "THUDM/glm-4" in screen and "rename" in screen
+    assert not (app_cache / "zai-org").exists()
+
+    code, _ = session(b"y\n")
+    assert code == 0
+    assert (app_cache / "zai-org" / "glm-4" / "weights.bin").read_bytes() == b"w" * 4096
+    assert os.path.islink(app_cache / "THUDM" / "glm-4")
