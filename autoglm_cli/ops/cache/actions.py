@@ -75,6 +75,9 @@ def verify_item(item: Item, *, deep: bool, copied: dict | None) -> str | None:
         action = Action.COPY  # it fell back to a copy (other filesystem)
     if action is Action.MKDIR:
         return None if os.path.isdir(target) else "directory missing"
+    if action is Action.KEEP and item.text is not None:
+        # a kept ref or symlink: the target's own value stands (e.g. a newer refs/main)
+        return None if os.path.lexists(target) else "missing"
     if action is Action.SYMLINK:
         if not os.path.islink(target):
             return "symlink missing"

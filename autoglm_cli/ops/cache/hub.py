@@ -232,8 +232,10 @@ class HubCacheKind:
         if not resolved.exists():
             notes.append(f"{path}: dangling symlink (its blob is missing), not migrated")
             return None
-        if resolved.parent == real / "blobs" or resolved.parent == Path(os.path.realpath(real / "blobs")):
-            text = os.path.relpath(target / "blobs" / resolved.name, dst.parent)
+        # one hop, not the final file: a repo blob may itself link into the shared store
+        hop = Path(os.path.normpath(path.parent / os.readlink(path)))
+        if hop.parent == real / "blobs":
+            text = os.path.relpath(target / "blobs" / hop.name, dst.parent)
         else:  # points elsewhere inside the cache: give the new snapshot the file itself
             result = file_item(resolved, dst, link=link, kind=self.name, phase=1)
             if isinstance(result, Problem):
@@ -313,8 +315,6 @@ class HubCacheKind:
         return actions.apply_item(item, on_bytes=on_bytes)
 
     def verify(self, item: Item, *, deep: bool, copied: dict | None) -> str | None:
-        if item.action is Action.KEEP and item.text is not None:
-            return None if os.path.isfile(item.target) else "ref missing"
         problem = actions.verify_item(item, deep=deep, copied=copied)
         if (
             problem is None

@@ -260,7 +260,8 @@ def test_blobs_in_the_shared_store_stay_shared(cli, old_hub_cache, state_dir):
     assert scan_cache_dir(old_hub_cache).warnings == []
     snapshot = next((folder(old_hub_cache, GLM) / "snapshots").iterdir())
     shard = next(p.name for p in snapshot.iterdir() if os.path.basename(os.readlink(p)) == name)
-    hf_hub_download(NEW_GLM, shard, cache_dir=old_hub_cache, local_files_only=True)
+    path = hf_hub_download(NEW_GLM, shard, cache_dir=old_hub_cache, local_files_only=True)
+    assert os.readlink(path) == f"../../blobs/{name}"  # the same layout hf writes: snapshot -> repo blob
 
 
 def test_dataset_folders_and_unfinished_downloads(cli, hf_cache, state_dir):
