@@ -92,6 +92,14 @@ class Workers:
     min: int = 1
     max: int = 4
     count: int | None = None  # fixed pool size (static scheduler)
+    # "dask": worker processes (a LocalCluster, or `scheduler_address`);
+    # "inline": nodes run in the gateway process (simulated load tests, tiny setups).
+    engine: Literal["dask", "inline"] = "dask"
+    scheduler_address: str | None = None  # an existing Dask scheduler (serve --dask-scheduler)
+    concurrency: int = 1  # requests one model node runs at once
+    control_interval: Duration = Duration(1)  # the scheduler's control tick
+    memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
+    dashboard: bool = False  # Dask's dashboard for the embedded cluster
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,12 @@ class Gateway:
     host: str = "127.0.0.1"
     port: int = 8000
     auth: bool = True
-    keys_file: str | None = None
+    keys_file: str | None = None  # default: $XDG_CONFIG_HOME/autoglm/keys.json
+    max_queue: int = 1024  # requests waiting for a node; more get 503
+    queue_timeout: Duration = Duration(120)  # longest a request waits for a node
+    request_timeout: Duration = Duration(600)  # longest one generation may run on a node
+    max_attempts: int = 3  # nodes tried per request when nodes die under it
+    task_ttl: Duration = Duration(3600)  # how long a finished /v1/tasks result stays readable
 
 
 @dataclass(frozen=True)
@@ -181,9 +194,12 @@ class Clone:
 
 @dataclass(frozen=True)
 class CacheMigration:
+    """One row of the `migrate-cache` mapping table: old prefix -> new template."""
+
     old: str
     new: str
-    kind: str = "hf"
+    kind: Literal["hf", "dir"] = "hf"  # hf: hub cache + trust_remote_code modules; dir: files under `root`
+    root: str | None = None  # the directory cache (kind dir); --root overrides
 
 
 @dataclass(frozen=True)

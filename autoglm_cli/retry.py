@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random as _random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -57,10 +57,10 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         nominal = min(self.max_delay, self.base * 2 ** (attempt - 1))
-        return nominal * (0.5 + (self.random or _random.random)())
+        return nominal * (0.5 + (_random.random if self.random is None else self.random)())
 
     def wait(self, seconds: float) -> None:
-        (self.sleep or time.sleep)(seconds)
+        (time.sleep if self.sleep is None else self.sleep)(seconds)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -148,4 +148,37 @@ def call_with_retry(
             if listener is not None:
                 listener(RetryAttempt(attempt, policy.tries, exc, delay))
             policy.wait(delay)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+async def call_with_retry_async(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    retry_if: Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...] = Exception,
+    on_retry: Callable[[RetryAttempt], Any] | None = None,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+) -> T:
+    """`call_with_retry` for coroutines: `fn()` returns an awaitable; the waits are `await sleep(s)`
+    (default `asyncio.sleep`), so an event loop keeps serving others meanwhile."""
+    import asyncio
+
+    if isinstance(retry_if, (type, tuple)):
+        types_ = retry_if
+
+        def should_retry(exc: Exception) -> bool:
+            return isinstance(exc, types_)
+    else:
+        should_retry = retry_if
+    for attempt in range(1, policy.tries + 1):
+        try:
+            return await fn()
+        except Exception as exc:
+            if attempt >= policy.tries or not should_retry(exc):
+                raise
+            delay = policy.delay(attempt, retry_after_of(exc))
+            listener = on_retry or policy.on_retry
+            if listener is not None:
+                listener(RetryAttempt(attempt, policy.tries, exc, delay))
+            await (sleep or asyncio.sleep)(delay)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -1,17 +1,122 @@
-"""`autoglm fetch-weights`: Download model weights resumably, hashed while downloading, into the HF cache (not built yet: issue #4)."""
+"""`autoglm fetch-weights`: resumable, verified weight downloads into the standard HF cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
 from .context import start
-from .options import JsonOption, QuietOption
+from .options import JobsOption, JsonOption, QuietOption
 
-HELP = "Download model weights resumably, hashed while downloading, into the HF cache [not built yet: issue #4]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..ops.weights.fetch import FetchReport
+
+HELP = "Download model weights resumably, hashed while downloading, into the HF cache"
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "fetch-weights", json=json, quiet=quiet)
-    raise not_built("fetch-weights", 4)
+def command(
+    ctx: typer.Context,
+    sources: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Hub repo ids (org/name) or http(s) URLs (default: model_pool.default and .backup).",
+            show_default=False,
+        ),
+    ] = None,
+    revision: Annotated[
+        Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).")
+    ] = None,
+    include: Annotated[
+        Optional[list[str]], typer.Option("--include", help="Only files matching this glob (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]], typer.Option("--exclude", help="Skip files matching this glob (repeatable).")
+    ] = None,
+    endpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--endpoint",
+            help="Hub endpoint (default: weights.endpoints in order, else $HF_ENDPOINT, else the Hub).",
+        ),
+    ] = None,
+    jobs: JobsOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start even when the free disk space looks too small.")
+    ] = False,
+    local_dir: Annotated[
+        Optional[Path],
+        typer.Option("--local-dir", help="Write the files themselves here instead of into the HF cache."),
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--cache-dir", help="HF cache to fill (default: weights.cache_dir, else $HF_HUB_CACHE)."
+        ),
+    ] = None,
+    sha256: Annotated[
+        Optional[str], typer.Option("--sha256", help="Expected sha256 of a URL source.", show_default=False)
+    ] = None,
+    sha256_url: Annotated[
+        Optional[str],
+        typer.Option("--sha256-url", help="sha256sum manifest for a URL source (default: URL.sha256)."),
+    ] = None,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> int:
+    run = start(ctx, "fetch-weights", json=json, quiet=quiet)
+    from ..ops.weights.fetch import FetchOptions, default_sources, fetch_weights
+
+    config = run.config
+    wanted = [(source, None) for source in sources] if sources else default_sources(config)
+    options = FetchOptions(
+        revision=revision,
+        include=include or (),
+        exclude=exclude or (),
+        endpoint=endpoint,
+        jobs=jobs,
+        force=force,
+        local_dir=local_dir,
+        cache_dir=cache_dir,
+        sha256=sha256,
+        sha256_url=sha256_url,
+    )
+    with run.out.progress(bytes_=True) as progress:
+        report = fetch_weights(
+            wanted, config=config, options=options, progress=progress, note=run.out.note, warn=run.out.warn
+        )
+    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+
+
+def _render(console: Console, report: FetchReport) -> None:
+    from rich.table import Table
+
+    for source in report.sources:
+        where = (
+            f"{source.repo_id}@{source.commit[:12]}"
+            if source.kind == "hub" and source.commit
+            else source.source
+        )
+        console.print(f"{where} -> {source.destination}", soft_wrap=True)
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for name, justify in (("file", "left"), ("status", "left"), ("size", "right"), ("fetched", "right")):
+            table.add_column(name, justify=justify)
+        table.add_column("sha256")
+        for f in source.files:
+            table.add_row(f.path, f.status, _size(f.size), _size(f.bytes_fetched), f.sha256[:16])
+        console.print(table)
+    console.print(
+        f"{report.files} files: {_size(report.bytes_fetched)} fetched, {_size(report.bytes_reused)} reused, "
+        f"{report.duration_s:.1f}s"
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

@@ -106,13 +106,23 @@ class Output:
         *,
         exit_code: ExitCode = ExitCode.OK,
         human: Callable[[Console], None] | None = None,
+        reveal: dict[str, str] | None = None,
     ) -> int:
-        """Show a command's report; returns the exit code for the CLI to use."""
+        """Show a command's report; returns the exit code for the CLI to use.
+
+        `reveal`: secrets the user asked to see exactly once (a new API key). They skip
+        redaction on purpose: in JSON they are added to `result` after the rest was
+        redacted; in human and quiet modes each is printed alone on stdout.
+        """
         if self.mode is Mode.JSON:
             self._json(
-                {"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)}
+                {"ok": exit_code == ExitCode.OK, "exit_code": int(exit_code), "result": to_jsonable(data)},
+                reveal=reveal,
             )
-        elif self.mode is Mode.HUMAN and human is not None:
+            return int(exit_code)
+        for secret in (reveal or {}).values():
+            self.data(secret)
+        if self.mode is Mode.HUMAN and human is not None:
             human(self.stdout)
         return int(exit_code)
 
@@ -135,9 +145,13 @@ class Output:
                 console.print(f"[dim]hint:[/] {_escape(redact(err.remedy))}", highlight=False, soft_wrap=True)
         return int(err.exit_code)
 
-    def _json(self, body: dict) -> None:
+    def _json(self, body: dict, reveal: dict[str, str] | None = None) -> None:
         doc = {"schema": JSON_SCHEMA, "command": self.command, **body}
         text = redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        if reveal:
+            doc = json.loads(text)
+            doc["result"] = {**(doc.get("result") or {}), **reveal}
+            text = json.dumps(doc, indent=2, ensure_ascii=False)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 

@@ -1,17 +1,91 @@
-"""`autoglm serve`: Run the OpenAI-compatible gateway and the scheduler over Dask workers (not built yet: issue #6)."""
+"""`autoglm serve`: the OpenAI-compatible gateway over the scheduler and the Dask workers."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
 from .context import start
-from .options import JsonOption, QuietOption
+from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
-HELP = "Run the OpenAI-compatible gateway and the scheduler over Dask workers [not built yet: issue #6]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+HELP = "Run the OpenAI-compatible gateway and the scheduler over Dask workers"
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "serve", json=json, quiet=quiet)
-    raise not_built("serve", 6)
+def command(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: Annotated[
+        Optional[str], typer.Option("--host", help="Address to listen on (gateway.host).")
+    ] = None,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", "-p", min=0, max=65535, help="Port (gateway.port; 0: any free)."),
+    ] = None,
+    keys_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--keys-file", help="API keys file (default: $AUTOGLM_KEYS_FILE, else gateway.keys_file)."
+        ),
+    ] = None,
+    dask_scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dask-scheduler", help="Use this Dask scheduler (tcp://HOST:8786) instead of starting one."
+        ),
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", "-w", min=0, help="Worker processes (workers.count).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> int:
+    run = start(ctx, "serve", json=json, quiet=quiet, config_path=config)
+    from ..runtime import server
+    from ..runtime.auth import resolve_keys_file
+
+    cfg = run.config
+    gateway = cfg.gateway
+    cfg = dataclasses.replace(
+        cfg,
+        gateway=dataclasses.replace(
+            gateway,
+            host=host if host is not None else gateway.host,
+            port=port if port is not None else gateway.port,
+        ),
+        workers=dataclasses.replace(
+            cfg.workers,
+            scheduler_address=dask_scheduler or cfg.workers.scheduler_address,
+            count=workers if workers is not None else cfg.workers.count,
+        ),
+    )
+    keys_path = resolve_keys_file(keys_file, cfg) if cfg.gateway.auth else None
+    the_plan = server.plan(cfg, keys_file=keys_path, warn=run.out.warn)
+    if dry_run:
+        return run.out.result(the_plan, human=lambda console: _render_plan(console, the_plan))
+    report = server.serve(cfg, keys_file=keys_path, warn=run.out.warn, note=run.out.note)
+    return run.out.result(
+        report,
+        human=lambda console: console.print(f"served {report.requests} requests in {report.uptime_s:.0f} s"),
+    )
+
+
+def _render_plan(console, plan) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("url", plan.url)
+    models = ", ".join(f"{name} ({backend})" for name, backend in plan.models.items())
+    table.add_row("models", models)
+    table.add_row("default / backup", f"{plan.default_model} / {plan.backup_model or '-'}")
+    table.add_row("scheduler", plan.scheduler)
+    where = plan.dask_scheduler or ("embedded LocalCluster" if plan.engine == "dask" else plan.engine)
+    table.add_row("workers", f"{plan.workers} ({where})")
+    table.add_row("auth", f"on, {plan.keys} key(s) in {plan.keys_file}" if plan.auth else "OFF")
+    table.add_row("log level", plan.log_level)
+    console.print(table)

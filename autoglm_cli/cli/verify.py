@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ..ops.checksums import FileResult, GenerateReport, VerifyReport
 
 HELP = (
-    "Verify files against a sha256sum manifest (GNU or BSD lines), or write one with --generate DIR. "
+    "Verify files against a sha256sum manifest (GNU or BSD lines), or write one with --generate DIR; "
+    "--hf REPO checks a Hub snapshot against the Hub's hashes. "
     "Exit 0 all ok, 1 mismatch/missing/unreadable, 2 malformed manifest or usage error."
 )
 
@@ -84,10 +85,64 @@ def command(
         bool, typer.Option("--fail-on-extra", help="Fail if files under the root are not in the manifest.")
     ] = False,
     jobs: JobsOption = None,
+    hf: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hf",
+            metavar="REPO",
+            help="Check the local snapshot of this Hub repo against the Hub's hashes (LFS sha256, git sha1).",
+        ),
+    ] = None,
+    revision: Annotated[
+        Optional[str],
+        typer.Option("--revision", metavar="REV", help="With --hf: branch, tag or commit (main)."),
+    ] = None,
+    write_manifest: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--write-manifest",
+            metavar="FILE",
+            help="With --hf: write a sha256sum manifest from the Hub's metadata instead of checking.",
+        ),
+    ] = None,
+    endpoint: Annotated[
+        Optional[str], typer.Option("--endpoint", metavar="URL", help="With --hf: the Hub endpoint to ask.")
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option("--cache-dir", metavar="DIR", help="With --hf: the HF cache holding the snapshot."),
+    ] = None,
     json: JsonOption = False,
     quiet: VerifyQuietOption = False,
 ) -> int:
     run = start(ctx, ctx.info_name or "verify-sha256", json=json, quiet=quiet or status)
+    if hf is not None:
+        if manifest is not None or generate is not None or output is not None or strict:
+            raise UsageError(
+                "--hf REPO checks against the Hub: no MANIFEST, --generate, --output or --strict"
+            )
+        return _verify_hub(
+            run,
+            hf,
+            revision,
+            write_manifest,
+            endpoint,
+            cache_dir,
+            root,
+            jobs,
+            ignore_missing,
+            fail_on_extra,
+            silent=status,
+        )
+    hub_only = {
+        "--revision": revision,
+        "--write-manifest": write_manifest,
+        "--endpoint": endpoint,
+        "--cache-dir": cache_dir,
+    }
+    if any(value is not None for value in hub_only.values()):
+        used = ", ".join(name for name, value in hub_only.items() if value is not None)
+        raise UsageError(f"{used} only apply with --hf REPO")
     if generate is not None:
         _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_on_extra)
         return _generate(run, generate, output, jobs)
@@ -150,6 +205,52 @@ def _verify(
         )
     if run.out.mode is Mode.QUIET and not silent:
         # sha256sum --quiet: only the lines that need attention.
+        for result in report.failures:
+            run.out.data(f"{_label(result)}: {result.status.value.upper()} ({result.detail})")
+    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+
+
+def _verify_hub(
+    run: Invocation,
+    repo: str,
+    revision: str | None,
+    write_manifest: Path | None,
+    endpoint: str | None,
+    cache_dir: Path | None,
+    root: Path | None,
+    jobs: int | None,
+    ignore_missing: bool,
+    fail_on_extra: bool,
+    *,
+    silent: bool,
+) -> int:
+    from ..ops.weights import hub_verify
+
+    if write_manifest is not None:
+        written = hub_verify.write_hub_manifest(
+            repo, write_manifest, config=run.config, revision=revision or "main", endpoint=endpoint
+        )
+        return run.out.result(
+            written,
+            human=lambda console: run.out.note(
+                f"wrote {written.manifest}: {written.files} files of {written.repo_id}@{written.commit[:12]} "
+                f"from the Hub's metadata ({written.fetched_small_files} small files downloaded to hash them)"
+            ),
+        )
+    with run.out.progress(bytes_=True) as progress:
+        report = hub_verify.verify_hub(
+            repo,
+            config=run.config,
+            revision=revision or "main",
+            endpoint=endpoint,
+            cache_dir=cache_dir,
+            root=root,
+            jobs=jobs,
+            ignore_missing=ignore_missing,
+            fail_on_extra=fail_on_extra,
+            progress=progress,
+        )
+    if run.out.mode is Mode.QUIET and not silent:
         for result in report.failures:
             run.out.data(f"{_label(result)}: {result.status.value.upper()} ({result.detail})")
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))

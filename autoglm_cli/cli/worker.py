@@ -1,17 +1,66 @@
-"""`autoglm worker`: Join this machine to a Dask cluster as a model worker (not built yet: issue #6)."""
+"""`autoglm worker`: join this machine to a Dask cluster as a model worker.
+
+A thin wrapper over `dask worker`: one thread per worker process, the autoglm
+worker plugin preloaded (it starts loading the model as soon as the worker is
+up), the config passed on through `$AUTOGLM_CONFIG`. Runs until interrupted.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
 from .context import start
-from .options import JsonOption, QuietOption
+from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
-HELP = "Join this machine to a Dask cluster as a model worker [not built yet: issue #6]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+HELP = "Join this machine to a Dask cluster as a model worker"
+CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "worker", json=json, quiet=quiet)
-    raise not_built("worker", 6)
+def command(
+    ctx: typer.Context,
+    scheduler: Annotated[str, typer.Argument(help="The Dask scheduler, e.g. tcp://10.0.0.5:8786.")],
+    config: ConfigOption = None,
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option("--model", "-m", help="Model to load (repeat; default: model_pool.default)."),
+    ] = None,
+    nworkers: Annotated[
+        int, typer.Option("--nworkers", "-n", min=1, help="Worker processes on this machine.")
+    ] = 1,
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="Worker name (Dask appends -0, -1, ...).")
+    ] = None,
+    host: Annotated[
+        Optional[str], typer.Option("--host", help="Address the worker listens on and advertises.")
+    ] = None,
+    memory_limit: Annotated[
+        Optional[str], typer.Option("--memory-limit", help="Per process, e.g. 24GiB (workers.memory_limit).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> int:
+    """Extra arguments after `--` go to `dask worker` unchanged."""
+    run = start(ctx, "worker", json=json, quiet=quiet, config_path=config)
+    from ..ops import worker as worker_ops
+
+    cfg = run.config
+    plan = worker_ops.plan(
+        cfg,
+        scheduler=scheduler,
+        models=tuple(model or ()),
+        nworkers=nworkers,
+        name=name,
+        host=host,
+        memory_limit=memory_limit,
+        extra=tuple(ctx.args),
+        config_path=Path(cfg.source) if cfg.source else None,
+    )
+    if dry_run:
+        return run.out.result(plan, human=lambda console: console.print(" ".join(plan.command)))
+    run.out.note(f"joining {scheduler} with {nworkers} worker process(es) for {', '.join(plan.models)}")
+    report = worker_ops.run(plan)
+    return run.out.result(report, exit_code=report.exit_code)

@@ -110,15 +110,6 @@ class HubFile:
     def pointer_size(self) -> int:
         return len(lfs_pointer(self.sha256, self.size))
 
-    def read(self, start: int, end: int) -> bytes:
-        """Bytes [start, end) (small reads; content is streamed by the handler)."""
-        if self.data is not None:
-            return self.data[start:end]
-        assert self.source is not None
-        with open(self.source, "rb") as fh:
-            fh.seek(start)
-            return fh.read(end - start)
-
     @classmethod
     def build(
         cls,
@@ -271,6 +262,7 @@ class HubServer:
         self.requests: list[RequestRecord] = []
         self._bytes: dict[tuple[str, str], int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._active = 0  # requests being handled right now
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
         self.endpoint = ""
@@ -350,9 +342,22 @@ class HubServer:
             )
 
     def reset_counters(self) -> None:
+        """Zero the byte counters and the request log, once the requests in flight are over
+        (a transfer the client gave up on may still be writing its last chunk)."""
+        self.wait_idle()
         with self._lock:
             self._bytes.clear()
             self.requests.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being handled; False if that took longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0:
+                    return True
+            time.sleep(0.005)
+        return False
 
     def requests_for(self, file: str | None = None, *, kind: str | None = None) -> list[RequestRecord]:
         with self._lock:
@@ -468,6 +473,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, *, head: bool) -> None:
         self._record: dict = {"repo": None, "file": None, "kind": "other"}
         self._status = 0
+        self._logged = False
+        hub = self.server.hub
+        with hub._lock:
+            hub._active += 1
         try:
             parts = urlsplit(self.path)
             path = parts.path  # still quoted: revisions like refs%2Fpr%2F1 are one segment
@@ -485,16 +494,30 @@ class _Handler(BaseHTTPRequestHandler):
         except (_Abort, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            self.server.hub._log(
-                RequestRecord(
-                    method=self.command,
-                    path=self.path,
-                    status=self._status,
-                    range=self.headers.get("Range"),
-                    authorization="Authorization" in self.headers,
-                    **self._record,
-                )
+            self._log_request()
+            with hub._lock:
+                hub._active -= 1
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged before the client can see the answer, so a test never races the log.
+        self._status = code
+        self._log_request()
+        super().send_response(code, message)
+
+    def _log_request(self) -> None:
+        if getattr(self, "_logged", True):  # already logged, or a malformed request before dispatch
+            return
+        self._logged = True
+        self.server.hub._log(
+            RequestRecord(
+                method=self.command,
+                path=self.path,
+                status=self._status,
+                range=self.headers.get("Range"),
+                authorization="Authorization" in self.headers,
+                **self._record,
             )
+        )
 
     def _authorized(self) -> bool:
         hub = self.server.hub

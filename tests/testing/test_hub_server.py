@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -151,3 +152,16 @@ def test_static_files_and_counters(hub_server):
     url = hub_server.add_file("resnet50.pth", b"weights" * 100)
     assert requests.get(url, timeout=10).content == b"weights" * 100
     assert hub_server.bytes_served("resnet50.pth") == 700
+
+
+def test_lfs_files_can_be_served_without_the_cdn_redirect(hf_cache):
+    from huggingface_hub import hf_hub_download
+
+    files = fake_model_files(shard_size=10_000)
+    server = HubServer(lfs_via_cdn=False)
+    server.add_repo("org/direct", files)
+    with server:
+        head = requests.head(server.resolve_url("org/direct", SHARD), timeout=10)
+        assert head.status_code == 200 and head.headers["X-Linked-Size"] == str(len(files[SHARD]))
+        path = hf_hub_download("org/direct", SHARD, endpoint=server.endpoint, cache_dir=hf_cache)
+        assert Path(path).read_bytes() == files[SHARD]

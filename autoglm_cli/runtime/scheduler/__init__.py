@@ -1,0 +1,59 @@
+"""Scheduling policy: the interface (`base`), the policies, the priority queue.
+
+The runtime gets its policy and its queue only through `make_scheduler` and
+`make_queue`, so a new policy (issue #7: `DynamicScheduler`) plugs in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...errors import ConfigError
+from .base import MONOTONIC, Clock, Node, NodeKind, NodeState, NoNodeAvailable, Priority, Scheduler, Task
+from .queue import PriorityQueue, QueueFull
+
+__all__ = [
+    "NoNodeAvailable",
+    "Node",
+    "NodeKind",
+    "NodeState",
+    "Priority",
+    "PriorityQueue",
+    "QueueFull",
+    "Scheduler",
+    "Task",
+    "make_queue",
+    "make_scheduler",
+]
+
+
+def make_scheduler(
+    config, *, clock: Clock = MONOTONIC, warn: Callable[[str], None] | None = None
+) -> Scheduler:
+    """The policy `config.scheduler` names, old names adapted (with a warning through `warn`)."""
+    from .legacy import adapt
+
+    choice = adapt(config)
+    for message in choice.warnings:
+        if warn is not None:
+            warn(message)
+    if choice.policy == "static":
+        from .static import StaticScheduler
+
+        return StaticScheduler(choice.workers, clock=clock)
+    if choice.policy == "dynamic":
+        try:
+            from .dynamic import DynamicScheduler  # type: ignore[import-not-found]  # issue #7
+        except ImportError:
+            raise ConfigError(
+                "the dynamic scheduler is not part of this build",
+                field="scheduler",
+                remedy='Use scheduler: "static" until the dynamic scheduler lands (issue #7).',
+            ) from None
+        return DynamicScheduler.from_config(config, clock=clock)
+    raise ConfigError(f"unknown scheduler {choice.policy!r}", field="scheduler")
+
+
+def make_queue(config, *, clock: Clock = MONOTONIC) -> PriorityQueue:
+    """The gateway's priority queue (the dynamic policy may swap in an aging queue here)."""
+    return PriorityQueue(max_size=config.gateway.max_queue, clock=clock)

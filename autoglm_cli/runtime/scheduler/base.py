@@ -9,6 +9,7 @@ Time comes from an injectable clock so policies are unit-testable.
 
 from __future__ import annotations
 
+import collections
 import enum
 import time
 from collections.abc import Callable
@@ -69,28 +70,62 @@ class Node:
     rtt_ewma: float = 0.0  # seconds of network round trip
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    capacity: int = 1  # requests it runs at once (the runtime never sends more)
+    created_at: float = 0.0
 
     @property
     def healthy(self) -> bool:
         return self.state is NodeState.READY
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.capacity - self.running) if self.healthy else 0
 
     def serves(self, model: str) -> bool:
         return model in self.models
 
 
 class Scheduler(Protocol):
-    """The interface every scheduling policy implements."""
+    """The interface every scheduling policy implements.
+
+    The three decisions come from DESIGN.md. The `on_*` methods are how the runtime
+    feeds a policy its observations; `BaseScheduler` implements them (node
+    bookkeeping, arrival window, service-time EWMA), so a policy usually subclasses
+    it and writes only the decisions. The runtime owns the `Node` objects and
+    updates `running`/`queued`/`state` itself; it calls `on_node_change` after a
+    state change so a policy can react.
+    """
 
     def predict_load(self) -> float:
         """Expected load (tasks per second) in the next control interval."""
         ...
 
-    def adjust_workers(self, target_load: float) -> None:
-        """Decide the number of workers for `target_load`; the runtime applies it."""
+    def adjust_workers(self, target_load: float) -> int | None:
+        """Decide the number of workers for `target_load` and return it (None: no change).
+
+        The runtime applies the decision with `cluster.scale(n)`, clamped to
+        `workers.min`..`workers.max`.
+        """
         ...
 
     def route_task(self, task: Task) -> Node:
         """The node that should run `task`; raises `NoNodeAvailable` when none can."""
+        ...
+
+    def on_arrival(self, task: Task) -> None:
+        """A task was accepted (before it is queued)."""
+        ...
+
+    def on_completion(self, task: Task, node: Node, service_time: float, ok: bool) -> None:
+        """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
+        ...
+
+    def on_node_change(self, node: Node) -> None:
+        """A node was added or its state changed."""
+        ...
+
+    def on_node_removed(self, node: Node) -> None:
+        """A node is gone for good (its worker left or was replaced)."""
         ...
 
 
@@ -100,3 +135,59 @@ class NoNodeAvailable(RuntimeError):
     def __init__(self, model: str) -> None:
         super().__init__(f"no healthy node serves model {model!r}")
         self.model = model
+
+
+class BaseScheduler:
+    """Bookkeeping every policy needs: the nodes, recent arrivals, service times.
+
+    Pure: no I/O, time from `clock`. Subclasses implement `adjust_workers` and
+    `route_task`, and may override `predict_load` (here: the arrival rate over the
+    last `window` seconds).
+    """
+
+    ewma_alpha = 0.2
+
+    def __init__(self, *, clock: Clock = MONOTONIC, window: float = 10.0) -> None:
+        self.clock = clock
+        self.window = window
+        self.nodes: dict[str, Node] = {}  # insertion order = order nodes were added
+        self._arrivals: collections.deque[float] = collections.deque()
+
+    # -- observations --------------------------------------------------------
+
+    def on_arrival(self, task: Task) -> None:
+        now = self.clock()
+        self._arrivals.append(now)
+        self._trim(now)
+
+    def on_completion(self, task: Task, node: Node, service_time: float, ok: bool) -> None:
+        if not ok:
+            return
+        if node.service_time_ewma <= 0:
+            node.service_time_ewma = service_time
+        else:
+            node.service_time_ewma += self.ewma_alpha * (service_time - node.service_time_ewma)
+
+    def on_node_change(self, node: Node) -> None:
+        self.nodes[node.id] = node
+
+    def on_node_removed(self, node: Node) -> None:
+        self.nodes.pop(node.id, None)
+
+    # -- helpers for policies ------------------------------------------------
+
+    def _trim(self, now: float) -> None:
+        while self._arrivals and self._arrivals[0] < now - self.window:
+            self._arrivals.popleft()
+
+    def arrival_rate(self) -> float:
+        """Tasks per second over the last `window` seconds."""
+        self._trim(self.clock())
+        return len(self._arrivals) / self.window
+
+    def candidates(self, model: str) -> list[Node]:
+        """Ready nodes serving `model`, in the order they were added."""
+        return [n for n in self.nodes.values() if n.healthy and n.serves(model)]
+
+    def predict_load(self) -> float:
+        return self.arrival_rate()

@@ -1,0 +1,380 @@
+"""Where weights come from: a Hub repo (metadata through huggingface_hub) or a plain URL.
+
+Both resolve to a list of `RemoteFile`s that say what to download and what its
+bytes must hash to, so the download engine never has to trust the transport.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from ...errors import AutoglmError, CheckFailed, NetworkError, UsageError
+from ...redact import redact_url
+from ...retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to fetch and the hashes its bytes must match."""
+
+    path: str  # relative path in the repo (or the file name of a URL)
+    urls: tuple[str, ...]  # tried in order: one per endpoint
+    size: int | None
+    sha256: str | None
+    git_oid: str | None = None  # git blob sha1: the Hub's only hash for small (non-LFS) files
+    lfs: bool = False
+
+    @property
+    def blob_name(self) -> str:
+        """The name huggingface_hub gives the blob: the sha256 for LFS files, the git oid otherwise."""
+        name = self.sha256 if self.lfs or not self.git_oid else self.git_oid
+        assert name, "a file without any hash cannot be cached"
+        return name
+
+
+@dataclass(frozen=True)
+class HubSnapshot:
+    """A repo at one commit, as the Hub described it."""
+
+    repo_id: str  # the id the Hub answers to now (after `moves` and its own redirects)
+    requested_id: str
+    revision: str
+    commit: str
+    endpoint: str
+    files: tuple[RemoteFile, ...]  # after --include/--exclude
+    all_files: tuple[RemoteFile, ...]  # the whole commit (for huggingface_hub's tree cache)
+
+    @property
+    def renamed_from(self) -> str | None:
+        return self.requested_id if self.requested_id != self.repo_id else None
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    url: str
+    files: tuple[RemoteFile, ...] = field(default_factory=tuple)
+
+
+def is_url(source: str) -> bool:
+    return urlsplit(source).scheme in ("http", "https")
+
+
+def is_repo_id(source: str) -> bool:
+    return bool(_REPO_ID.match(source)) and "--" not in source and ".." not in source
+
+
+def apply_moves(repo_id: str, moves: dict[str, str]) -> str:
+    """`THUDM/glm-4-9b-chat` -> `zai-org/glm-4-9b-chat` through the config's `moves` (longest prefix wins).
+
+    Keys and values may be orgs (`THUDM`), ids, or Hub URLs (`huggingface.co/THUDM/`);
+    entries for other hosts (`github.com/THUDM/`, for git remotes) are ignored here.
+    """
+    best_old, best_new = "", ""
+    for old, new in moves.items():
+        old_prefix, new_prefix = _hub_prefix(old), _hub_prefix(new)
+        if not old_prefix or new_prefix is None or len(old_prefix) <= len(best_old):
+            continue
+        if repo_id == old_prefix or repo_id.startswith(old_prefix + "/"):
+            best_old, best_new = old_prefix, new_prefix
+    if not best_old or not best_new:
+        return repo_id
+    return best_new + repo_id[len(best_old) :]
+
+
+_HUB_HOSTS = ("huggingface.co/", "www.huggingface.co/", "hf.co/")
+
+
+def _hub_prefix(text: str) -> str | None:
+    """A `moves` side as a repo-id prefix; None when it names another host."""
+    bare = re.sub(r"^[A-Za-z][\w+.-]*://", "", text.strip()).rstrip("/")
+    for host in _HUB_HOSTS:
+        if bare.startswith(host):
+            return bare[len(host) :]
+    first = bare.split("/", 1)[0]
+    return None if "." in first or ":" in first else bare
+
+
+def hub_token() -> str | None:
+    """HF_TOKEN, else the token file `hf auth login` wrote; never printed anywhere."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def endpoints_to_try(explicit: str | None, configured: Sequence[str]) -> list[str]:
+    """--endpoint, else config `weights.endpoints` in order, else HF_ENDPOINT, else the Hub."""
+    if explicit:
+        found = [explicit]
+    elif configured:
+        found = list(configured)
+    else:
+        found = [os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT]
+    return [e.rstrip("/") for e in found]
+
+
+def resolve_url(endpoint: str, repo_id: str, commit: str, path: str) -> str:
+    return f"{endpoint}/{repo_id}/resolve/{commit}/{quote(path)}"
+
+
+def resolve_hub(
+    repo_id: str,
+    *,
+    revision: str = "main",
+    endpoints: Sequence[str],
+    token: str | None,
+    moves: dict[str, str] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    on_note: Callable[[str], None] | None = None,
+) -> HubSnapshot:
+    """Ask the endpoints, in order, for the repo's files at `revision` (with sizes and hashes).
+
+    The id is mapped through `moves` first; the old id is asked too when the new
+    one is unknown. Transient failures are retried with backoff at each
+    endpoint before the next one is asked.
+    """
+    import httpx2  # huggingface_hub's HTTP client
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import filter_repo_objects
+
+    if not is_repo_id(repo_id):
+        raise UsageError(
+            f"{repo_id!r} is neither a Hub repo id (org/name) nor an http(s) URL.",
+            remedy="Pass a repo id such as zai-org/glm-4-9b-chat, or a URL with --sha256.",
+        )
+    candidates = list(dict.fromkeys([apply_moves(repo_id, moves or {}), repo_id]))
+    last_error: AutoglmError | None = None
+    for endpoint in endpoints:
+        api = HfApi(endpoint=endpoint, token=token or False)
+        for candidate in candidates:
+
+            def ask(candidate=candidate, api=api):
+                return api.model_info(candidate, revision=revision, files_metadata=True, timeout=30)
+
+            try:
+                info = call_with_retry(ask, policy=policy, retry_if=_transient_hub_error)
+            except RevisionNotFoundError:
+                raise UsageError(
+                    f"{candidate} has no revision {revision!r} at {redact_url(endpoint)}.",
+                    remedy="Check --revision (a branch, tag or commit sha).",
+                ) from None
+            except RepositoryNotFoundError:
+                last_error = UsageError(
+                    f"{candidate} was not found at {redact_url(endpoint)} (or it is private).",
+                    remedy="Check the repo id, `moves` in the config, and HF_TOKEN for private repos.",
+                )
+                continue
+            except (HfHubHTTPError, OSError, httpx2.TransportError) as exc:
+                last_error = NetworkError(
+                    f"{redact_url(endpoint)} did not answer for {candidate}: {_short(exc)}"
+                )
+                if on_note:
+                    on_note(f"{redact_url(endpoint)} failed ({_short(exc)}); trying the next endpoint")
+                break  # this endpoint is down: the next candidate id would fail the same way
+            return _snapshot(
+                info, candidate, repo_id, revision, endpoint, endpoints, include, exclude, filter_repo_objects
+            )
+    assert last_error is not None
+    raise last_error
+
+
+def is_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), read now rather than at huggingface_hub's import."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def resolve_from_cache(
+    repo_id: str,
+    *,
+    revision: str,
+    cache_dir,
+    moves: dict[str, str] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> HubSnapshot:
+    """The snapshot an earlier fetch recorded (refs + huggingface_hub's tree listing), for offline runs."""
+    import json
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    from .cache_layout import repo_folder_name
+
+    for candidate in dict.fromkeys([apply_moves(repo_id, moves or {}), repo_id]):
+        folder = cache_dir / repo_folder_name(candidate)
+        ref = folder / "refs" / revision
+        commit = ref.read_text().strip() if ref.is_file() else revision
+        tree = folder / "trees" / f"{commit}.json"
+        try:
+            listing = json.loads(tree.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError):
+            continue
+        files = tuple(
+            RemoteFile(
+                path=path,
+                urls=(),
+                size=entry["size"],
+                sha256=entry.get("lfs_sha256"),
+                git_oid=entry["blob_id"],
+                lfs="lfs_sha256" in entry,
+            )
+            for path, entry in sorted(listing.items())
+        )
+        chosen = set(
+            filter_repo_objects(
+                items=[f.path for f in files], allow_patterns=include or None, ignore_patterns=exclude or None
+            )
+        )
+        return HubSnapshot(
+            repo_id=candidate,
+            requested_id=repo_id,
+            revision=revision,
+            commit=commit,
+            endpoint="(offline: the local cache)",
+            files=tuple(f for f in files if f.path in chosen),
+            all_files=files,
+        )
+    raise UsageError(
+        f"HF_HUB_OFFLINE is set and the cache {cache_dir} has no listing of {repo_id}@{revision}.",
+        remedy="Unset HF_HUB_OFFLINE to fetch it, or point --cache-dir at the cache that has it.",
+    )
+
+
+def _snapshot(info, served_id, requested_id, revision, endpoint, endpoints, include, exclude, filter_fn):
+    canonical = info.id or served_id
+    if not info.sha:
+        raise CheckFailed(f"{redact_url(endpoint)} answered for {served_id} without a commit sha.")
+    others = [endpoint] + [e for e in endpoints if e != endpoint]
+    files = []
+    for sibling in info.siblings or []:
+        lfs = sibling.lfs
+        files.append(
+            RemoteFile(
+                path=sibling.rfilename,
+                urls=tuple(resolve_url(e, canonical, info.sha, sibling.rfilename) for e in others),
+                size=lfs.size if lfs else sibling.size,
+                sha256=lfs.sha256 if lfs else None,
+                git_oid=sibling.blob_id,
+                lfs=lfs is not None,
+            )
+        )
+    by_path = {f.path: f for f in files}
+    chosen = list(
+        filter_fn(items=list(by_path), allow_patterns=include or None, ignore_patterns=exclude or None)
+    )
+    if (include or exclude) and not chosen:
+        raise UsageError(
+            f"no file of {canonical} matches the --include/--exclude patterns.",
+            remedy=f"The repo has: {', '.join(sorted(by_path)[:8])}{' ...' if len(by_path) > 8 else ''}",
+        )
+    return HubSnapshot(
+        repo_id=canonical,
+        requested_id=requested_id,
+        revision=revision,
+        commit=info.sha,
+        endpoint=endpoint,
+        files=tuple(by_path[p] for p in chosen),
+        all_files=tuple(files),
+    )
+
+
+def resolve_plain_url(
+    url: str,
+    *,
+    session,
+    sha256: str | None = None,
+    sha256_url: str | None = None,
+    timeout: float = 60,
+) -> RemoteFile:
+    """A plain URL plus where its sha256 comes from: `--sha256`, a manifest URL, or `<url>.sha256`."""
+    name = os.path.basename(urlsplit(url).path) or "download"
+    if sha256 is not None:
+        if not _SHA256.match(sha256):
+            raise UsageError(f"--sha256 must be 64 hex digits, got {sha256!r}.")
+        expected = sha256.lower()
+    else:
+        manifest_url = sha256_url or url + ".sha256"
+        expected = _sha256_from_manifest(
+            session, manifest_url, name, explicit=sha256_url is not None, timeout=timeout
+        )
+    size = None
+    try:
+        head = session.head(url, allow_redirects=True, timeout=timeout)
+        if head.ok and "Content-Length" in head.headers and "Content-Encoding" not in head.headers:
+            size = int(head.headers["Content-Length"])
+    except OSError:
+        pass  # the GET will tell; a HEAD is only a hint for the disk-space check
+    return RemoteFile(path=name, urls=(url,), size=size, sha256=expected)
+
+
+def _sha256_from_manifest(session, manifest_url: str, name: str, *, explicit: bool, timeout: float) -> str:
+    try:
+        response = session.get(manifest_url, timeout=timeout)
+    except OSError as exc:
+        raise NetworkError(
+            f"cannot fetch the sha256 manifest {redact_url(manifest_url)}: {_short(exc)}"
+        ) from None
+    if response.status_code == 404 and not explicit:
+        raise UsageError(
+            f"no sha256 is known for {name}: {redact_url(manifest_url)} does not exist.",
+            remedy="Pass --sha256 HEX or --sha256-url URL (a sha256sum manifest): no unverified downloads.",
+        )
+    if not response.ok:
+        raise NetworkError(f"{redact_url(manifest_url)} answered HTTP {response.status_code}.")
+    entries = parse_sha256sum(response.text)
+    if not entries:
+        raise UsageError(f"{redact_url(manifest_url)} holds no sha256 line (expected `HEX  NAME`).")
+    for entry_hash, entry_name in entries:
+        if os.path.basename(entry_name) == name:
+            return entry_hash
+    if len(entries) == 1 and entries[0][1] in ("", "-"):
+        return entries[0][0]
+    if len(entries) == 1:
+        return entries[0][0]  # `resnet50.pth.sha256` often names the file differently (a build path)
+    raise UsageError(f"{redact_url(manifest_url)} has no line for {name}.")
+
+
+def parse_sha256sum(text: str) -> list[tuple[str, str]]:
+    """Lines `HEX  NAME` / `HEX *NAME` (or a bare HEX) -> [(hex, name)]."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest, _, rest = line.partition(" ")
+        if _SHA256.match(digest):
+            out.append((digest.lower(), rest.strip().lstrip("*")))
+    return out
+
+
+def _transient_hub_error(exc: BaseException) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        return status in (408, 429, 500, 502, 503, 504)  # its response carries any Retry-After
+    return isinstance(exc, OSError) or _is_transport_error(exc)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import httpx2
+
+    return isinstance(exc, httpx2.TransportError)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,337 @@
+"""The `openai` backend: an OpenAI-compatible upstream (vLLM, SGLang, a hosted API).
+
+Runs in the gateway process with one `httpcore` connection pool per endpoint
+(httpcore is what httpx runs on; going to it directly saves about a quarter of
+the gateway's CPU per proxied request): `connection_pool.max_connections` /
+`max_idle_connections` / `idle_timeout` size the pool, `read_timeout` bounds
+each read. Proxy variables (`HTTPS_PROXY`) are not read: upstreams are reached
+directly. Connection failures, 429 and 5xx are retried with exponential backoff
+and jitter (the config's `retry` section: base 1 s, 3 tries; `Retry-After` is
+honoured, and one longer than `retry.max_delay` ends the retries at once;
+`autoglm_cli.retry`); a stream is retried only before its first chunk.
+When the retries run out, connection failures and 5xx become `NodeFailure` (the
+runtime marks the endpoint failed and tries another), a 429 becomes a 503 with
+`Retry-After`, other 4xx pass through as they are.
+
+Options (`models.NAME.options`): `model` (the upstream's name for it; default:
+NAME), `api_key_env` (an environment variable holding the upstream's key),
+`endpoints` (several base URLs: one node each; default: `source`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+
+from ...redact import redact, redact_url
+from ...retry import RetryAttempt, RetryPolicy, call_with_retry_async, parse_retry_after
+from ..errors import ApiError, NodeFailure, ServiceUnavailable
+from .base import BackendSettings, GenerationRequest, GenerationResult, option
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, status: int, body: str, retry_after: float | None) -> None:
+        super().__init__(f"upstream answered {status}")
+        self.status, self.body, self.retry_after = status, body, retry_after
+
+
+class _Pool:
+    """The little of an HTTP client the backend needs, on an `httpcore.AsyncConnectionPool`."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], settings: BackendSettings) -> None:
+        from urllib.parse import urlsplit
+
+        import httpcore
+
+        self.base_url = base_url
+        parts = urlsplit(base_url)
+        self.headers = [
+            (b"Host", parts.netloc.rsplit("@", 1)[-1].encode()),
+            (b"User-Agent", b"autoglm"),
+            (b"Accept", b"application/json"),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ]
+        read = settings.read_timeout
+        self.timeouts = {"connect": min(10.0, read), "read": read, "write": read, "pool": read}
+        self.pool = httpcore.AsyncConnectionPool(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_idle_connections,
+            keepalive_expiry=settings.idle_timeout,
+        )
+
+    def _args(self, path: str, body: dict | None, read: float | None):
+        headers = list(self.headers)
+        content = b""
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":")).encode()
+            headers += [
+                (b"Content-Type", b"application/json"),
+                (b"Content-Length", str(len(content)).encode()),
+            ]
+        timeouts = self.timeouts if read is None else {**self.timeouts, "read": read}
+        return self.base_url + path, headers, content, {"timeout": timeouts}
+
+    async def request(self, method: str, path: str, body: dict | None, *, read: float | None = None):
+        url, headers, content, extensions = self._args(path, body, read)
+        response = await self.pool.request(
+            method, url, headers=headers, content=content, extensions=extensions
+        )
+        return response.status, _header_map(response.headers), response.content
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str, body: dict | None):
+        url, headers, content, extensions = self._args(path, body, None)
+        async with self.pool.stream(
+            method, url, headers=headers, content=content, extensions=extensions
+        ) as r:
+            yield r.status, _header_map(r.headers), _lines(r.aiter_stream())
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+
+def _header_map(headers) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+
+
+async def _lines(chunks):
+    """Text lines of a byte stream (server-sent events are line based)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
+
+
+def endpoints_of(settings: BackendSettings) -> list[str]:
+    listed = option(settings.options, "endpoints", None, list, settings.model)
+    return [str(u).rstrip("/") for u in (listed or [settings.source])]
+
+
+class UpstreamHandle:
+    """One upstream endpoint as a node (see `workers/handles.NodeHandle`)."""
+
+    def __init__(
+        self,
+        settings: BackendSettings,
+        base_url: str,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep=None,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.upstream_model = option(settings.options, "model", settings.model, str, settings.model)
+        self.policy = policy or RetryPolicy(
+            tries=settings.retry_tries, base=settings.retry_base, max_delay=settings.retry_max_delay
+        )
+        self._sleep = sleep
+        self._on_retry = on_retry
+        headers = {}
+        key_env = option(settings.options, "api_key_env", None, str, settings.model)
+        if key_env and os.environ.get(key_env):
+            headers["Authorization"] = f"Bearer {os.environ[key_env]}"
+        self.http = _Pool(self.base_url, headers, settings)
+
+    @property
+    def label(self) -> str:
+        return redact_url(self.base_url)
+
+    # -- NodeHandle ------------------------------------------------------------
+
+    async def load(self) -> dict:
+        """Probe `GET /models`: ready when the upstream answers."""
+        import httpcore
+
+        try:
+            status, _, _ = await self.http.request(
+                "GET", "/models", None, read=min(10.0, self.settings.read_timeout)
+            )
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+            return self._status("failed", f"{self.label}: {type(exc).__name__}: {exc or 'no answer'}")
+        if status >= 500:
+            return self._status("failed", f"{self.label}/models answered {status}")
+        return self._status("ready", None)
+
+    def _status(self, state: str, error: str | None) -> dict:
+        return {
+            "model": self.settings.model,
+            "backend": "openai",
+            "state": state,
+            "error": redact(error) if error else None,
+            "upstream": self.label,
+        }
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        path, body = self._body(request, stream=False)
+
+        async def attempt():
+            status, headers, content = await self.http.request("POST", path, body)
+            self._raise_for_status(status, headers, content.decode("utf-8", "replace"))
+            return json.loads(content)
+
+        data = await self._with_retries(attempt)
+        choice = (data.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") if request.kind == "chat" else choice.get("text")
+        usage = data.get("usage") or {}
+        return GenerationResult(
+            text=text or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+
+    async def stream(self, request: GenerationRequest, on_chunk) -> GenerationResult:
+        path, body = self._body(request, stream=True)
+        state = {"text": "", "finish": "stop", "usage": {}, "pieces": 0, "started": False}
+
+        async def attempt():
+            async with self.http.stream("POST", path, body) as (status, headers, lines):
+                if status >= 400:
+                    text = "".join([line async for line in lines])
+                    self._raise_for_status(status, headers, text)
+                async for line in lines:
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    event = json.loads(payload)
+                    if "error" in event:
+                        raise ApiError(
+                            str(event["error"].get("message", "upstream error")),
+                            status=502,
+                            code="upstream_error",
+                        )
+                    self._take_event(request, event, state, on_chunk)
+
+        async def attempt_until_first_chunk():
+            try:
+                await attempt()
+            except Exception:
+                if state["started"]:  # text already reached the client: do not replay it
+                    raise ApiError(
+                        "the upstream stream broke off", status=502, code="upstream_error"
+                    ) from None
+                raise
+
+        await self._with_retries(attempt_until_first_chunk)
+        usage = state["usage"]
+        return GenerationResult(
+            text=state["text"],
+            finish_reason=state["finish"],
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or state["pieces"]),
+        )
+
+    async def cancel(self, request_id: str) -> None:
+        return None  # closing the stream (the caller's task is cancelled) stops the upstream
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _body(self, request: GenerationRequest, *, stream: bool) -> tuple[str, dict]:
+        body: dict = {"model": self.upstream_model, "stream": stream}
+        if request.kind == "chat":
+            path = "/chat/completions"
+            body["messages"] = request.messages
+        else:
+            path = "/completions"
+            body["prompt"] = request.prompt
+        for name in ("max_tokens", "temperature", "top_p", "seed"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
+        if request.stop:
+            body["stop"] = request.stop
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return path, body
+
+    def _take_event(self, request, event: dict, state: dict, on_chunk) -> None:
+        if event.get("usage"):
+            state["usage"] = event["usage"]
+        for choice in event.get("choices") or []:
+            if request.kind == "chat":
+                piece = (choice.get("delta") or {}).get("content")
+            else:
+                piece = choice.get("text")
+            if piece:
+                state["started"] = True
+                state["text"] += piece
+                state["pieces"] += 1
+                on_chunk(piece)
+            if choice.get("finish_reason"):
+                state["finish"] = choice["finish_reason"]
+
+    def _raise_for_status(self, status: int, headers, text: str) -> None:
+        if status < 400:
+            return
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        if status in RETRY_STATUSES:
+            raise _RetryableStatus(status, text, retry_after)
+        message = _error_message(text) or f"upstream answered {status}"
+        raise ApiError(
+            f"upstream: {message}",
+            status=status,
+            type="invalid_request_error" if status < 500 else "server_error",
+            code="upstream_error",
+        )
+
+    async def _with_retries(self, attempt):
+        import httpcore
+
+        transport_errors = (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError)
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, httpcore.ReadTimeout):
+                return False  # the upstream is working on it, slowly: another try doubles the wait
+            if isinstance(exc, _RetryableStatus) and (exc.retry_after or 0) > self.policy.max_delay:
+                return False  # it asks for a longer wait than a waiting client should get: say so instead
+            return isinstance(exc, (_RetryableStatus, *transport_errors))
+
+        def on_retry(attempt_: RetryAttempt) -> None:
+            if self._on_retry is not None:
+                self._on_retry(f"upstream {type(attempt_.error).__name__}")
+
+        try:
+            return await call_with_retry_async(
+                attempt, policy=self.policy, retry_if=retryable, on_retry=on_retry, sleep=self._sleep
+            )
+        except httpcore.ReadTimeout:
+            raise ApiError(
+                f"the upstream sent nothing for {self.settings.read_timeout:.0f} s (read_timeout)",
+                status=504,
+                code="upstream_timeout",
+            ) from None
+        except transport_errors as exc:
+            raise NodeFailure(f"{self.label}: {type(exc).__name__}: {exc or 'connection failed'}") from None
+        except _RetryableStatus as exc:
+            if exc.status == 429:
+                wait = exc.retry_after if exc.retry_after is not None else self.policy.base
+                raise ServiceUnavailable(
+                    "the upstream is rate limiting; try again later",
+                    code="upstream_rate_limited",
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                ) from None
+            raise NodeFailure(f"{self.label} answered {exc.status} after {self.policy.tries} tries") from None
+
+
+def _error_message(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:200] or None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return str(data["error"].get("message"))
+    return text[:200]

@@ -1,0 +1,238 @@
+"""`/v1/models`, `/v1/chat/completions`, `/v1/completions` (with server-sent events when `stream: true`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..auth import KeyRecord
+from ..backends.base import GenerationRequest, GenerationResult
+from ..errors import ApiError, InvalidRequest
+from ..scheduler import Priority
+from ..service import Job, Runtime
+from .schemas import ChatRequest, CompletionRequest, _Generation
+from .security import check_model, require
+
+router = APIRouter()
+
+FALLBACK_HEADER = "x-autoglm-fallback-from"
+PRIORITY_HEADER = "x-autoglm-priority"
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.gateway.runtime
+
+
+def priority_of(body: _Generation, request: Request) -> Priority:
+    name = body.priority or request.headers.get(PRIORITY_HEADER, "normal")
+    try:
+        return Priority[name.upper()]
+    except KeyError:
+        raise InvalidRequest(
+            f"priority must be high, normal or low, not {name!r}", param="priority"
+        ) from None
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate (about 4 characters a token) for the scheduler's cost model."""
+    return max(1, len(text) // 4)
+
+
+def build_request(
+    body: _Generation, kind: str, runtime: Runtime, key: KeyRecord, prefix: str
+) -> tuple[GenerationRequest, int]:
+    if body.n not in (None, 1):
+        raise InvalidRequest("only n=1 is supported", param="n")
+    model = body.model or runtime.catalogue.default
+    check_model(key, model)
+    request = GenerationRequest(
+        id=f"{prefix}-{uuid.uuid4().hex[:24]}",
+        model=model,
+        kind=kind,
+        max_tokens=body.limit(),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stops(),
+        seed=body.seed,
+    )
+    if kind == "chat":
+        request.messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        text = " ".join(m["content"] for m in request.messages)
+    else:
+        request.prompt = body.prompt_text()
+        text = request.prompt
+    return request, estimate_tokens(text)
+
+
+def usage(result: GenerationResult) -> dict:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+def _headers(job: Job) -> dict[str, str]:
+    return {FALLBACK_HEADER: job.fallback_from} if job.fallback_from else {}
+
+
+def chat_body(job: Job, result: GenerationResult) -> dict:
+    return {
+        "id": job.id,
+        "object": "chat.completion",
+        "created": int(job.created),
+        "model": job.served_model or job.request.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": _finish(result),
+            }
+        ],
+        "usage": usage(result),
+    }
+
+
+def completion_body(job: Job, result: GenerationResult) -> dict:
+    return {
+        "id": job.id,
+        "object": "text_completion",
+        "created": int(job.created),
+        "model": job.served_model or job.request.model,
+        "choices": [{"index": 0, "text": result.text, "logprobs": None, "finish_reason": _finish(result)}],
+        "usage": usage(result),
+    }
+
+
+def _finish(result: GenerationResult) -> str:
+    return "length" if result.finish_reason == "length" else "stop"
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, key: KeyRecord = Depends(require("model:read"))):
+    runtime = _runtime(request)
+    data = []
+    for name, settings in runtime.catalogue.models.items():
+        if key.allows_model(name):
+            owner = "autoglm-simulated" if settings.backend == "simulated" else "autoglm"
+            data.append({"id": name, "object": "model", "created": 0, "owned_by": owner})
+    return {"object": "list", "data": data}
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    body: ChatRequest, request: Request, key: KeyRecord = Depends(require("model:infer"))
+):
+    return await _serve(body, "chat", request, key, prefix="chatcmpl")
+
+
+@router.post("/v1/completions")
+async def completions(
+    body: CompletionRequest, request: Request, key: KeyRecord = Depends(require("model:infer"))
+):
+    return await _serve(body, "completion", request, key, prefix="cmpl")
+
+
+async def _serve(body: _Generation, kind: str, request: Request, key: KeyRecord, *, prefix: str):
+    runtime = _runtime(request)
+    gen, prompt_tokens = build_request(body, kind, runtime, key, prefix)
+    job = runtime.submit(
+        gen,
+        priority=priority_of(body, request),
+        stream=body.stream,
+        key_id=key.id,
+        prompt_tokens=prompt_tokens,
+    )
+    if body.stream:
+        return await _stream(job, kind, runtime, include_usage=body.include_usage())
+    try:
+        result = await job.done
+    finally:
+        runtime.release(job)
+    make = chat_body if kind == "chat" else completion_body
+    return JSONResponse(make(job, result), headers=_headers(job))
+
+
+async def _stream(job: Job, kind: str, runtime: Runtime, *, include_usage: bool):
+    # Wait for the first piece (or the end) before answering, so a request that never
+    # reaches a node gets a real HTTP error status instead of an error inside a 200 stream.
+    try:
+        first = await job.events.get()
+    except asyncio.CancelledError:
+        runtime._spawn(runtime.cancel(job), name=f"autoglm-cancel-{job.id}")
+        raise
+    if first is None and job.error is not None:
+        runtime.release(job)
+        raise job.error
+    return StreamingResponse(
+        _events(job, kind, runtime, first, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_headers(job)},
+    )
+
+
+def _sse(data: dict | str) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+async def _events(
+    job: Job, kind: str, runtime: Runtime, first: str | None, include_usage: bool
+) -> AsyncIterator[bytes]:
+    created = int(job.created)
+    model = job.served_model or job.request.model
+
+    def chunk(piece: str | None, finish: str | None = None, *, role: bool = False) -> dict:
+        if kind == "chat":
+            delta: dict = (
+                {"role": "assistant", "content": ""} if role else ({"content": piece} if piece else {})
+            )
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            obj = "chat.completion.chunk"
+        else:
+            choice = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish}
+            obj = "text_completion"
+        return {"id": job.id, "object": obj, "created": created, "model": model, "choices": [choice]}
+
+    finished = False
+    try:
+        if kind == "chat":
+            yield _sse(chunk(None, role=True))
+        piece = first
+        while piece is not None:
+            yield _sse(chunk(piece))
+            piece = await job.events.get()
+        finished = True
+        if job.error is not None:
+            yield _sse(job.error.body())
+            return
+        if job.result is None:  # cancelled
+            yield _sse(ApiError("the request was cancelled", status=499, code="cancelled").body())
+            return
+        yield _sse(chunk(None, _finish(job.result)))
+        if include_usage:
+            yield _sse(
+                {
+                    "id": job.id,
+                    "object": chunk(None)["object"],
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage(job.result),
+                }
+            )
+        yield _sse("[DONE]")
+    finally:
+        if not finished and not job.finished:  # the client went away mid-stream
+            runtime._spawn(runtime.cancel(job), name=f"autoglm-cancel-{job.id}")
+        runtime.release(job)
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,49 @@
+"""Logging for the service: one stderr handler, `log_level` from config, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ..redact import redact
+
+_handler: logging.Handler | None = None
+_level = "WARNING"
+
+
+class RedactingFilter(logging.Filter):
+    """Masks tokens, keys and URL credentials in every record before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def setup_logging(level: str) -> None:
+    """Route autoglm's and uvicorn's loggers through one redacting stderr handler at `level`."""
+    global _handler, _level
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _handler.addFilter(RedactingFilter())
+    _level = level
+    for name in ("autoglm", "uvicorn"):
+        adopt(name, level)
+
+
+def adopt(name: str, level: str | None = None) -> None:
+    """Give logger `name` our handler (call after importing a library that installs its own, e.g. Dask)."""
+    if _handler is None:
+        return
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [_handler]
+    logger.propagate = False
+    logger.setLevel(level or _level)
+
+
+def adopt_dask() -> None:
+    """Dask is chatty at INFO: follow the configured level, but not below WARNING unless DEBUG."""
+    numeric = logging.getLevelName(_level)
+    adopt("distributed", _level if _level == "DEBUG" else logging.getLevelName(max(logging.WARNING, numeric)))

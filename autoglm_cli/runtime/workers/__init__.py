@@ -1,0 +1,1 @@
+"""Where models run: `ModelHost` (one model, one thread), its Dask actor, clusters, node handles."""

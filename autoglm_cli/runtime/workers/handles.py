@@ -1,0 +1,120 @@
+"""How the runtime talks to one node, whatever runs it.
+
+`NodeHandle` is the runtime's view of a node: `load`, `generate`, `stream`,
+`cancel`, `close`. Two implementations live here: `HostHandle` (a `ModelHost` in
+this process) and `ActorHandle` (a `ModelActor` on a Dask worker); the upstream
+handle lives in `backends/openai_upstream.py`. Any exception other than
+`ApiError` from a handle means the node failed (`NodeFailure`): the runtime
+marks it and retries the request elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from ..backends.base import GenerationRequest, GenerationResult
+from ..errors import ApiError, NodeFailure
+
+OnChunk = Callable[[str], None]
+
+PULL_WAIT = 1.0  # seconds a long-poll waits on the node for new text
+PULL_SLACK = 30.0  # extra seconds before a silent pull counts as a dead node
+
+
+class NodeHandle(Protocol):
+    async def load(self) -> dict: ...
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult: ...
+
+    async def cancel(self, request_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def unwrap(outcome: dict | None) -> GenerationResult:
+    """A host's `{"ok": ..., "result" | "error"}` outcome as a result, or the error raised."""
+    if outcome is None:
+        raise NodeFailure("the node returned nothing")
+    if outcome.get("ok"):
+        data = outcome.get("result")
+        if data is None:
+            return GenerationResult("", "cancelled", 0, 0)
+        return GenerationResult(**data)
+    error = ApiError.from_dict(outcome["error"])
+    if error.code in ("model_not_ready", "unknown_stream"):
+        raise NodeFailure(error.message)  # the node lost its state: another node should take it
+    raise error
+
+
+class _RemoteHandle:
+    """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target."""
+
+    def __init__(self, target: Any, *, timeout: float) -> None:
+        self.target = target
+        self.timeout = timeout
+
+    async def _call(self, awaitable: Awaitable, timeout: float | None = None) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, timeout or self.timeout)
+        except (ApiError, asyncio.CancelledError):
+            raise
+        except asyncio.TimeoutError:
+            raise NodeFailure(f"no answer from the node within {timeout or self.timeout:.0f} s") from None
+        except Exception as exc:  # comm errors, a dead worker, a lost actor
+            raise NodeFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    async def load(self) -> dict:
+        return await self._call(self.target.load(), timeout=None)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        return unwrap(await self._call(self.target.generate(request)))
+
+    async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult:
+        await self._call(self.target.start_stream(request))
+        try:
+            while True:
+                reply = await self._call(
+                    self.target.pull(request.id, PULL_WAIT), timeout=PULL_WAIT + PULL_SLACK
+                )
+                for piece in reply["chunks"]:
+                    on_chunk(piece)
+                if reply["done"]:
+                    return unwrap(reply["outcome"])
+        except asyncio.CancelledError:
+            await self.cancel(request.id)
+            raise
+
+    async def cancel(self, request_id: str) -> None:
+        with contextlib.suppress(NodeFailure):  # a dead node is not running it anymore either
+            await self._call(self.target.cancel(request_id), timeout=5.0)
+
+
+class HostHandle(_RemoteHandle):
+    """A `ModelHost` in the gateway process (engine "inline")."""
+
+    def __init__(self, host, *, timeout: float) -> None:
+        super().__init__(host, timeout=timeout)
+        self.host = host
+
+    async def close(self) -> None:
+        self.host.close()
+
+
+class ActorHandle(_RemoteHandle):
+    """A `ModelActor` on a Dask worker. Holds the actor's future: releasing it frees the actor."""
+
+    def __init__(self, actor, future, *, timeout: float) -> None:
+        super().__init__(actor, timeout=timeout)
+        self.future = future
+
+    async def load(self) -> dict:
+        return await self._call(self.target.load(), timeout=None)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # the client may already be closing
+            self.future.release()

@@ -1,0 +1,245 @@
+"""Runtime behaviour through the gateway, on in-process (inline) simulated nodes: priorities,
+fallback to the backup model, queue limits, auth switched off, and the scaling seam."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import openai
+
+from autoglm_cli.config import parse_config
+from autoglm_cli.runtime.backends.base import GenerationRequest
+from autoglm_cli.runtime.gateway import create_app
+from autoglm_cli.runtime.scheduler import NodeState, Priority
+from autoglm_cli.runtime.scheduler.static import StaticScheduler
+from autoglm_cli.runtime.service import Runtime
+from autoglm_cli.testing.servers import ThreadedServer, free_port
+
+
+def config(**sections):
+    base = {
+        "model_pool": {"default": "sim"},
+        "models": {"sim": {"backend": "simulated", "options": {"c": 0.05, "output_tokens": 4}}},
+        "workers": {"engine": "inline", "count": 1, "control_interval": "0.1s"},
+        "gateway": {"auth": False},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return parse_config(json.dumps(base), environ={})
+
+
+def test_high_priority_tasks_overtake_normal_and_low(tmp_path):
+    with ThreadedServer(create_app(config())) as server:
+        submit = [("blocker", "normal"), ("low", "low"), ("normal", "normal"), ("high", "high")]
+        ids = {}
+        for name, priority in submit:
+            reply = httpx.post(f"{server.url}/v1/tasks", json={"prompt": name, "priority": priority})
+            assert reply.status_code == 202
+            ids[reply.json()["id"]] = name
+        order: list[str] = []
+        deadline = time.monotonic() + 20
+        while len(order) < 4 and time.monotonic() < deadline:
+            for task_id, name in ids.items():
+                if (
+                    name not in order
+                    and httpx.get(f"{server.url}/v1/tasks/{task_id}").json()["status"] == "succeeded"
+                ):
+                    order.append(name)
+            time.sleep(0.01)
+    assert order == ["blocker", "high", "normal", "low"]
+
+
+def test_priority_header_on_chat_completions_is_accepted(tmp_path):
+    with ThreadedServer(create_app(config())) as server:
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={"x-autoglm-priority": "high"},
+            json={"messages": [{"role": "user", "content": "x"}]},
+        )
+        assert reply.status_code == 200
+        bad = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={"x-autoglm-priority": "urgent"},
+            json={"messages": [{"role": "user", "content": "x"}]},
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "priority"
+
+
+def test_fallback_to_the_backup_model_says_so():
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = config(
+        model_pool={"default": "glm", "backup": "sim"},
+        models={
+            "glm": {"backend": "openai", "source": dead},
+            "sim": {"backend": "simulated", "options": {"output_tokens": 3}},
+        },
+    )
+    with ThreadedServer(create_app(cfg)) as server:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait for the probe to fail the upstream node
+            nodes = httpx.get(f"{server.url}/readyz").json()["nodes"]
+            if any(n["model"] == "glm" and n["state"] == "failed" for n in nodes):
+                break
+            time.sleep(0.05)
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["ready"] is False  # the default cannot serve
+        api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0)
+        raw = api.chat.completions.with_raw_response.create(
+            model="glm", messages=[{"role": "user", "content": "x"}]
+        )
+        reply = raw.parse()
+        assert reply.model == "sim" and raw.headers["x-autoglm-fallback-from"] == "glm"
+        assert reply.choices[0].message.content == "simulated output from"
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'autoglm_fallbacks_total{from_model="glm",to_model="sim"} 1.0' in metrics
+
+
+def test_no_node_and_no_backup_is_503_with_the_reason():
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = config(model_pool={"default": "glm"}, models={"glm": {"backend": "openai", "source": dead}})
+    with ThreadedServer(create_app(cfg)) as server:
+        time.sleep(0.5)  # let the probe fail
+        reply = httpx.post(f"{server.url}/v1/completions", json={"prompt": "x"})
+        assert reply.status_code == 503
+        error = reply.json()["error"]
+        assert error["code"] == "model_unavailable" and "ConnectError" in error["message"]
+
+
+def test_queue_timeout_and_queue_full_answer_503():
+    cfg = config(
+        models={"sim": {"backend": "simulated", "options": {"c": 0.2, "output_tokens": 20}}},
+        gateway={"queue_timeout": "0.3s", "max_queue": 1},
+    )
+    with ThreadedServer(create_app(cfg)) as server:
+        busy = httpx.post(f"{server.url}/v1/tasks", json={"prompt": "x"})  # occupies the only node for 4 s
+        assert busy.status_code == 202
+        time.sleep(0.1)
+        waiting = httpx.post(f"{server.url}/v1/tasks", json={"prompt": "queued"})
+        full = httpx.post(f"{server.url}/v1/completions", json={"prompt": "one too many"})
+        assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
+        assert full.headers["retry-after"] == "1"
+        time.sleep(0.8)
+        task = httpx.get(f"{server.url}/v1/tasks/{waiting.json()['id']}").json()
+        assert task["status"] == "failed" and task["error"]["code"] == "queue_timeout"
+        httpx.delete(f"{server.url}/v1/tasks/{busy.json()['id']}")
+
+
+def test_requests_are_validated_in_openai_error_shape():
+    with ThreadedServer(create_app(config())) as server:
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "x"}], "temperature": 5},
+        )
+        assert reply.status_code == 400
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+        assert reply.json()["error"]["param"] == "temperature"
+        two = httpx.post(
+            f"{server.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "n": 2}
+        )
+        assert two.status_code == 400 and "n=1" in two.json()["error"]["message"]
+        missing = httpx.get(f"{server.url}/v1/tasks/task-nope")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "task_not_found"
+
+
+class Adjustable(StaticScheduler):
+    """A static policy whose size a test turns, like a dynamic policy would."""
+
+
+def test_scaling_down_drains_nodes_before_removing_them():
+    async def scenario():
+        cfg = config(
+            workers={"count": None, "min": 1, "max": 4, "engine": "inline", "control_interval": "0.05s"},
+            models={"sim": {"backend": "simulated", "options": {"c": 0.1, "output_tokens": 5}}},
+        )
+        scheduler = Adjustable(3)
+        runtime = Runtime(cfg, scheduler=scheduler)
+        await runtime.start()
+        try:
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+                if sum(e.node.healthy for e in runtime.entries.values()) == 3:
+                    break
+            assert sum(e.node.healthy for e in runtime.entries.values()) == 3
+            jobs = [
+                runtime.submit(
+                    GenerationRequest(id=f"r{i}", model="sim", kind="completion", prompt="x"),
+                    priority=Priority.NORMAL,
+                )
+                for i in range(3)
+            ]
+            await asyncio.sleep(0.1)  # all three nodes busy
+            scheduler.workers = 1
+            await runtime.tick()
+            states = sorted(e.node.state.value for e in runtime.entries.values())
+            assert states == ["draining", "draining", "ready"]  # busy victims finish their work first
+            results = await asyncio.gather(*(job.done for job in jobs))
+            assert all(r.completion_tokens == 5 for r in results)
+            for _ in range(20):
+                await runtime.tick()
+                live = [e for e in runtime.entries.values() if e.node.state is not NodeState.DEAD]
+                if len(live) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert [e.node.state for e in live] == [NodeState.READY]
+            assert runtime.desired_workers == 1
+            scheduler.workers = 2
+            await runtime.tick()
+            await asyncio.sleep(0.05)
+            await runtime.tick()
+            assert sum(e.node.healthy for e in runtime.entries.values()) == 2
+        finally:
+            await runtime.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_dynamic_policy_plugs_in_and_grows_the_pool_under_a_backlog():
+    async def scenario():
+        cfg = config(
+            scheduler="dynamic",
+            workers={"count": None, "min": 1, "max": 3, "engine": "inline", "control_interval": "0.1s"},
+            models={"sim": {"backend": "simulated", "options": {"c": 0.02, "output_tokens": 10}}},
+        )
+        runtime = Runtime(cfg)
+        assert type(runtime.scheduler).__name__ == "DynamicScheduler"
+        await runtime.start()
+        try:
+            jobs = []
+            for i in range(40):  # 50 req/s against one node that serves 5 req/s
+                jobs.append(
+                    runtime.submit(GenerationRequest(id=f"d{i}", model="sim", kind="completion", prompt="x"))
+                )
+                await asyncio.sleep(0.02)
+            results = await asyncio.gather(*(job.done for job in jobs))
+            assert all(r.completion_tokens == 10 for r in results)
+            assert runtime.desired_workers == 3
+            assert sum(e.node.healthy for e in runtime.entries.values()) == 3
+        finally:
+            await runtime.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_node():
+    cfg = config(models={"sim": {"backend": "simulated", "options": {"c": 0.1, "output_tokens": 50}}})
+    with ThreadedServer(create_app(cfg)) as server:
+        body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+        with httpx.Client(timeout=10) as client:
+            with client.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
+                for i, _ in enumerate(response.iter_lines()):
+                    if i >= 4:
+                        break  # leave after a few events; the answer would take 5 s
+            left = time.monotonic()
+            while time.monotonic() - left < 3:
+                [node] = client.get(f"{server.url}/readyz").json()["nodes"]
+                if node["running"] == 0:
+                    break
+                time.sleep(0.05)
+            assert node["running"] == 0
+            # The node is free for the next request at once, not after the abandoned 5 s answer.
+            started = time.monotonic()
+            reply = client.post(f"{server.url}/v1/completions", json={"prompt": "x", "max_tokens": 1})
+            assert reply.status_code == 200 and time.monotonic() - started < 2
