@@ -11,25 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def hf_home(environ=os.environ) -> Path:
-    if environ.get("HF_HOME"):
-        return Path(os.path.expanduser(environ["HF_HOME"]))
-    xdg = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "huggingface"
-
-
-def default_hub_cache(environ=os.environ) -> Path:
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if environ.get(name):
-            return Path(os.path.expanduser(environ[name]))
-    return hf_home(environ) / "hub"
-
-
-def default_modules_cache(environ=os.environ) -> Path:
-    if environ.get("HF_MODULES_CACHE"):
-        return Path(os.path.expanduser(environ["HF_MODULES_CACHE"]))
-    return hf_home(environ) / "modules"
+from ...hf_paths import hub_cache_dir, modules_cache_dir
 
 
 @dataclass(frozen=True)
@@ -55,8 +37,8 @@ class Locations:
             return Path(os.path.expanduser(str(value))).absolute() if value else None
 
         return cls(
-            hub_cache=path(hub_cache) or default_hub_cache(environ).absolute(),
-            modules_cache=path(modules_cache) or default_modules_cache(environ).absolute(),
+            hub_cache=path(hub_cache) or hub_cache_dir(None, environ).absolute(),
+            modules_cache=path(modules_cache) or modules_cache_dir(environ).absolute(),
             to_hub_cache=path(to_hub_cache),
             root=path(root),
             to_root=path(to_root),

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from ...config import Config, ModelSpec
+from ...hf_paths import hub_cache_dir
 from .model import Check, CheckSpec, Severity
 
 CATEGORY = "resources"
@@ -19,24 +20,11 @@ GB = 1_000_000_000
 _REPO_ID_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def hub_cache_dir(config: Config, environ=os.environ) -> Path:
-    """Where Hugging Face weights are cached, by huggingface_hub's own precedence."""
-    if config.weights.cache_dir:
-        return Path(config.weights.cache_dir).expanduser()
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if environ.get(name):
-            return Path(environ[name]).expanduser()
-    if environ.get("HF_HOME"):
-        return Path(environ["HF_HOME"]).expanduser() / "hub"
-    xdg = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
 def plan(config: Config) -> list[CheckSpec]:
     section = config.env_check
     sized = {name: model for name, model in config.models.items() if model.size_gb}
     disk_severity = Severity.REQUIRED if sized else Severity.INFO
-    cache = hub_cache_dir(config)
+    cache = hub_cache_dir(config.weights.cache_dir)
     return [
         CheckSpec(
             CATEGORY,

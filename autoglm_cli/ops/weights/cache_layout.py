@@ -38,17 +38,6 @@ CACHEDIR_TAG = (
 )
 
 
-def hub_cache_dir(configured: str | None = None, environ=os.environ) -> Path:
-    """`weights.cache_dir`, else HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
-    for value in (configured, environ.get("HF_HUB_CACHE"), environ.get("HUGGINGFACE_HUB_CACHE")):
-        if value:
-            return Path(os.path.expandvars(os.path.expanduser(value)))
-    if environ.get("HF_HOME"):
-        return Path(os.path.expanduser(environ["HF_HOME"])) / "hub"
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "huggingface" / "hub"
-
-
 def repo_folder_name(repo_id: str) -> str:
     return "models--" + repo_id.replace("/", "--")
 

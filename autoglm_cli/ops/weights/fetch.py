@@ -22,7 +22,8 @@ from ...errors import AutoglmError, DiskSpaceError, EnvironmentFailure, Integrit
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
-from .cache_layout import HubCacheLayout, LocalDirLayout, hub_cache_dir
+from ...hf_paths import hub_cache_dir
+from .cache_layout import HubCacheLayout, LocalDirLayout
 from .download import Downloader, FileOutcome, partial_bytes
 from .hashing import hash_file
 from .http import HttpSettings, make_session, policy_from_config

@@ -27,7 +27,8 @@ from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
 from ..checksums import ExpectedFile, VerifyReport, verify_expected, write_atomically
 from ..checksums.manifest import format_manifest
-from .cache_layout import HubCacheLayout, hub_cache_dir
+from ...hf_paths import hub_cache_dir
+from .cache_layout import HubCacheLayout
 from .hashing import git_blob_header, hash_file
 from .http import (
     RETRY_STATUSES,

@@ -11,7 +11,6 @@ import pytest
 
 from autoglm_cli.errors import ExitCode
 from autoglm_cli.ops.envcheck import Severity, Status, run_checks
-from autoglm_cli.ops.envcheck.resources import hub_cache_dir
 
 from .conftest import by_name, config
 
@@ -57,13 +56,6 @@ def test_what_is_already_in_the_cache_is_not_needed_again(tmp_path):
     assert check.details["models"]["local"]["missing_bytes"] == 0
     assert check.details["models"]["remote"]["missing_bytes"] == 1000
     assert check.details["needed_bytes"] == 1500
-
-
-def test_the_cache_dir_follows_huggingface_hubs_precedence(tmp_path):
-    assert hub_cache_dir(config(), {"HF_HUB_CACHE": "/x/hub", "HF_HOME": "/y"}) == Path("/x/hub")
-    assert hub_cache_dir(config(), {"HF_HOME": "/y"}) == Path("/y/hub")
-    assert hub_cache_dir(config(), {"XDG_CACHE_HOME": "/z"}) == Path("/z/huggingface/hub")
-    assert hub_cache_dir(config("weights: {cache_dir: /w}"), {"HF_HUB_CACHE": "/x"}) == Path("/w")
 
 
 def test_memory_and_cpus_are_reported_from_psutil(tmp_path):
