@@ -30,14 +30,10 @@ class ModelInfo:
 
 
 def hub_cache_dir(config: Config | None = None) -> Path:
-    """The HF hub cache autoglm uses: weights.cache_dir > HF_HUB_CACHE > HF_HOME/hub > ~/.cache."""
-    if config is not None and config.weights.cache_dir:
-        return Path(config.weights.cache_dir).expanduser()
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    return Path.home() / ".cache" / "huggingface" / "hub"
+    """The HF hub cache autoglm uses (`hf_paths`: weights.cache_dir > HF_HUB_CACHE > HF_HOME/hub)."""
+    from ...hf_paths import hub_cache_dir as resolve
+
+    return resolve(config.weights.cache_dir if config is not None else None)
 
 
 def repo_folder(cache: Path, repo_id: str) -> Path:
