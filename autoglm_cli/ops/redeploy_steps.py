@@ -7,7 +7,6 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -237,18 +236,16 @@ def _run_verify(ctx: PipelineContext) -> StepOutcome:
         return StepOutcome("skipped", "; ".join(notes) or "no hub weights to verify")
     from .weights.hub_verify import verify_hub
 
-    parts, failed = [], []
+    parts, failed, code = [], [], 0
     for source, revision in hub:
         report = verify_hub(source, config=ctx.config, revision=revision or "main", progress=ctx.progress)
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
-        parts.append(f"{report.repo_id}@{report.commit[:8]}: {counts}")
-        failed += [
-            f"{r.path}: {r.status}"
-            for r in report.results
-            if r.status in ("mismatch", "missing", "unreadable")
-        ]
+        name = report.source.removeprefix("hf://")
+        repo, _, commit = name.partition("@")
+        parts.append(f"{repo}@{commit[:8]}: {report.summary}")
+        failed += [f"{f.name}: {f.status}" for f in report.files if f.status not in ("ok", "extra")]
+        code = max(code, int(report.exit_code))
     detail = "; ".join(parts) + (f"; {'; '.join(failed[:5])}" if failed else "")
-    return StepOutcome("failed" if failed else "ok", detail, 1 if failed else 0)
+    return StepOutcome("failed" if code else "ok", detail, code)
 
 
 # --- deploy and health -------------------------------------------------------------------
@@ -301,30 +298,12 @@ def _run_health(ctx: PipelineContext) -> StepOutcome:
     )
 
 
-# --- the steps other issues build (adapters filled in as they land) ------------------------
-
-
-def _not_available(what: str) -> Step:
-    def plan(ctx: PipelineContext) -> str:
-        return f"{what}: not available in this build"
-
-    def run(ctx: PipelineContext) -> StepOutcome:
-        return StepOutcome("skipped", f"{what} is not available in this build")
-
-    return Step(plan, run)
-
-
-def _when_built(module: str, step: Step, what: str) -> Step:
-    """The step, once the module it adapts is part of this build."""
-    return step if importlib.util.find_spec(module) is not None else _not_available(what)
-
-
 STEP_FUNCTIONS: dict[str, Step] = {
     "clone": Step(_plan_clone, _run_clone),
     "env-check": Step(_plan_env_check, _run_env_check),
-    "migrate-cache": _when_built("autoglm_cli.ops.cache", Step(_plan_migrate, _run_migrate), "migrate-cache"),
-    "fetch-weights": _when_built("autoglm_cli.ops.weights", Step(_plan_fetch, _run_fetch), "fetch-weights"),
-    "verify": _when_built("autoglm_cli.ops.weights", Step(_plan_verify, _run_verify), "verify"),
+    "migrate-cache": Step(_plan_migrate, _run_migrate),
+    "fetch-weights": Step(_plan_fetch, _run_fetch),
+    "verify": Step(_plan_verify, _run_verify),
     "deploy": Step(_plan_deploy, _run_deploy),
     "health": Step(_plan_health, _run_health),
 }
