@@ -87,6 +87,31 @@ def _source_hash(root: Path, extras: list[str], base_image: str | None) -> str:
     return digest.hexdigest()
 
 
+def _installed_versions() -> list[tuple[str, str]]:
+    """(name, version) of every distribution in this environment but autoglm itself."""
+    from importlib.metadata import distributions
+
+    seen: dict[str, str] = {}
+    for dist in distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name and name != "autoglm":
+            seen.setdefault(name, dist.version)
+    return sorted(seen.items())
+
+
+def _not_world_readable(folder: Path) -> list[Path]:
+    """Files (symlinks followed) under `folder` that other users cannot read."""
+    found = []
+    for path in folder.rglob("*"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if path.is_file() and st.st_uid != IMAGE_UID and not st.st_mode & 0o004:
+            found.append(path)
+    return found
+
+
 def _gpu_requests(mode: str) -> list:
     import docker
 
@@ -138,6 +163,8 @@ class DockerTarget:
     def prepare(self, ctx: LaunchContext) -> None:
         from docker.errors import ImageNotFound
 
+        self._check_readable(ctx)
+
         tag = self.image_tag(ctx)
         try:
             self.client.images.get(tag)
@@ -149,6 +176,30 @@ class DockerTarget:
                     remedy="Build or load it first, or unset deploy.docker.image to let deploy build one.",
                 ) from None
         self._build(ctx, tag)
+
+    def _check_readable(self, ctx: LaunchContext) -> None:
+        """The container runs as a non-root user: the weights it mounts must be readable by it.
+
+        Files saved by root with mode 0600 (transformers' save_pretrained writes some so)
+        would fail the model load inside the container; say so before anything is touched.
+        """
+        from .model_info import hub_cache_dir, repo_folder
+
+        folders = []
+        for name in (ctx.config.model_pool.default, ctx.config.model_pool.backup):
+            spec = ctx.config.models.get(name) if name else None
+            if spec is None or not spec.source:
+                continue
+            local = Path(spec.source).expanduser()
+            folders.append(local if local.is_dir() else repo_folder(hub_cache_dir(ctx.config), spec.source))
+        unreadable = [path for folder in folders if folder.is_dir() for path in _not_world_readable(folder)]
+        if unreadable:
+            shown = ", ".join(str(p) for p in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+            raise UsageError(
+                f"{len(unreadable)} weight file(s) cannot be read by the container's non-root user "
+                f"(uid {IMAGE_UID}): {shown}",
+                remedy=f"Make them readable: chmod -R a+rX {folders[0]}",
+            )
 
     def _build(self, ctx: LaunchContext, tag: str) -> None:
         from docker.errors import APIError, BuildError
@@ -192,8 +243,14 @@ class DockerTarget:
                 raise EnvironmentFailure(f"building {tag} failed: {redact(str(exc))[:300]}") from None
 
     def _wheels(self, root: Path, extras: list[str], out: Path) -> None:
-        """Every dependency as a wheel, so the image build runs without network."""
+        """Every dependency as a wheel, so the image build runs without network.
+
+        Pinned to the versions installed here (what this deployment was tested with):
+        an unpinned `torch` would otherwise resolve to the multi-GB CUDA build.
+        """
         spec = f"{root}[{','.join(extras)}]" if extras else str(root)
+        constraints = out.parent / "constraints.txt"
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in _installed_versions()))
         proc = subprocess.run(
             [
                 sys.executable,
@@ -202,6 +259,8 @@ class DockerTarget:
                 "wheel",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--constraint",
+                str(constraints),
                 spec,
                 "-w",
                 str(out),
