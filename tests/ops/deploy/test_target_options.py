@@ -50,3 +50,22 @@ def test_no_docker_engine_is_an_environment_error(cli, tmp_path, monkeypatch):
     assert result.exit_code == 3
     assert "no Docker engine answers" in result.stderr
     assert "DOCKER_HOST" in result.stderr
+
+
+def test_weights_the_containers_user_cannot_read_are_refused_up_front(cli, tmp_path):
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\0" * 64)
+    (model / "model.safetensors").chmod(0o600)  # as transformers' save_pretrained leaves it
+    config = tmp_path / "docker.yaml"
+    config.write_text(
+        "model_pool: {default: tiny}\n"
+        f"models: {{tiny: {{backend: transformers, source: {model}}}}}\n"
+        f"deploy: {{target: docker, state_dir: {tmp_path / 'state'}}}\n"
+        "gateway: {port: 18996}\n"
+    )
+    result = cli("deploy", "--config", config)
+    assert result.exit_code == 2
+    assert "cannot be read by the container's non-root user" in result.stderr
+    assert f"chmod -R a+rX {model}" in result.stderr
