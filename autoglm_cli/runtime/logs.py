@@ -31,6 +31,10 @@ def setup_logging(level: str) -> None:
     _level = level
     for name in ("autoglm", "uvicorn"):
         adopt(name, level)
+    # Scale events are rare and worth seeing: INFO on their own logger even at the default WARN.
+    numeric = logging.getLevelName(level)
+    numeric = numeric if isinstance(numeric, int) else logging.WARNING
+    logging.getLogger("autoglm.scale").setLevel(min(logging.INFO, numeric) if numeric < logging.ERROR else numeric)
 
 
 def adopt(name: str, level: str | None = None) -> None:
