@@ -58,14 +58,38 @@ def serve_config(path: Path, scheduler: str, workers: dict, autoscale: dict | No
     return path
 
 
-def run(tmp: Path, name: str, config: Path, trace: Path, *, speedup: float = 1.0, start: float = 0.0,
-        duration: float | None = None) -> tuple[dict, list[dict]]:
+def run(
+    tmp: Path,
+    name: str,
+    config: Path,
+    trace: Path,
+    *,
+    speedup: float = 1.0,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> tuple[dict, list[dict]]:
     """One serve process, one bench process against it; (bench report, scale events)."""
     log = tmp / f"{name}.serve.log"
     with ServeProcess(config, log=log, ready_timeout=180) as server:
-        args = [sys.executable, "-m", "autoglm_cli", "--json", "bench", f"{server.url}/v1", "--trace",
-                str(trace), "--speedup", str(speedup), "--start", str(start), "--no-plot",
-                "--timeout", "600", "--max-error-rate", "1"]
+        args = [
+            sys.executable,
+            "-m",
+            "autoglm_cli",
+            "--json",
+            "bench",
+            f"{server.url}/v1",
+            "--trace",
+            str(trace),
+            "--speedup",
+            str(speedup),
+            "--start",
+            str(start),
+            "--no-plot",
+            "--timeout",
+            "600",
+            "--max-error-rate",
+            "1",
+        ]
         if duration is not None:
             args += ["--duration", str(duration)]
         t0 = time.time()
@@ -76,7 +100,7 @@ def run(tmp: Path, name: str, config: Path, trace: Path, *, speedup: float = 1.0
     events = []
     for line in log.read_text(errors="replace").splitlines():
         if "autoglm.scale:" in line and "{" in line:
-            event = json.loads(line[line.index("{"):])
+            event = json.loads(line[line.index("{") :])
             event["t"] = event["time"] - t0
             events.append(event)
     return report, events
@@ -84,31 +108,47 @@ def run(tmp: Path, name: str, config: Path, trace: Path, *, speedup: float = 1.0
 
 def summary(report: dict) -> str:
     lat, nodes = report["latency"], report.get("nodes") or {}
-    return (f"{report['succeeded']}/{report['requests']} ok, mean {lat['mean_s']:.2f}s p50 {lat['p50_s']:.2f}s "
-            f"p99 {lat['p99_s']:.2f}s, worker-s {nodes.get('worker_seconds', float('nan')):.0f}")
+    return (
+        f"{report['succeeded']}/{report['requests']} ok, mean {lat['mean_s']:.2f}s p50 {lat['p50_s']:.2f}s "
+        f"p99 {lat['p99_s']:.2f}s, worker-s {nodes.get('worker_seconds', float('nan')):.0f}"
+    )
 
 
 def goal_bursty(tmp: Path, window: float) -> None:
     scenario = sc.bursty(duration_s=window)
     full = sc.CODE_TRACE
-    static = run(tmp, "bursty-static", serve_config(tmp / "static.yaml", "static", {"count": sc.STATIC_WORKERS}),
-                 full, speedup=scenario.speedup, duration=window)[0]
-    dynamic = run(tmp, "bursty-dynamic",
-                  serve_config(tmp / "dynamic.yaml", "dynamic", {"min": 1, "max": sc.DYNAMIC_MAX}),
-                  full, speedup=scenario.speedup, duration=window)[0]
+    static = run(
+        tmp,
+        "bursty-static",
+        serve_config(tmp / "static.yaml", "static", {"count": sc.STATIC_WORKERS}),
+        full,
+        speedup=scenario.speedup,
+        duration=window,
+    )[0]
+    dynamic = run(
+        tmp,
+        "bursty-dynamic",
+        serve_config(tmp / "dynamic.yaml", "dynamic", {"min": 1, "max": sc.DYNAMIC_MAX}),
+        full,
+        speedup=scenario.speedup,
+        duration=window,
+    )[0]
     p99 = dynamic["latency"]["p99_s"] / static["latency"]["p99_s"]
     ws = dynamic["nodes"]["worker_seconds"] / static["nodes"]["worker_seconds"]
     print(f"goal 1 bursty ({scenario.note}, first {window:.0f}s of replay)")
     print(f"  static : {summary(static)}\n  dynamic: {summary(dynamic)}")
-    print(f"  p99 ratio dynamic/static {p99:.2f} (goal <= 0.5: {'met' if p99 <= 0.5 else 'MISSED'}); "
-          f"worker-seconds ratio {ws:.2f} (goal <= 1: {'met' if ws <= 1 else 'MISSED'})")
+    print(
+        f"  p99 ratio dynamic/static {p99:.2f} (goal <= 0.5: {'met' if p99 <= 0.5 else 'MISSED'}); "
+        f"worker-seconds ratio {ws:.2f} (goal <= 1: {'met' if ws <= 1 else 'MISSED'})"
+    )
 
 
 def goal_step(tmp: Path, before: float, after: float) -> None:
     scenario = sc.step(before_s=before, after_s=after)
     trace = write_trace(tmp / "step.csv", scenario.trace)
-    report, events = run(tmp, "step", serve_config(tmp / "step.yaml", "dynamic", {"min": 1, "max": sc.DYNAMIC_MAX}),
-                         trace)
+    report, events = run(
+        tmp, "step", serve_config(tmp / "step.yaml", "dynamic", {"min": 1, "max": sc.DYNAMIC_MAX}), trace
+    )
     ups = [e for e in events if e["direction"] == "up" and e["t"] >= before]
     print(f"goal 2 step ({scenario.note}, {after:.0f}s after)")
     print(f"  {summary(report)}; {len(events)} scale events")
@@ -121,9 +161,11 @@ def goal_step(tmp: Path, before: float, after: float) -> None:
     downs = sum(e["direction"] == "down" for e in inside)
     late_ups = sum(e["direction"] == "up" and e["t"] > settle for e in inside)
     delay = first - before
-    print(f"  scale-up decided {delay:.1f}s after the step ({ups[0]['from']} -> {ups[0]['to']}, "
-          f"{ups[0]['reason']}; goal <= 5 s: {'met' if delay <= 5 else 'MISSED'}); in the next minute "
-          f"{downs} down, {late_ups} later up (goal: no flip: {'met' if downs == 0 else 'MISSED'})")
+    print(
+        f"  scale-up decided {delay:.1f}s after the step ({ups[0]['from']} -> {ups[0]['to']}, "
+        f"{ups[0]['reason']}; goal <= 5 s: {'met' if delay <= 5 else 'MISSED'}); in the next minute "
+        f"{downs} down, {late_ups} later up (goal: no flip: {'met' if downs == 0 else 'MISSED'})"
+    )
 
 
 def goal_routing(tmp: Path, window: float) -> None:
@@ -131,8 +173,9 @@ def goal_routing(tmp: Path, window: float) -> None:
     trace = write_trace(tmp / "routing.csv", scenario.trace)
     reports = {}
     for routing in ("least-time", "random-baseline", "round-robin-baseline"):
-        config = serve_config(tmp / f"{routing}.yaml", "dynamic",
-                              {"count": 4, "concurrency": 4, "routing": routing})
+        config = serve_config(
+            tmp / f"{routing}.yaml", "dynamic", {"count": 4, "concurrency": 4, "routing": routing}
+        )
         reports[routing] = run(tmp, f"routing-{routing}", config, trace)[0]
     print(f"goal 3 routing ({scenario.note}, {window:.0f}s; nodes accept 4, run 1)")
     for routing, report in reports.items():
@@ -140,8 +183,10 @@ def goal_routing(tmp: Path, window: float) -> None:
     ours = reports["least-time"]["latency"]
     mean = reports["random-baseline"]["latency"]["mean_s"] / ours["mean_s"]
     p99 = reports["round-robin-baseline"]["latency"]["p99_s"] / ours["p99_s"]
-    print(f"  mean: random/ours {mean:.2f}x (goal >= 2: {'met' if mean >= 2 else 'MISSED'}); "
-          f"p99: round-robin/ours {p99:.2f}x (goal >= 1.5: {'met' if p99 >= 1.5 else 'MISSED'})")
+    print(
+        f"  mean: random/ours {mean:.2f}x (goal >= 2: {'met' if mean >= 2 else 'MISSED'}); "
+        f"p99: round-robin/ours {p99:.2f}x (goal >= 1.5: {'met' if p99 >= 1.5 else 'MISSED'})"
+    )
 
 
 def main() -> None:

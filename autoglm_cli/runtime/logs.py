@@ -32,7 +32,9 @@ def setup_logging(level: str) -> None:
     # Scale events are rare and worth seeing: INFO on their own logger even at the default WARN.
     numeric = logging.getLevelName(level)
     numeric = numeric if isinstance(numeric, int) else logging.WARNING
-    logging.getLogger("autoglm.scale").setLevel(min(logging.INFO, numeric) if numeric < logging.ERROR else numeric)
+    logging.getLogger("autoglm.scale").setLevel(
+        min(logging.INFO, numeric) if numeric < logging.ERROR else numeric
+    )
 
 
 def _new_handler() -> logging.Handler:

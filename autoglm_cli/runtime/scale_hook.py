@@ -31,7 +31,9 @@ class ScaleHook:
             argv = tuple(shlex.split(template))
         except ValueError as exc:
             raise ConfigError(
-                f"workers.scale_hook is not a valid command line: {exc}", file=source, field="workers.scale_hook"
+                f"workers.scale_hook is not a valid command line: {exc}",
+                file=source,
+                field="workers.scale_hook",
             ) from None
         if not argv:
             raise ConfigError("workers.scale_hook is empty", file=source, field="workers.scale_hook")
@@ -52,7 +54,9 @@ class ScaleHook:
         argv = self.command(n)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as exc:

@@ -347,8 +347,9 @@ class Runtime:
     def _servable(self, model: str) -> bool:
         return any(n.healthy for n in self._model_nodes(model)) or self._pending(model)
 
-    def _target_model(self, model: str, *, any_state: bool = False, task_id: str | None = None,
-                      commit: bool = False) -> str | None:
+    def _target_model(
+        self, model: str, *, any_state: bool = False, task_id: str | None = None, commit: bool = False
+    ) -> str | None:
         """The model a task for `model` runs on (the model pool's choice: itself, or the backup
         standing in for the default), or None when nothing can serve it."""
         job = self.jobs.get(task_id) if task_id else None
@@ -470,12 +471,21 @@ class Runtime:
         if job.cancel_requested:
             job.cancelled()
             return
-        if job.task.attempts >= self.config.gateway.max_attempts and not self.stopping and not job.forced_model:
+        if (
+            job.task.attempts >= self.config.gateway.max_attempts
+            and not self.stopping
+            and not job.forced_model
+        ):
             # The default failed on every node tried: the model pool sends it to the backup.
             retry = self.pool.after_failure(model or job.task.model)
             if retry is not None and self._servable(retry.model) and not job.sent_text:
-                log.warning("request %s: %s failed on %d node(s); falling back to %s",
-                            job.id, model, job.task.attempts, retry.model)
+                log.warning(
+                    "request %s: %s failed on %d node(s); falling back to %s",
+                    job.id,
+                    model,
+                    job.task.attempts,
+                    retry.model,
+                )
                 job.forced_model, job.task.attempts = retry.model, 0
                 job.status, job.node_id = "queued", None
                 self.queue.push(job.task, front=True)

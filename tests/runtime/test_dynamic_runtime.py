@@ -20,7 +20,7 @@ from autoglm_cli.runtime.gateway import create_app
 from autoglm_cli.runtime.scale_hook import ScaleHook
 from autoglm_cli.runtime.scheduler.dynamic import DynamicScheduler
 from autoglm_cli.runtime.service import Runtime
-from autoglm_cli.testing.servers import ThreadedServer, free_port
+from autoglm_cli.testing.servers import ThreadedServer
 
 from .test_runtime_inline import config
 
@@ -113,8 +113,9 @@ def test_scale_events_show_on_metrics_and_as_json_log_lines(caplog):
         try:
             jobs = []
             for i in range(40):  # 50 req/s against one node that serves 5 req/s: the queue grows
-                jobs.append(runtime.submit(GenerationRequest(id=f"s{i}", model="sim", kind="completion",
-                                                             prompt="x")))
+                jobs.append(
+                    runtime.submit(GenerationRequest(id=f"s{i}", model="sim", kind="completion", prompt="x"))
+                )
                 await asyncio.sleep(0.02)
             await asyncio.gather(*(job.done for job in jobs))
             return runtime.metrics.render()[0].decode()
@@ -125,8 +126,11 @@ def test_scale_events_show_on_metrics_and_as_json_log_lines(caplog):
         metrics = asyncio.run(scenario())
     assert 'autoglm_scheduler_scale_events_total{direction="up",reason="panic"}' in metrics
     assert "autoglm_scheduler_desired_nodes 3.0" in metrics
-    for name in ("autoglm_scheduler_predicted_load", "autoglm_scheduler_actual_nodes",
-                 'autoglm_queue_depth{priority="low"}'):
+    for name in (
+        "autoglm_scheduler_predicted_load",
+        "autoglm_scheduler_actual_nodes",
+        'autoglm_queue_depth{priority="low"}',
+    ):
         assert name in metrics
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "autoglm.scale"]
     ups = [e for e in events if e["direction"] == "up"]
@@ -166,8 +170,14 @@ def test_without_its_own_cluster_the_runtime_publishes_the_count_and_runs_the_ho
     async def scenario():
         cfg = config(
             scheduler="dynamic",
-            workers={"count": None, "min": 2, "max": 5, "engine": "inline", "control_interval": "1h",
-                     "scale_hook": f"{sys.executable} {script} {out} {{n}}"},
+            workers={
+                "count": None,
+                "min": 2,
+                "max": 5,
+                "engine": "inline",
+                "control_interval": "1h",
+                "scale_hook": f"{sys.executable} {script} {out} {{n}}",
+            },
         )
         external = InlineCluster(timeout=10)
         external.can_scale = False  # like an external Dask scheduler: someone else runs the workers

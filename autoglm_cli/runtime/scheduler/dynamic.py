@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 
-
 ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
 
 

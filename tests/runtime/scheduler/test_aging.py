@@ -16,8 +16,12 @@ def pop_names(q: PriorityQueue, n: int) -> list[str]:
 
 def test_fresh_tasks_leave_by_priority_then_arrival(clock):
     q = PriorityQueue(aging_s=10.0, clock=clock)
-    for name, p in [("low", Priority.LOW), ("normal-1", Priority.NORMAL), ("high", Priority.HIGH),
-                    ("normal-2", Priority.NORMAL)]:
+    for name, p in [
+        ("low", Priority.LOW),
+        ("normal-1", Priority.NORMAL),
+        ("high", Priority.HIGH),
+        ("normal-2", Priority.NORMAL),
+    ]:
         push(q, clock, name, p)
     assert pop_names(q, 4) == ["high", "normal-1", "normal-2", "low"]
 
