@@ -179,9 +179,12 @@ class Clone:
 
 @dataclass(frozen=True)
 class CacheMigration:
+    """One row of the `migrate-cache` mapping table: old prefix -> new template."""
+
     old: str
     new: str
-    kind: str = "hf"
+    kind: Literal["hf", "dir"] = "hf"  # hf: hub cache + trust_remote_code modules; dir: files under `root`
+    root: str | None = None  # the directory cache (kind dir); --root overrides
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,14 @@ class ManifestError(UsageError):
     default_remedy = "Fix or regenerate the manifest (`autoglm verify-sha256 --generate DIR`)."
 
 
+class MigrationRefused(UsageError):
+    """A cache migration that would lose or mix up data: colliding targets, unsafe symlinks."""
+
+    default_remedy = (
+        "Fix the mapping (or remove the conflicting entry), then run `autoglm migrate-cache` again."
+    )
+
+
 class DirectoryNotEmptyError(UsageError):
     """A clone target that holds files but is not a git checkout."""
 

@@ -151,8 +151,12 @@ class TransformersBackend:
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
+                # On the ids' device: generate() combines it with its own flags (CUDA included).
                 return torch.full(
-                    (input_ids.shape[0],), streamer.filter.stopped or should_stop(), dtype=torch.bool
+                    (input_ids.shape[0],),
+                    streamer.filter.stopped or should_stop(),
+                    dtype=torch.bool,
+                    device=input_ids.device,
                 )
 
         kwargs = {
