@@ -100,6 +100,13 @@ class Workers:
     control_interval: Duration = Duration(1)  # the scheduler's control tick
     memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
     dashboard: bool = False  # Dask's dashboard for the embedded cluster
+    # How the dynamic scheduler picks a node: "least-time" (least expected completion time);
+    # "random-baseline" and "round-robin-baseline" exist only as benchmark anchors.
+    routing: Literal["least-time", "random-baseline", "round-robin-baseline"] = "least-time"
+    # When serve does not own the cluster (--dask-scheduler): a command run on every change of the
+    # desired worker count, e.g. "kubectl scale deploy/autoglm-worker --replicas={n}" ({n}: the count).
+    scale_hook: str | None = None
+    scale_hook_timeout: Duration = Duration(30)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class Gateway:
     request_timeout: Duration = Duration(600)  # longest one generation may run on a node
     max_attempts: int = 3  # nodes tried per request when nodes die under it
     task_ttl: Duration = Duration(3600)  # how long a finished /v1/tasks result stays readable
+    # scheduler: priority-based: a queued task gains one priority level per this long (low never starves)
+    priority_aging: Duration = Duration(10)
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,22 @@ class Metrics:
             "autoglm_fallbacks", "Requests served by the backup model", ["from_model", "to_model"], registry=r
         )
         self.retries = Counter("autoglm_retries", "Retries, by reason", ["reason"], registry=r)
+        # The scheduler's decisions (ops/bench/metrics.py reads these names).
         self.predicted_load = Gauge(
-            "autoglm_predicted_load", "The scheduler's predicted load (tasks/s)", registry=r
+            "autoglm_scheduler_predicted_load", "The scheduler's predicted load (requests/s)", registry=r
         )
-        self.desired_workers = Gauge("autoglm_desired_workers", "Workers the scheduler asks for", registry=r)
+        self.desired_nodes = Gauge(
+            "autoglm_scheduler_desired_nodes", "Worker nodes the scheduler wants", registry=r
+        )
+        self.actual_nodes = Gauge(
+            "autoglm_scheduler_actual_nodes", "Nodes starting or ready (serving soon or now)", registry=r
+        )
+        self.scale_events = Counter(
+            "autoglm_scheduler_scale_events",
+            "Changes of the desired node count, by direction and reason",
+            ["direction", "reason"],
+            registry=r,
+        )
         for priority in Priority:
             self.queue_depth.labels(priority.name.lower()).set(0)
         for state in NodeState:

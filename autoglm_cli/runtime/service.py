@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -42,8 +43,10 @@ from .scheduler import (
     make_scheduler,
 )
 from .scheduler.base import MONOTONIC, Clock
+from .scheduler.model_pool import ModelPoolPolicy
 
 log = logging.getLogger("autoglm.runtime")
+scale_log = logging.getLogger("autoglm.scale")  # one JSON line per scale event
 
 DEAD_NODE_TTL = 60.0  # seconds a dead node stays listed in /readyz
 UPSTREAM_REPROBE = 5.0  # seconds between probes of a failed upstream endpoint
@@ -62,6 +65,7 @@ class Job:
     deadline: float = 0.0  # monotonic: fail it if still queued then
     served_model: str | None = None
     fallback_from: str | None = None
+    forced_model: str | None = None  # the backup, after the default failed this request on every node
     node_id: str | None = None
     result: GenerationResult | None = None
     error: ApiError | None = None
@@ -125,6 +129,7 @@ class NodeEntry:
     worker: str | None = None  # the cluster worker's address (None: an upstream endpoint)
     dead_since: float | None = None
     last_probe: float = 0.0
+    last_done: float = 0.0  # when the node last finished a request (service time of queued ones)
 
 
 class Runtime:
@@ -147,6 +152,18 @@ class Runtime:
         self.clock = clock
         self.scheduler: Scheduler = scheduler or make_scheduler(config, clock=clock, warn=warn or log.warning)
         self.queue: PriorityQueue = queue or make_queue(config, clock=clock)
+        self.pool = ModelPoolPolicy(self.catalogue.default, self.catalogue.backup, clock=clock)
+        self.scale_hook = None
+        if config.workers.scale_hook:
+            from .scale_hook import ScaleHook
+
+            self.scale_hook = ScaleHook.parse(
+                config.workers.scale_hook, float(config.workers.scale_hook_timeout), source=config.source
+            )
+        self._hook_lock = asyncio.Lock()
+        listeners = getattr(self.scheduler, "listeners", None)
+        if listeners is not None:
+            listeners.append(self._on_scale_event)
         self.cluster = cluster
         self.entries: dict[str, NodeEntry] = {}
         self.jobs: dict[str, Job] = {}
@@ -172,7 +189,9 @@ class Runtime:
                 self.cluster = self._make_cluster()
             await self.cluster.start(initial)
             self.desired_workers = initial
-            self.metrics.desired_workers.set(initial)
+            self.metrics.desired_nodes.set(initial)
+            if not self.cluster.can_scale:
+                self._run_scale_hook(initial)
         for model in self.catalogue.upstream_models:
             self._add_upstream_nodes(model)
         await self._reconcile_workers()
@@ -328,17 +347,19 @@ class Runtime:
     def _servable(self, model: str) -> bool:
         return any(n.healthy for n in self._model_nodes(model)) or self._pending(model)
 
-    def _target_model(self, model: str, *, any_state: bool = False) -> str | None:
-        """The model a task for `model` runs on: itself, the backup when it cannot serve, or None."""
-        if self._servable(model):
-            return model
-        backup = self.catalogue.backup
-        if backup and backup != model and self._servable(backup):
-            return backup
-        return None
+    def _target_model(
+        self, model: str, *, any_state: bool = False, task_id: str | None = None, commit: bool = False
+    ) -> str | None:
+        """The model a task for `model` runs on (the model pool's choice: itself, or the backup
+        standing in for the default), or None when nothing can serve it."""
+        job = self.jobs.get(task_id) if task_id else None
+        if job is not None and job.forced_model:
+            return job.forced_model if self._servable(job.forced_model) else None
+        choice = self.pool.choose(model, self._servable, commit=commit)
+        return choice.model if self._servable(choice.model) else None
 
     def _eligible(self, task: Task) -> bool:
-        target = self._target_model(task.model)
+        target = self._target_model(task.model, task_id=task.id)
         return target is not None and any(n.free_slots > 0 for n in self._model_nodes(target))
 
     def _unservable(self, model: str) -> ServiceUnavailable:
@@ -363,7 +384,7 @@ class Runtime:
             job = self.jobs.get(task.id)
             if job is None or job.finished:
                 continue
-            target = self._target_model(task.model)
+            target = self._target_model(task.model, task_id=task.id, commit=True)
             try:
                 node = self.scheduler.route_task(dataclasses.replace(task, model=target))
             except NoNodeAvailable:
@@ -390,11 +411,11 @@ class Runtime:
             else:
                 result = await entry.handle.generate(request)
         except NodeFailure as exc:
-            self.scheduler.on_completion(job.task, node, self.clock() - started, False)
+            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), False)
             self._node_failed(entry, str(exc))
-            self._retry_or_fail(job, exc)
+            self._retry_or_fail(job, exc, model)
         except ApiError as err:
-            self.scheduler.on_completion(job.task, node, self.clock() - started, True)
+            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), True)
             job.fail(err)
         except asyncio.CancelledError:
             if job.cancel_requested:
@@ -405,12 +426,27 @@ class Runtime:
             log.exception("request %s failed on node %s", job.id, node.id)
             job.fail(ApiError(f"internal error: {type(exc).__name__}"))
         else:
-            self.scheduler.on_completion(job.task, node, self.clock() - started, True)
+            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), True)
+            self.pool.record_success(model)
             self._succeeded(job, result, node, request)
         finally:
             node.running = max(0, node.running - 1)
             if not self.stopping:
                 self._dispatch_ready()  # the freed slot takes the next queued task right away
+
+    def _service_time(self, entry: NodeEntry, started: float) -> float:
+        """How long the node worked on a request that finished now.
+
+        A node that runs one request at a time but accepts more (`slots` 1, `capacity` > 1)
+        queues them: its service time starts when it finished the previous one, not at
+        dispatch. Time spent in its queue must not look like a slow node to the policy.
+        """
+        now = self.clock()
+        begun = started
+        if entry.node.slots == 1:
+            begun = max(started, entry.last_done)
+        entry.last_done = now
+        return now - begun
 
     def _succeeded(self, job: Job, result: GenerationResult, node: Node, request: GenerationRequest) -> None:
         if request.resume_text:  # resumed after a node died mid-stream
@@ -430,11 +466,30 @@ class Runtime:
             self.metrics.fallbacks.labels(job.fallback_from, model).inc()
         job.succeed(result)
 
-    def _retry_or_fail(self, job: Job, exc: Exception) -> None:
+    def _retry_or_fail(self, job: Job, exc: Exception, model: str | None = None) -> None:
         job.task.attempts += 1
         if job.cancel_requested:
             job.cancelled()
             return
+        if (
+            job.task.attempts >= self.config.gateway.max_attempts
+            and not self.stopping
+            and not job.forced_model
+        ):
+            # The default failed on every node tried: the model pool sends it to the backup.
+            retry = self.pool.after_failure(model or job.task.model)
+            if retry is not None and self._servable(retry.model) and not job.sent_text:
+                log.warning(
+                    "request %s: %s failed on %d node(s); falling back to %s",
+                    job.id,
+                    model,
+                    job.task.attempts,
+                    retry.model,
+                )
+                job.forced_model, job.task.attempts = retry.model, 0
+                job.status, job.node_id = "queued", None
+                self.queue.push(job.task, front=True)
+                return
         if job.task.attempts >= self.config.gateway.max_attempts or self.stopping:
             job.fail(
                 ServiceUnavailable(
@@ -551,6 +606,7 @@ class Runtime:
             entry = self._new_node(
                 model, kind=NodeKind.ACTOR, address=address, capacity=self.config.workers.concurrency
             )
+            entry.node.slots = 1  # one model thread: it runs one request, queues the rest
             entry.worker = address
             try:
                 entry.handle = await self.cluster.place(address, self.catalogue.models[model])
@@ -585,9 +641,11 @@ class Runtime:
     async def _scale(self, wanted: int) -> None:
         """Apply the scheduler's decision; shrinking drains the nodes to go before removing them."""
         wanted = self._clamp(wanted)
-        self.metrics.desired_workers.set(wanted)
+        self.metrics.desired_nodes.set(wanted)
         if self.cluster is None or not self.cluster.can_scale:
-            self.desired_workers = wanted
+            if wanted != self.desired_workers:  # published as the metric, and sent to the hook
+                self.desired_workers = wanted
+                self._run_scale_hook(wanted)
             return
         current = self.desired_workers if self.desired_workers is not None else wanted
         if wanted >= current:
@@ -599,19 +657,61 @@ class Runtime:
                 self.desired_workers = wanted
                 await self.cluster.scale(wanted)
             return
-        # Shrinking: mark the workers the cluster will remove as draining; scale once they are idle.
-        victims = self.cluster.removal_order()[: current - wanted]
-        draining = [
-            e for e in self.entries.values() if e.worker in victims and e.node.state is not NodeState.DEAD
-        ]
-        for entry in draining:
-            if entry.node.state is NodeState.READY:
-                self._set_state(entry, NodeState.DRAINING)
+        # Shrinking: drain the nodes to go (no new requests); remove their workers once idle.
+        draining = self._choose_drain(current - wanted)
         self._draining_to = wanted
         if all(e.node.running == 0 for e in draining):
             self.desired_workers = wanted
             self._draining_to = None
-            await self.cluster.scale(wanted)
+            retire = getattr(self.cluster, "retire", None)
+            if retire is not None and draining:
+                await retire([e.worker for e in draining])
+            else:
+                await self.cluster.scale(wanted)
+
+    def _choose_drain(self, count: int) -> list[NodeEntry]:
+        """The worker nodes to remove: the ones already draining, topped up with the policy's
+        choice (`nodes_to_remove`: starting, then least busy) or the cluster's removal order."""
+        workers = [e for e in self.entries.values() if e.worker and e.node.state is not NodeState.DEAD]
+        chosen = [e for e in workers if e.node.state is NodeState.DRAINING][:count]
+        by_node = {e.node.id: e for e in workers}
+        pick = getattr(self.scheduler, "nodes_to_remove", None)
+        if pick is not None:
+            order = [by_node[n.id] for n in pick(len(workers)) if n.id in by_node]
+        else:
+            by_worker = {e.worker: e for e in workers}
+            order = [by_worker[a] for a in self.cluster.removal_order() if a in by_worker]
+        for entry in order:
+            if len(chosen) >= count:
+                break
+            if entry not in chosen:
+                chosen.append(entry)
+        for entry in workers:
+            if entry in chosen and entry.node.state is NodeState.READY:
+                self._set_state(entry, NodeState.DRAINING)
+            elif entry not in chosen and entry.node.state is NodeState.DRAINING:
+                self._set_state(entry, NodeState.READY)
+        return chosen
+
+    def _run_scale_hook(self, n: int) -> None:
+        if self.scale_hook is None:
+            return
+
+        async def run() -> None:
+            async with self._hook_lock:  # in order: the last change wins
+                await self.scale_hook.run(n)
+
+        self._spawn(run(), name=f"autoglm-scale-hook-{n}")
+
+    def _on_scale_event(self, event) -> None:
+        """A policy changed its desired node count: count it and log one JSON line."""
+        self.metrics.scale_events.labels(event.direction, event.reason).inc()
+        fields = {
+            "time": round(time.time(), 3),
+            **event.log_fields(),
+            "queue_depth": len(self.queue),
+        }
+        scale_log.info(json.dumps(fields, sort_keys=False))
 
     # -- the control tick ------------------------------------------------------------------
 
@@ -676,7 +776,7 @@ class Runtime:
                         headers={"Retry-After": "5"},
                     )
                 )
-            elif self._target_model(task.model) is None:
+            elif self._target_model(task.model, task_id=task.id) is None:
                 self.queue.remove(task.id)
                 job.fail(self._unservable(task.model))
 
@@ -702,6 +802,7 @@ class Runtime:
             counts[entry.node.state] += 1
         for state, count in counts.items():
             self.metrics.nodes.labels(state.value).set(count)
+        self.metrics.actual_nodes.set(counts[NodeState.STARTING] + counts[NodeState.READY])
 
     def node_report(self) -> list[dict]:
         report = []

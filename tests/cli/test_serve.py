@@ -27,10 +27,11 @@ def test_dry_run_shows_the_plan(cli, tmp_path):
     assert result.exit_code == 0, result.stdout
     plan = result.json["result"]
     assert plan["url"] == "http://127.0.0.1:9999" and plan["models"] == {"sim": "simulated"}
-    assert plan["workers"] == 3 and plan["engine"] == "dask" and plan["scheduler"] == "static"
+    # The original config's name selects the dynamic scheduler (with priorities and aging).
+    assert plan["workers"] == 3 and plan["engine"] == "dask" and plan["scheduler"] == "dynamic"
     assert plan["auth"] is True and plan["keys"] == 1 and plan["keys_file"] == str(keys)
     human = cli("serve", "--config", config, "--keys-file", keys, "--dry-run")
-    assert "priority-based" in human.stderr  # the legacy adapter warns
+    assert "workers.count (3) fixes the pool" in human.stderr  # the adapter says a fixed count pins it
     assert "embedded LocalCluster" in human.stdout
 
 

@@ -91,7 +91,8 @@ def test_fallback_to_the_backup_model_says_so():
             model="glm", messages=[{"role": "user", "content": "x"}]
         )
         reply = raw.parse()
-        assert reply.model == "sim" and raw.headers["x-autoglm-fallback-from"] == "glm"
+        assert reply.model == "sim" and raw.headers["x-autoglm-fallback"] == "backup"
+        assert raw.headers["x-autoglm-fallback-from"] == "glm"
         assert reply.choices[0].message.content == "simulated output from"
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'autoglm_fallbacks_total{from_model="glm",to_model="sim"} 1.0' in metrics

@@ -18,6 +18,13 @@ from autoglm_cli.runtime.scheduler import (
 )
 from autoglm_cli.runtime.scheduler.static import StaticScheduler
 
+from .scheduler.conftest import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
 
 def node(node_id: str, model: str = "glm", state: NodeState = NodeState.READY, capacity: int = 1) -> Node:
     return Node(id=node_id, models=frozenset({model}), state=state, capacity=capacity)
@@ -114,18 +121,44 @@ def test_queue_remove_and_limit():
         queue.push(task("b"))
 
 
-def test_make_scheduler_picks_static_and_adapts_the_old_priority_based_name():
+def test_the_old_priority_based_name_selects_the_dynamic_scheduler_with_an_aging_queue(clock):
+    from autoglm_cli.runtime.scheduler import make_queue
+    from autoglm_cli.runtime.scheduler.dynamic import DynamicScheduler
+
+    config = parse_config("scheduler: priority-based\nworkers: {min: 1, max: 6}", environ={})
+    warnings: list[str] = []
+    scheduler = make_scheduler(config, clock=clock, warn=warnings.append)
+    assert isinstance(scheduler, DynamicScheduler) and scheduler.settings.priorities
+    assert (scheduler.settings.min_workers, scheduler.settings.max_workers) == (1, 6) and warnings == []
+    queue = make_queue(config, clock=clock)
+    assert queue.aging_s == 10.0 and queue.priorities
+    queue.push(Task(id="old-low", model="m", priority=Priority.LOW, arrived_at=clock()))
+    clock.advance(25.0)
+    queue.push(Task(id="new-high", model="m", priority=Priority.HIGH, arrived_at=clock()))
+    assert queue.pop().id == "old-low"  # aged past a fresh high task
+
+
+def test_static_keeps_strict_priorities_and_dynamic_is_fifo(clock):
+    from autoglm_cli.runtime.scheduler import make_queue
+
+    quiet: list[str] = []
+    static = parse_config("scheduler: static\nworkers: {min: 2}", environ={})
+    plain = make_scheduler(static, warn=quiet.append)
+    assert isinstance(plain, StaticScheduler) and plain.workers == 2 and quiet == []
+    assert make_queue(static).aging_s is None and make_queue(static).priorities
+    dynamic = make_queue(parse_config("scheduler: dynamic", environ={}))
+    dynamic.push(task("low", priority=Priority.LOW))
+    dynamic.push(task("high", priority=Priority.HIGH))
+    assert dynamic.pop().id == "low"
+
+
+def test_a_fixed_count_pins_the_dynamic_pool_and_warns():
     warnings: list[str] = []
     scheduler = make_scheduler(
-        parse_config("scheduler: priority-based\nworkers: {count: 3}", environ={}), warn=warnings.append
+        parse_config("scheduler: dynamic\nworkers: {count: 3}", environ={}), warn=warnings.append
     )
-    assert isinstance(scheduler, StaticScheduler) and scheduler.workers == 3
-    assert len(warnings) == 1 and "priority-based" in warnings[0] and 'scheduler: "static"' in warnings[0]
-    quiet: list[str] = []
-    plain = make_scheduler(
-        parse_config("scheduler: static\nworkers: {min: 2}", environ={}), warn=quiet.append
-    )
-    assert plain.workers == 2 and quiet == []
+    assert (scheduler.settings.min_workers, scheduler.settings.max_workers) == (3, 3)
+    assert len(warnings) == 1 and "workers.count" in warnings[0]
 
 
 def test_make_scheduler_picks_the_dynamic_policy_by_name():

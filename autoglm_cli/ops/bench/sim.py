@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...runtime.scheduler.aging import AgingPriorityQueue
 from ...runtime.scheduler.base import Node, NodeKind, NodeState, NoNodeAvailable, Task
 from ...runtime.scheduler.dynamic import ScaleEvent
+from ...runtime.scheduler.queue import PriorityQueue
 from .stats import LatencySummary
 from .trace import TraceRequest
 
@@ -192,9 +192,7 @@ class Simulation:
         self.priority_of = priority_of
         self.clock = clock or SimClock()
         self.clock.now = 0.0
-        self.queue: AgingPriorityQueue[Task] = AgingPriorityQueue(
-            aging_s=aging_s, priorities=priorities, clock=self.clock
-        )
+        self.queue = PriorityQueue(aging_s=aging_s, priorities=priorities, clock=self.clock)
         self._events: list[tuple[float, int, str, object]] = []
         self._seq = itertools.count()
         self._nodes: dict[str, _SimNode] = {}
@@ -241,13 +239,13 @@ class Simulation:
 
     def _on_arrival(self, task: Task) -> None:
         self.policy.on_arrival(task)
-        self.queue.push(task, task.priority, key=task.id)
+        self.queue.push(task)
         self._dispatch()
 
     def _dispatch(self) -> None:
         while len(self.queue):
             head = self.queue.peek()
-            if not self.policy.can_dispatch(head.model):
+            if head is None or not self.policy.can_dispatch(head.model):
                 break
             task = self.queue.pop()
             node = self.policy.route_task(task)
@@ -336,6 +334,9 @@ class Simulation:
             models=frozenset({self.model}),
             kind=NodeKind.SIMULATED,
             state=NodeState.READY if ready_at <= self.now else NodeState.STARTING,
+            capacity=1 << 30,  # no runtime dispatch limit here: the policy's `can_dispatch` decides
+            slots=self.slots,
+            created_at=self.now,
         )
         sim_node = _SimNode(node, started_at=self.now)
         self._nodes[node.id] = sim_node

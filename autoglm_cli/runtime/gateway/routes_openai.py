@@ -21,7 +21,8 @@ from .security import check_model, require
 
 router = APIRouter()
 
-FALLBACK_HEADER = "x-autoglm-fallback-from"
+FALLBACK_HEADER = "x-autoglm-fallback"  # "backup": the backup model answered for the default
+FALLBACK_FROM_HEADER = "x-autoglm-fallback-from"  # the model that was asked for
 PRIORITY_HEADER = "x-autoglm-priority"
 
 
@@ -79,7 +80,9 @@ def usage(result: GenerationResult) -> dict:
 
 
 def _headers(job: Job) -> dict[str, str]:
-    return {FALLBACK_HEADER: job.fallback_from} if job.fallback_from else {}
+    if not job.fallback_from:
+        return {}
+    return {FALLBACK_HEADER: "backup", FALLBACK_FROM_HEADER: job.fallback_from}
 
 
 def chat_body(job: Job, result: GenerationResult) -> dict:

@@ -42,18 +42,20 @@ def make_scheduler(
 
         return StaticScheduler(choice.workers, clock=clock)
     if choice.policy == "dynamic":
-        try:
-            from .dynamic import DynamicScheduler  # type: ignore[import-not-found]  # issue #7
-        except ImportError:
-            raise ConfigError(
-                "the dynamic scheduler is not part of this build",
-                field="scheduler",
-                remedy='Use scheduler: "static" until the dynamic scheduler lands (issue #7).',
-            ) from None
+        from .dynamic import DynamicScheduler
+
         return DynamicScheduler.from_config(config, clock=clock)
     raise ConfigError(f"unknown scheduler {choice.policy!r}", field="scheduler")
 
 
 def make_queue(config, *, clock: Clock = MONOTONIC) -> PriorityQueue:
-    """The gateway's priority queue (the dynamic policy may swap in an aging queue here)."""
-    return PriorityQueue(max_size=config.gateway.max_queue, clock=clock)
+    """The gateway's queue: strict priorities (static), FIFO (dynamic) or aging (priority-based)."""
+    from .legacy import adapt
+
+    choice = adapt(config)
+    return PriorityQueue(
+        max_size=config.gateway.max_queue,
+        clock=clock,
+        priorities=choice.priorities,
+        aging_s=float(config.gateway.priority_aging) if choice.aging else None,
+    )

@@ -70,7 +70,8 @@ class Node:
     rtt_ewma: float = 0.0  # seconds of network round trip
     error: str | None = None
     extra: dict = field(default_factory=dict)
-    capacity: int = 1  # requests it runs at once (the runtime never sends more)
+    capacity: int = 1  # requests the runtime sends it at once (never more)
+    slots: int | None = None  # requests it runs at once (None: `capacity`); the rest wait in its queue
     created_at: float = 0.0
 
     @property

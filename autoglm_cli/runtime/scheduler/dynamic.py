@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 
+ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
+
 
 @dataclass(frozen=True)
 class DynamicSettings:
@@ -59,6 +61,8 @@ class DynamicSettings:
     power_of_two_above: int = 8  # more ready candidates than this: sample two
     max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
     priorities: bool = False  # `scheduler: priority-based`: the gateway queue honours priorities
+    # "least-time" is the policy; the two baselines exist only as benchmark anchors.
+    routing: str = "least-time"
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
@@ -73,6 +77,8 @@ class DynamicSettings:
             raise ValueError("the stable window, release window and drain time must be positive")
         if self.slots_per_node < 1:
             raise ValueError("slots_per_node must be at least 1")
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"unknown routing {self.routing!r} (choose from {', '.join(ROUTINGS)})")
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ class DynamicScheduler:
         self._last_up = -math.inf
         self._changes = 0
         self._recent_need = 0.0
+        self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
 
     @classmethod
     def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
@@ -153,11 +160,15 @@ class DynamicScheduler:
 
         workers, auto = config.workers, config.autoscale
         params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
+        fixed = workers.count  # a fixed pool: the policy routes but never resizes
         try:
             settings = DynamicSettings(
-                min_workers=workers.min,
-                max_workers=workers.max,
-                slots_per_node=getattr(workers, "concurrency", 1),
+                min_workers=workers.min if fixed is None else fixed,
+                max_workers=workers.max if fixed is None else max(1, fixed),
+                # A worker node runs one request at a time (one model thread; `workers.concurrency`
+                # is how many it accepts); each node's own `slots` overrides this.
+                slots_per_node=1,
+                routing=workers.routing,
                 target_utilisation=auto.target_utilisation,
                 scale_up_utilisation=auto.scale_up_utilisation,
                 stable_window_s=float(auto.stable_window),
@@ -332,15 +343,29 @@ class DynamicScheduler:
         return best if best[0] < current else None
 
     def route_task(self, task: Task) -> Node:
-        """The ready node expected to finish `task` first (the caller then counts it there)."""
-        candidates = [n for n in self.nodes.values() if n.healthy and n.serves(task.model)]
+        """The ready node expected to finish `task` first (the caller then counts it there).
+
+        Only nodes the runtime may send more to (`free_slots`) are candidates.
+        """
+        candidates = [
+            n for n in self.nodes.values() if n.healthy and n.serves(task.model) and n.free_slots > 0
+        ]
         if not candidates:
             raise NoNodeAvailable(task.model)
-        with_room = [n for n in candidates if self._has_room(n)]
-        pool = with_room or candidates
-        if len(pool) > self.settings.power_of_two_above:
-            pool = self._rng.sample(pool, 2)
-        best = min(pool, key=lambda n: (self.expected_completion_s(n), self._rng.random()))
+        routing = self.settings.routing
+        if routing == "random-baseline":
+            best = self._rng.choice(candidates)
+        elif routing == "round-robin-baseline":
+            ordered = sorted(candidates, key=lambda n: n.created_at)
+            after = [n for n in ordered if n.created_at > self._rr_last]
+            best = (after or ordered)[0]
+            self._rr_last = best.created_at
+        else:
+            with_room = [n for n in candidates if self._has_room(n)]
+            pool = with_room or candidates
+            if len(pool) > self.settings.power_of_two_above:
+                pool = self._rng.sample(pool, 2)
+            best = min(pool, key=lambda n: (self.expected_completion_s(n), self._rng.random()))
         _inflight(best)[task.id] = [self._clock(), None]
         return best
 
@@ -385,14 +410,14 @@ class DynamicScheduler:
             (now - (started if started is not None else sent) for sent, started in _inflight(node).values()),
             reverse=True,
         )
-        running = min(outstanding, max(node.running, slots))
+        running = min(outstanding, slots)
         known = ages[:running]
         remaining = sum(max(service, age) for age in known) + service * (running - len(known))
         remaining += service * (outstanding - running)  # queued behind them
         return node.rtt_ewma + remaining / slots + service
 
     def _slots(self, node: Node) -> int:
-        return getattr(node, "capacity", None) or self.settings.slots_per_node
+        return node.slots or node.capacity or self.settings.slots_per_node
 
     def _has_room(self, node: Node) -> bool:
         limit = self.settings.max_outstanding_per_slot

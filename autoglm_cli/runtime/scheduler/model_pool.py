@@ -49,34 +49,40 @@ class ModelPoolPolicy:
     def circuit_open(self) -> bool:
         return self._open_until is not None
 
-    def _may_probe(self) -> bool:
+    def _may_probe(self, commit: bool) -> bool:
         """After the cooldown, let one request try the default (again if its answer never came)."""
         now = self._clock()
         if self._open_until is None or now < self._open_until:
             return False
         if self._probe_since is not None and now - self._probe_since < self.cooldown_s:
             return False
-        self._probe_since = now
+        if commit:
+            self._probe_since = now
         return True
 
-    def choose(self, requested: str | None, healthy: Callable[[str], bool]) -> PoolChoice:
+    def choose(
+        self, requested: str | None, healthy: Callable[[str], bool], *, commit: bool = True
+    ) -> PoolChoice:
         """Where a request for `requested` (None: the default) should run.
 
-        `healthy(model)` tells whether some ready node serves `model`. Requests that
-        name another model than the default are never redirected.
+        `healthy(model)` tells whether some node serves `model` (or soon will). Requests
+        that name another model than the default are never redirected. `commit=False`
+        only looks (the runtime asks while a task waits): nothing is counted and the
+        half-open probe is not taken.
         """
         model = requested or self.default
         if model != self.default or self.backup is None:
             return PoolChoice(model, False)
         if not healthy(self.default):
             reason = "no healthy node"
-        elif self.circuit_open and not self._may_probe():
+        elif self.circuit_open and not self._may_probe(commit):
             reason = "circuit open"
         else:
             return PoolChoice(self.default, False)
         if not healthy(self.backup):
             return PoolChoice(self.default, False, f"{reason}; backup not healthy either")
-        self.fallbacks += 1
+        if commit:
+            self.fallbacks += 1
         return PoolChoice(self.backup, True, reason)
 
     def after_failure(self, model: str) -> PoolChoice | None:

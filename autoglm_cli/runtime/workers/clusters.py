@@ -53,6 +53,10 @@ class InlineCluster:
         """Addresses `scale` removes first when shrinking."""
         return list(reversed(self._names))
 
+    async def retire(self, addresses: list[str]) -> None:
+        """Remove these workers (the scheduler chose them: idle, drained)."""
+        self._names = [n for n in self._names if n not in set(addresses)]
+
     async def workers(self) -> dict[str, WorkerInfo]:
         return {name: WorkerInfo(name, name) for name in self._names}
 
@@ -125,6 +129,15 @@ class DaskCluster:
             log.info("the external Dask cluster scales itself; wanted %d workers", n)
             return
         self.cluster.scale(n)
+
+    async def retire(self, addresses: list[str]) -> None:
+        """Remove these workers (the scheduler chose them: idle, drained) from the spec: closed for good."""
+        if self.cluster is None:
+            return
+        workers = self.cluster.scheduler_info.get("workers", {})
+        names = [str(workers[a]["name"]) for a in addresses if a in workers]
+        by_str = {str(k): k for k in self.cluster.worker_spec}
+        await self.cluster.scale_down([by_str[n] for n in names if n in by_str])
 
     def removal_order(self) -> list[str]:
         if self.cluster is None:

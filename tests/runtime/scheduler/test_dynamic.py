@@ -13,6 +13,8 @@ def make(clock, **settings) -> DynamicScheduler:
 
 
 def ready(sched: DynamicScheduler, node_id: str, models=("m",), **stats) -> Node:
+    stats.setdefault("capacity", 1 << 30)  # no runtime dispatch limit: the policy's own tests
+    stats.setdefault("slots", 1)
     return sched.add_node(Node(node_id, frozenset(models), state=NodeState.READY, **stats))
 
 
