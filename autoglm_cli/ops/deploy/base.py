@@ -112,7 +112,8 @@ def read_env_file(path: str | os.PathLike | None) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if not sep or not key.strip().replace("_", "").isalnum():
             raise UsageError(
-                f"{file}:{number}: expected KEY=VALUE, got {redact(line)[:60]!r}",
+                # The line itself is never echoed: in a secrets file any text may be one.
+                f"{file}:{number}: expected KEY=VALUE (the line is not shown: it may hold a secret)",
                 remedy="Write one KEY=VALUE per line in the env file.",
             )
         value = value.strip()

@@ -37,7 +37,9 @@ def hub_cache_dir(config: Config | None = None) -> Path:
 
 
 def repo_folder(cache: Path, repo_id: str) -> Path:
-    return cache / ("models--" + repo_id.replace("/", "--"))
+    from ...hf_paths import repo_folder_name
+
+    return cache / repo_folder_name(repo_id)
 
 
 def _is_repo_id(source: str) -> bool:
