@@ -39,6 +39,29 @@ class LaunchContext:
         host = f"[{self.probe_host}]" if ":" in self.probe_host else self.probe_host
         return f"http://{host}:{self.port}"
 
+    def new_state(self, target: str, *, name: str | None = None, **specific) -> DeploymentState:
+        """The state of a deployment just launched: what every target records, plus its own fields."""
+        import time
+
+        from ... import __version__
+
+        return DeploymentState(
+            target=target,
+            name=name or self.config.deploy.name,
+            url=self.url,
+            port=self.port,
+            version=__version__,
+            config_hash=self.snapshot.hash,
+            config_path=str(self.snapshot.path),
+            model=self.model.name,
+            weights_revision=self.model.revision,
+            model_size_gb=self.model.size_gb,
+            started_at=time.time(),
+            status="starting",
+            ports={"gateway": self.port},
+            **specific,
+        )
+
 
 @dataclass(frozen=True)
 class Liveness:

@@ -385,20 +385,9 @@ class DockerTarget:
                 if "device driver" in str(exc)
                 else None,
             ) from None
-        return DeploymentState(
-            target=self.name,
+        return ctx.new_state(
+            self.name,
             name=name,
-            url=ctx.url,
-            port=ctx.port,
-            version=__version__,
-            config_hash=ctx.snapshot.hash,
-            config_path=str(ctx.snapshot.path),
-            model=ctx.model.name,
-            weights_revision=ctx.model.revision,
-            model_size_gb=ctx.model.size_gb,
-            started_at=time.time(),
-            status="starting",
-            ports={"gateway": ctx.port},
             container_id=container.id,
             container_name=name,
             image=tag,

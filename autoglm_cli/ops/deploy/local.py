@@ -16,7 +16,6 @@ import sys
 import time
 from dataclasses import replace
 
-from ... import __version__
 from ...errors import EnvironmentFailure
 from .base import LaunchContext, Liveness, read_env_file, tail
 from .ports import PortInUse, listening_pids, port_holder, process_ports
@@ -89,20 +88,8 @@ class LocalTarget:
         command = serve_command(str(ctx.snapshot.path), ctx.host, ctx.port)
         log_path = ctx.state.ensure().logs / f"serve-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         proc = self._spawn(command, log_path, ctx.secrets)
-        return DeploymentState(
-            target=self.name,
-            name=ctx.config.deploy.name,
-            url=ctx.url,
-            port=ctx.port,
-            version=__version__,
-            config_hash=ctx.snapshot.hash,
-            config_path=str(ctx.snapshot.path),
-            model=ctx.model.name,
-            weights_revision=ctx.model.revision,
-            model_size_gb=ctx.model.size_gb,
-            started_at=time.time(),
-            status="starting",
-            ports={"gateway": ctx.port},
+        return ctx.new_state(
+            self.name,
             pid=proc.pid,
             pid_create_time=psutil.Process(proc.pid).create_time(),
             command=command,

@@ -183,20 +183,8 @@ class SystemdTarget:
         atomic_write(copy, text)
         path = Path(ctx.config.deploy.systemd.unit_dir) / unit
         self._install(copy, path, unit)
-        return DeploymentState(
-            target=self.name,
-            name=ctx.config.deploy.name,
-            url=ctx.url,
-            port=ctx.port,
-            version=__version__,
-            config_hash=ctx.snapshot.hash,
-            config_path=str(ctx.snapshot.path),
-            model=ctx.model.name,
-            weights_revision=ctx.model.revision,
-            model_size_gb=ctx.model.size_gb,
-            started_at=time.time(),
-            status="starting",
-            ports={"gateway": ctx.port},
+        return ctx.new_state(
+            self.name,
             unit_name=unit,
             unit_path=str(path),
             log_path=str(copy),  # the unit file this deployment runs from
