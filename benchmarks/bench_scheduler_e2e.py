@@ -4,8 +4,9 @@ over HTTP), side by side with the anchors in one run; prints the ratios.
 
     .venv/bin/python benchmarks/bench_scheduler_e2e.py              # all three goals
     .venv/bin/python benchmarks/bench_scheduler_e2e.py --goal step  # one of bursty|step|routing
-    --window S  (bursty/routing replay seconds, 120), --start S (bursty: trace seconds, 712: a
-    burst minute at the whole trace's 0.7 compression), --after S (step: seconds after the step, 70)
+    --window S  (bursty/routing replay seconds, 120), --start S (bursty: trace seconds, 795:
+    40 s quiet, then the trace's burst minute, at the whole trace's 0.7 compression),
+    --after S (step: seconds after the step, 70)
 
 1. bursty: a window of the Azure code trace, compressed so the mean load is 0.7 of the static
    pool (4 nodes): static (4 nodes, round robin) vs `scheduler: dynamic` (1..8 nodes).
@@ -124,6 +125,7 @@ def goal_bursty(tmp: Path, window: float, start: float) -> None:
         serve_config(tmp / "static.yaml", "static", {"count": sc.STATIC_WORKERS}),
         full,
         speedup=scenario.speedup,
+        start=start,
         duration=window,
     )[0]
     dynamic = run(
@@ -132,8 +134,16 @@ def goal_bursty(tmp: Path, window: float, start: float) -> None:
         serve_config(tmp / "dynamic.yaml", "dynamic", {"min": 1, "max": sc.DYNAMIC_MAX}),
         full,
         speedup=scenario.speedup,
+        start=start,
         duration=window,
     )[0]
+    for name, report in (("static", static), ("dynamic", dynamic)):
+        # The check that was missing when the window's start was not passed on (63 of 520 replayed).
+        if report["requests"] != len(scenario.trace):
+            raise SystemExit(
+                f"bursty {name}: autoglm bench replayed {report['requests']} requests, "
+                f"the window holds {len(scenario.trace)}"
+            )
     p99 = dynamic["latency"]["p99_s"] / static["latency"]["p99_s"]
     ws = dynamic["nodes"]["worker_seconds"] / static["nodes"]["worker_seconds"]
     work = sum(sc.SERVICE.seconds(r.prompt_tokens, r.generated_tokens) for r in scenario.trace)
@@ -200,7 +210,7 @@ def main() -> None:
     parser.add_argument("--goal", choices=["bursty", "step", "routing", "all"], default="all")
     parser.add_argument("--window", type=float, default=120.0, help="bursty/routing replay seconds")
     parser.add_argument(
-        "--start", type=float, default=712.0, help="bursty: where the window starts (trace seconds)"
+        "--start", type=float, default=795.0, help="bursty: where the window starts (trace seconds)"
     )
     parser.add_argument("--before", type=float, default=20.0, help="step: seconds before the step")
     parser.add_argument("--after", type=float, default=70.0, help="step: seconds after the step")
