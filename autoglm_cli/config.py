@@ -138,9 +138,33 @@ class Gateway:
 
 
 @dataclass(frozen=True)
+class DockerDeploy:
+    image: str | None = None  # use this image as is instead of building one
+    base_image: str | None = None  # the Dockerfile's BASE_IMAGE (default: its official slim Python)
+    extras: list[str] = field(default_factory=list)  # e.g. ["transformers"] for the torch backend
+    restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    gpus: Literal["auto", "all", "none"] = "auto"  # auto: request GPUs when the host has some
+
+
+@dataclass(frozen=True)
+class SystemdDeploy:
+    user: str | None = None  # User= of the unit (default: the user running deploy)
+    unit_dir: str = "/etc/systemd/system"
+
+
+@dataclass(frozen=True)
 class Deploy:
     target: Literal["local", "docker", "systemd"] = "local"
-    state_dir: str | None = None
+    state_dir: str | None = None  # default: ./.autoglm
+    name: str = "autoglm"  # the service, container and unit name
+    env_file: str | None = None  # secrets (HF_TOKEN, ...) passed at run time, never baked in
+    health_timeout: Duration = Duration(60)  # the health gate's budget for a small model ...
+    health_timeout_per_gb: Duration = Duration(20)  # ... plus this per GB of weights (slow loads)
+    repo: str | None = None  # redeploy's clone step: the service's git remote
+    checkout: str | None = None  # ... and where its checkout lives
+    branch: str = "main"
+    docker: DockerDeploy = field(default_factory=DockerDeploy)
+    systemd: SystemdDeploy = field(default_factory=SystemdDeploy)
 
 
 @dataclass(frozen=True)

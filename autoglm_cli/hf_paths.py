@@ -37,3 +37,8 @@ def modules_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     if environ.get("HF_MODULES_CACHE"):
         return _path(environ["HF_MODULES_CACHE"])
     return hf_home(environ) / "modules"
+
+
+def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
+    """huggingface_hub's cache folder of a repo: `models--org--name` (`datasets--`, `spaces--`)."""
+    return f"{repo_type}s--{repo_id.replace('/', '--')}"

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 MASK = "***"
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
-_TOKENS = re.compile(r"\b(?:hf_[A-Za-z0-9]{8,}|ak_[A-Za-z0-9_-]{16,})")
+# Real shapes only: a Hugging Face token is `hf_` + 34 letters, an autoglm key `ak_` +
+# 43 url-safe base64 characters. Shorter runs are names (`hf_transformers`), not secrets.
+_TOKENS = re.compile(r"\b(?:hf_[A-Za-z0-9]{30,}|ak_[A-Za-z0-9_-]{32,})")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"]+")
 
 

@@ -1,77 +1,136 @@
-"""`make demo`: the main job on the embedded default.
+"""`make demo`: the main job on the embedded default, end to end.
 
-For now (issue #2): check the environment, then a verify round trip on generated
-files. Issue #8 extends it to a full local redeploy of a tiny model.
+    autoglm redeploy --config examples/local.yaml
+
+With no hub reachable (the default) it builds a tiny model here and serves it from
+a local hub (`autoglm_cli.testing.hub_server`, reached through HF_ENDPOINT as any
+hub would be), so every step runs for real: env-check, fetch-weights (resumable,
+hashed while downloading), verify (sha256 against the hub's metadata), deploy
+(a background `autoglm serve`, health-gated) and health. Then it sends a chat
+completion through the gateway, prints the answer, and stops the deployment.
+
+    AUTOGLM_DEMO_MODEL=HuggingFaceTB/SmolLM2-135M-Instruct make demo
+
+fetches that model from the real hub instead (a machine with internet).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-
-def autoglm(*args: str) -> int:
-    print(f"\n$ autoglm {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "autoglm_cli", *args])
-
-
-def step(text: str) -> None:
-    print(f"\n--- {text}", flush=True)
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "local.yaml"
+DEMO_REPO = "autoglm-demo/tiny-chat"
 
 
-def verify_round_trip(tmp: Path) -> bool:
-    """Write a manifest for a fake model folder, check it, break a shard, check again."""
-    weights = tmp / "glm-4-9b-chat"
-    weights.mkdir()
-    for i in range(1, 4):
-        (weights / f"model-0000{i}-of-00003.safetensors").write_bytes(os.urandom(4 << 20))
-    (weights / "config.json").write_text('{"model_type": "chatglm"}\n')
-    (weights / "tokenizer config.json").write_text("{}\n")  # a space, as real repos have
-    manifest = weights / "SHA256SUMS"
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
 
-    step("write a manifest (sorted, relative names, the format sha256sum writes)")
-    if autoglm("verify-sha256", "--generate", str(weights), "--output", str(manifest)) != 0:
-        return False
-    print(manifest.read_text(), end="")
 
-    if shutil.which("sha256sum"):
-        step("GNU sha256sum accepts it as is")
-        print(f"$ cd {weights} && sha256sum --check --strict SHA256SUMS", flush=True)
-        if subprocess.call(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=weights) != 0:
-            return False
+def autoglm(*args: str, env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
+    print(f"$ autoglm {' '.join(args)}", flush=True)
+    return subprocess.run(
+        [sys.executable, "-m", "autoglm_cli", *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
 
-    step("verify: names are relative to the manifest's folder; exit 0 when all is well")
-    if autoglm("verify", str(manifest)) != 0:
-        return False
 
-    step("corrupt one shard and delete another, as a half-finished download would")
-    shard = weights / "model-00002-of-00003.safetensors"
-    with open(shard, "r+b") as handle:
-        handle.seek(1 << 20)
-        handle.write(b"\0" * 16)
-    (weights / "model-00003-of-00003.safetensors").unlink()
-    code = autoglm("verify", str(manifest))
-    print(f"exit code {code} (1 = a mismatch or a missing file)")
-    if code != 1:
-        return False
+@contextlib.contextmanager
+def model_source(env: dict[str, str]):
+    """A local hub serving a freshly built tiny model, or the real hub for AUTOGLM_DEMO_MODEL."""
+    real = os.environ.get("AUTOGLM_DEMO_MODEL")
+    if real:
+        say(f"model: {real} from the hub ({os.environ.get('HF_ENDPOINT', 'https://huggingface.co')})")
+        env["AUTOGLM_MODELS__DEMO__SOURCE"] = real
+        yield real
+        return
+    from autoglm_cli.testing.hub_server import HubServer
+    from autoglm_cli.testing.tiny_model import build_tiny_model
 
-    step("what a CI job runs: only the files that need attention, and the exit code")
-    code = autoglm("verify", str(manifest), "--quiet")
-    print(f"exit code {code}")
-    return code == 1
+    with tempfile.TemporaryDirectory(prefix="autoglm-demo-model-") as tmp:
+        say("no hub needed: building a tiny chat model (Llama, 2 layers, random weights)")
+        started = time.perf_counter()
+        model_dir = build_tiny_model(Path(tmp) / "tiny-chat", shards=2)
+        print(f"built in {time.perf_counter() - started:.1f} s: {model_dir}")
+        server = HubServer()
+        server.add_repo(DEMO_REPO, model_dir)
+        with server as endpoint:
+            print(f"serving it as {DEMO_REPO} from a local hub at {endpoint}")
+            env["HF_ENDPOINT"] = endpoint
+            yield DEMO_REPO
+
+
+def chat(url: str, key: str, model: str) -> str:
+    """One chat completion through the gateway with the official openai client."""
+    from openai import AuthenticationError, OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key=key, timeout=60, max_retries=0)
+    for attempt in range(4):
+        try:
+            reply = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Hi! Who are you?"}], max_tokens=16
+            )
+            return reply.choices[0].message.content or ""
+        except AuthenticationError:
+            # A service that was already running re-reads its keys file about once a second.
+            if attempt == 3:
+                raise
+            time.sleep(1)
+    return ""
 
 
 def main() -> int:
-    autoglm("env-check")  # informative: a missing recommended tool is not a demo failure
-    with tempfile.TemporaryDirectory(prefix="autoglm-demo-") as tmp:
-        ok = verify_round_trip(Path(tmp))
-    print("\ndemo finished" if ok else "\ndemo FAILED: a step above did not do what it says", flush=True)
-    return 0 if ok else 1
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    state = ROOT / ".autoglm" / "demo"
+    with model_source(env):
+        say("an API key for the demo's request (only its hash is stored)")
+        created = autoglm(
+            "keys",
+            "create",
+            "--name",
+            "demo",
+            "--keys-file",
+            str(state / "keys.json"),
+            "--quiet",
+            env=env,
+            capture=True,
+        )
+        if created.returncode != 0:
+            return created.returncode
+        key = created.stdout.strip().splitlines()[-1]
+        print("created; not shown (a secret)")
+
+        say("redeploy: clone -> env-check -> migrate-cache -> fetch-weights -> verify -> deploy -> health")
+        code = autoglm("redeploy", "--config", str(CONFIG), env=env).returncode
+        if code != 0:
+            print(f"\nredeploy exited {code}; the summary above says which step failed and why")
+            autoglm("deploy", "--stop", "--config", str(CONFIG), env=env)
+            return code
+        try:
+            say("a chat completion through the gateway (the official openai client, the demo's key)")
+            from autoglm_cli.config import load_config
+
+            config = load_config(CONFIG, environ=env)
+            url = f"http://{config.gateway.host}:{config.gateway.port}"
+            answer = chat(url, key, config.model_pool.default)
+            print(f"user:      Hi! Who are you?\nassistant: {answer!r}")
+            if not os.environ.get("AUTOGLM_DEMO_MODEL"):
+                print("(random weights: the words are nonsense; the path they took is real)")
+        finally:
+            say("stop the deployment")
+            autoglm("deploy", "--stop", "--config", str(CONFIG), env=env)
+    return 0
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
     sys.exit(main())

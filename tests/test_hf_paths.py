@@ -29,3 +29,13 @@ def test_agrees_with_huggingface_hub_itself(monkeypatch, tmp_path):
     code = "from huggingface_hub import constants; print(constants.HF_HUB_CACHE)"
     hub = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert Path(hub.stdout.strip()) == hub_cache_dir(None, env)
+
+
+def test_repo_folder_names_match_huggingface_hub():
+    from huggingface_hub.file_download import repo_folder_name as hub_name
+
+    from autoglm_cli.hf_paths import repo_folder_name
+
+    for repo_type in ("model", "dataset", "space"):
+        expected = hub_name(repo_id="zai-org/glm-4-9b-chat", repo_type=repo_type)
+        assert repo_folder_name("zai-org/glm-4-9b-chat", repo_type) == expected

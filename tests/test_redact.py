@@ -14,7 +14,13 @@ def test_plain_url_is_unchanged():
 
 
 def test_free_text_is_scrubbed():
-    text = "fetch https://u:tok@h/r failed; HF_TOKEN=hf_abcdefghijklmnop; key ak_" + "x" * 40
+    hf_token = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"  # the real shape: hf_ + 34 letters
+    text = f"fetch https://u:tok@h/r failed; HF_TOKEN={hf_token}; key ak_" + "x" * 43
     out = redact(text)
-    assert "tok@" not in out and "hf_abcdefghijklmnop" not in out and "x" * 40 not in out
+    assert "tok@" not in out and hf_token not in out and "x" * 43 not in out
     assert redact("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
+
+
+def test_names_that_merely_start_like_tokens_are_kept():
+    text = "No module named 'autoglm_cli.runtime.backends.hf_transformers'; see ak_setup"
+    assert redact(text) == text

@@ -32,13 +32,13 @@ from . import (
 )
 from . import output as output_mod
 from .context import GlobalOptions
-from .options import ConfigOption, JsonOption, QuietOption, VerboseOption
+from .options import ConfigOption, JsonOption, QuietOption, VerboseOption, typer_app
 from .output import Mode, Output
 
 # "\b" keeps click from re-wrapping the table.
 _EXIT_CODES = "\b\nExit codes:\n" + "\n".join(f"  {int(c):>3}  {text}" for c, text in EXIT_CODE_HELP.items())
 
-app = typer.Typer(
+app = typer_app(
     name="autoglm",
     help=(
         "Redeploy and operate GLM-family LLM services after their code or weights moved.\n\n"
@@ -47,10 +47,6 @@ app = typer.Typer(
     ),
     epilog=_EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -75,12 +71,27 @@ def root(
     ctx.obj = GlobalOptions(json=json, quiet=quiet, verbose=verbose, config_path=config)
 
 
+# Each subcommand is registered as a trampoline that builds the real command only
+# when it runs: typer inspects every parameter of every command it builds, and
+# doing that for all of them made `autoglm --help` miss its start-up budget.
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+def _subcommand_app(module, name: str) -> typer.Typer:
+    if isinstance(getattr(module, "app", None), typer.Typer):
+        return module.app  # a command group (`keys create|list|revoke`)
+    single = typer_app()
+    single.command(name, help=module.HELP)(module.command)
+    return single
+
+
 def _register(module, name: str) -> None:
-    app.command(
-        name,
-        help=module.HELP,
-        context_settings=getattr(module, "CONTEXT_SETTINGS", None),
-    )(module.command)
+    def trampoline(ctx: typer.Context) -> int:
+        sub = _subcommand_app(module, name)
+        return sub(args=ctx.args, prog_name=f"autoglm {name}", standalone_mode=False, obj=ctx.obj)
+
+    trampoline.__name__ = name.replace("-", "_")
+    app.command(name, help=module.HELP, context_settings=_PASS_THROUGH, add_help_option=False)(trampoline)
 
 
 _register(clone, "clone")
@@ -94,7 +105,7 @@ _register(health, "health")
 _register(redeploy, "redeploy")
 _register(serve, "serve")
 _register(worker, "worker")
-app.add_typer(keys.app, name="keys")
+_register(keys, "keys")
 _register(bench, "bench")
 
 

@@ -1,17 +1,153 @@
-"""`autoglm deploy`: Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback (not built yet: issue #8)."""
+"""`autoglm deploy`: start, replace, stop or show the deployment (local, docker or systemd)."""
 
 from __future__ import annotations
 
+import enum
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
+from ..errors import UsageError
 from .context import start
-from .options import JsonOption, QuietOption
+from .health import StateDirOption, health_table
+from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
-HELP = "Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback [not built yet: issue #8]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..ops.deploy import DeployReport
+
+HELP = "Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback."
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "deploy", json=json, quiet=quiet)
-    raise not_built("deploy", 8)
+class TargetChoice(str, enum.Enum):
+    local = "local"
+    docker = "docker"
+    systemd = "systemd"
+
+
+TargetOption = Annotated[
+    Optional[TargetChoice],
+    typer.Option("--target", "-t", help="Where to run the service (default: deploy.target, else local)."),
+]
+
+
+def command(
+    ctx: typer.Context,
+    target: TargetOption = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the recorded deployment.")] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show the recorded deployment and whether it runs.")
+    ] = False,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install", help="systemd: write the unit, daemon-reload, enable --now (else print it)."
+        ),
+    ] = False,
+    host: Annotated[
+        Optional[str], typer.Option("--host", help="Bind address (default: gateway.host).")
+    ] = None,
+    port: Annotated[
+        Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: gateway.port).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redeploy even when the running one is current.")
+    ] = False,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--timeout", min=1, help="Health gate budget in seconds (default: grows with the model size)."
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+    dry_run: DryRunOption = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> int:
+    run = start(ctx, "deploy", json=json, quiet=quiet, config_path=config)
+    if stop and status:
+        raise UsageError("give --stop or --status, not both")
+    from ..ops import deploy as ops
+
+    if stop:
+        report = ops.stop(run.config, state_dir=state_dir)
+    elif status:
+        report = ops.status(run.config, state_dir=state_dir)
+    else:
+        with run.out.progress() as progress:
+            report = ops.deploy(
+                run.config,
+                target=target.value if target else None,
+                state_dir=state_dir,
+                host=host,
+                port=port,
+                install=install,
+                dry_run=dry_run,
+                force=force,
+                timeout=timeout,
+                progress=progress,
+            )
+        if report.action == "rendered":
+            run.out.data(report.unit or "")  # the unit itself is the data: `> autoglm.service`
+            if report.unit_check is not None and report.unit_check.output:
+                run.out.warn(f"{report.unit_check.tool or 'verify'}: {report.unit_check.output}")
+            elif report.unit_check is not None and report.unit_check.tool:
+                run.out.note(f"{report.unit_check.tool}: ok")
+            return run.out.result(report, exit_code=report.exit_code)
+    return run.out.result(report, exit_code=report.exit_code, human=lambda console: render(console, report))
+
+
+def render(console: Console, report: DeployReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    style = {"deployed": "green", "unchanged": "green", "rolled_back": "bold yellow"}.get(report.action, "")
+    if report.exit_code and report.action not in ("rolled_back",):
+        style = "bold red"
+    console.print(
+        f"[{style}]{report.action}[/]: {escape(report.message)}" if style else escape(report.message)
+    )
+    if report.plan:
+        for line in report.plan:
+            console.print(f"  - {escape(line)}")
+    record = report.deployment
+    if record is not None and report.action in (
+        "status",
+        "not-running",
+        "deployed",
+        "unchanged",
+        "rolled_back",
+    ):
+        table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+        table.add_column(style="dim")
+        table.add_column(overflow="fold")
+        rows = [
+            ("target", record.target),
+            ("url", record.url),
+            ("status", record.status),
+            ("pid", record.pid),
+            (
+                "container",
+                record.container_name and f"{record.container_name} ({(record.container_id or '')[:12]})",
+            ),
+            ("image", record.image),
+            ("unit", record.unit_path),
+            ("ports", ", ".join(f"{k} {v}" for k, v in record.ports.items())),
+            ("version", record.version),
+            ("config", f"{record.config_hash[:16]} ({record.config_path})"),
+            ("model", record.model),
+            ("weights", record.weights_revision),
+            ("log", record.log_path if record.target == "local" else None),
+        ]
+        for key, value in rows:
+            if value not in (None, ""):
+                table.add_row(key, escape(str(value)))
+        console.print(table)
+    if report.health is not None and (report.exit_code or report.action == "rolled_back"):
+        console.print(health_table(report.health, title="health of the new deployment"))
+    if report.logs and report.exit_code:
+        whose = "" if report.action == "not-running" else " of the failed deployment"
+        console.print(f"[dim]last log lines{whose}:[/]")
+        console.print(escape(report.logs), highlight=False)

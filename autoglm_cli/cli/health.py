@@ -1,17 +1,140 @@
-"""`autoglm health`: Check a deployment: liveness, readiness, workers, a real tiny inference, metrics (not built yet: issue #8)."""
+"""`autoglm health`: probe a deployment (state file, --url or --container); table, JSON, --watch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
 
-from ._pending import PENDING_SETTINGS, not_built
+from ..errors import UsageError
 from .context import start
-from .options import JsonOption, QuietOption
+from .options import ConfigOption, JsonOption, QuietOption
 
-HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics [not built yet: issue #8]"
-CONTEXT_SETTINGS = PENDING_SETTINGS
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..ops.health import HealthReport
+
+HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics, GPU, disk."
+
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+StateDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--state-dir", help="The deployment's state directory (default: deploy.state_dir, else ./.autoglm)."
+    ),
+]
 
 
-def command(ctx: typer.Context, json: JsonOption = False, quiet: QuietOption = False) -> int:
-    start(ctx, "health", json=json, quiet=quiet)
-    raise not_built("health", 8)
+def health_table(report: HealthReport, *, title: str | None = None) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("required")
+    table.add_column("latency", justify="right")
+    table.add_column("detail", overflow="fold")
+    for check in report.checks:
+        status = check.status.value
+        table.add_row(
+            check.name,
+            f"[{_STYLE[status]}]{status}[/]",
+            "yes" if check.required else "",
+            f"{check.latency_ms:.0f} ms" if check.latency_ms else "",
+            _escape(check.detail),
+        )
+    return table
+
+
+def render_health(console: Console, report: HealthReport) -> None:
+    console.print(health_table(report, title=f"{report.url} ({report.source})"))
+    style = "green" if report.ok else "bold red"
+    console.print(f"[{style}]{report.summary()}[/]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def command(
+    ctx: typer.Context,
+    url: Annotated[
+        Optional[str],
+        typer.Option("--url", help="Probe the gateway at this base URL instead of the state file's."),
+    ] = None,
+    container: Annotated[
+        Optional[str], typer.Option("--container", help="Probe the autoglm container with this name.")
+    ] = None,
+    state_dir: StateDirOption = None,
+    api_key: Annotated[
+        Optional[str],
+        typer.Option(
+            "--api-key",
+            envvar="AUTOGLM_API_KEY",
+            show_envvar=True,
+            help="API key for the inference probe (default: the key deploy keeps in the state dir).",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds each probe may take.")] = 10.0,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between --watch refreshes.")
+    ] = 2.0,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> int:
+    run = start(ctx, "health", json=json, quiet=quiet, config_path=config)
+    from ..ops.health import check_health, resolve_target
+
+    target = resolve_target(run.config, url=url, container=container, state_dir=state_dir, api_key=api_key)
+    if watch:
+        if run.out.is_json:
+            raise UsageError("--watch shows a live table; use --json without --watch for one document")
+        return _watch(run, target, timeout, interval)
+    report = check_health(target, timeout=timeout)
+    return run.out.result(
+        report, exit_code=report.exit_code, human=lambda console: render_health(console, report)
+    )
+
+
+def _watch(run, target, timeout: float, interval: float) -> int:
+    import time
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    from ..ops.health import check_health
+
+    report = check_health(target, timeout=timeout)
+    if run.out.mode.value == "quiet":
+        # Nothing to show: poll until something required fails.
+        while report.ok:
+            time.sleep(interval)
+            report = check_health(target, timeout=timeout)
+        return int(report.exit_code)
+
+    def view(rep: HealthReport):
+        stamp = time.strftime("%H:%M:%S")
+        style = "green" if rep.ok else "bold red"
+        footer = Text.from_markup(
+            f"[{style}]{rep.summary()}[/]  [dim]{stamp}, every {interval:g} s; Ctrl-C to stop[/]"
+        )
+        return Group(health_table(rep, title=f"{rep.url} ({rep.source})"), footer)
+
+    try:
+        with Live(view(report), console=run.out.stdout, auto_refresh=False, transient=False) as live:
+            while True:
+                time.sleep(interval)
+                report = check_health(target, timeout=timeout)
+                live.update(view(report), refresh=True)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends; the exit code is the last report's
+    return int(report.exit_code)

@@ -15,11 +15,11 @@ from typing import Annotated, Optional
 import typer
 
 from .context import start
-from .options import JsonOption, QuietOption
+from .options import JsonOption, QuietOption, typer_app
 
 HELP = "Create, list and revoke API keys for the gateway"
 
-app = typer.Typer(help=HELP, no_args_is_help=True)
+app = typer_app(help=HELP, no_args_is_help=True)
 
 KeysFileOption = Annotated[
     Optional[Path],

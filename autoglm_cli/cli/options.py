@@ -29,3 +29,14 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without aski
 JobsOption = Annotated[
     Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: one per CPU core).")
 ]
+
+
+def typer_app(**kwargs) -> typer.Typer:
+    """A Typer with the project's settings: plain click help, -h/--help, no completion, our errors."""
+    return typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **kwargs,
+    )

@@ -115,7 +115,8 @@ def command(
     json: JsonOption = False,
     quiet: VerifyQuietOption = False,
 ) -> int:
-    run = start(ctx, ctx.info_name or "verify-sha256", json=json, quiet=quiet or status)
+    # The name it was called by (`verify` or `verify-sha256`), for the JSON document.
+    run = start(ctx, ctx.command_path.rsplit(" ", 1)[-1], json=json, quiet=quiet or status)
     if hf is not None:
         if manifest is not None or generate is not None or output is not None or strict:
             raise UsageError(

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ...hf_paths import repo_folder_name
 from . import actions, fileops
 from .kind import Action, Applied, Entry, Item, KindPlan, Problem
 from .mapping import MappingRow
@@ -35,7 +36,8 @@ REPO_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 
 
 def repo_folder(repo_type_prefix: str, repo_id: str) -> str:
-    return f"{repo_type_prefix}--{repo_id.replace('/', '--')}"
+    """`repo_folder_name` from the folder's type prefix (`models`, `datasets`, `spaces`)."""
+    return repo_folder_name(repo_id, repo_type_prefix.removesuffix("s"))
 
 
 def valid_repo_id(repo_id: str) -> bool:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ...config import Config, ModelSpec
-from ...hf_paths import hub_cache_dir
+from ...hf_paths import hub_cache_dir, repo_folder_name
 from .model import Check, CheckSpec, Severity
 
 CATEGORY = "resources"
@@ -85,7 +85,7 @@ def _bytes_still_needed(model: ModelSpec, cache: Path) -> int:
     if source and "://" not in source and Path(source).expanduser().is_dir():
         return 0  # weights served from a local directory: nothing to download
     if _REPO_ID_RE.match(source):
-        blobs = cache / f"models--{source.replace('/', '--')}" / "blobs"
+        blobs = cache / repo_folder_name(source) / "blobs"
         return max(0, size - _tree_size(blobs))
     return size
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...errors import EnvironmentFailure
+from ...hf_paths import repo_folder_name
 from .download import atomic_write
 from .sources import RemoteFile
 
@@ -36,10 +37,6 @@ CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by autoglm (Hugging Face Hub cache).\n"
 )
-
-
-def repo_folder_name(repo_id: str) -> str:
-    return "models--" + repo_id.replace("/", "--")
 
 
 class HubCacheLayout:

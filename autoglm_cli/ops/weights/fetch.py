@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 from ...errors import AutoglmError, DiskSpaceError, EnvironmentFailure, IntegrityError, UsageError
+from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
-from ...hf_paths import hub_cache_dir
 from .cache_layout import HubCacheLayout, LocalDirLayout
 from .download import Downloader, FileOutcome, partial_bytes
 from .hashing import hash_file

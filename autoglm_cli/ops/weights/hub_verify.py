@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
+from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
 from ..checksums import ExpectedFile, VerifyReport, verify_expected, write_atomically
 from ..checksums.manifest import format_manifest
-from ...hf_paths import hub_cache_dir
 from .cache_layout import HubCacheLayout
 from .hashing import git_blob_header, hash_file
 from .http import (

@@ -211,7 +211,7 @@ def resolve_from_cache(
 
     from huggingface_hub.utils import filter_repo_objects
 
-    from .cache_layout import repo_folder_name
+    from ...hf_paths import repo_folder_name
 
     for candidate in dict.fromkeys([apply_moves(repo_id, moves or {}), repo_id]):
         folder = cache_dir / repo_folder_name(candidate)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from autoglm_cli.hf_paths import repo_folder_name
 from autoglm_cli.ops.weights import fetch as fetch_mod
-from autoglm_cli.ops.weights.cache_layout import repo_folder_name
 from tests.fixtures.hub import TINY_OLD_REPO, TINY_REPO
 
 from .conftest import FAKE_REPO, SHARD1, SHARD2

@@ -1,0 +1,387 @@
+"""`autoglm deploy`: replace the running deployment, health-gated, with rollback.
+
+    check the port -> prepare (build the image) -> retire the running one (kept
+    restorable) -> launch the new one -> health gate -> keep it, or discard it and
+    restore the previous one (exit 4)
+
+Nothing running is touched before the checks and slow preparation succeeded.
+An already-current deployment (same config, version and weights, healthy) is
+left alone. Every transition is written to the state file before the next one
+starts, so an interrupted deploy leaves an accurate record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ... import __version__
+from ...errors import AutoglmError, ExitCode
+from ...progress import NULL_PROGRESS, Progress
+from ..health import HealthReport, HealthTarget, check_health
+from .base import LaunchContext, Target, read_env_file
+from .gate import GateResult, health_gate
+from .health_key import ensure_health_key
+from .model_info import default_model, health_timeout, hub_cache_dir
+from .ports import PortInUse, port_holder
+from .snapshot import write_snapshot
+from .state import DeploymentState, StateDir, resolve_state_dir
+from .systemd_target import UnitCheck, render_unit, verify_unit
+from .targets import get_target
+
+# Outcome -> exit code (DESIGN.md's table).
+_EXIT = {
+    "deployed": ExitCode.OK,
+    "unchanged": ExitCode.OK,
+    "planned": ExitCode.OK,
+    "rendered": ExitCode.OK,
+    "stopped": ExitCode.OK,
+    "status": ExitCode.OK,
+    "not-running": ExitCode.CHECK_FAILED,
+    "failed": ExitCode.CHECK_FAILED,
+    "rolled_back": ExitCode.ROLLED_BACK,
+    "restore_failed": ExitCode.ENVIRONMENT,
+}
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    action: str  # a key of _EXIT
+    target: str
+    state_dir: str
+    message: str
+    deployment: DeploymentState | None = None  # what runs now (or was acted on)
+    replaced: DeploymentState | None = None  # the deployment it replaced / restored
+    health: HealthReport | None = None  # the gate's (or status's) health report
+    waited_s: float = 0.0
+    timeout_s: float = 0.0
+    plan: tuple[str, ...] = ()
+    unit: str | None = None  # systemd: the rendered unit
+    unit_check: UnitCheck | None = None
+    logs: str = ""  # the failed deployment's last log lines
+    liveness: str = ""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _EXIT[self.action]
+
+
+def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
+    snapshot = write_snapshot(config, state, write=write)
+    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
+    model = default_model(config)
+    return LaunchContext(
+        config=config,
+        snapshot=snapshot,
+        state=state,
+        model=model,
+        host=config.gateway.host,
+        port=config.gateway.port,
+        secrets=read_env_file(config.deploy.env_file),
+    )
+
+
+def deploy(
+    config,
+    *,
+    target: str | None = None,
+    state_dir: str | Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    install: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    timeout: float | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> DeployReport:
+    """Deploy `config` to `target` (default `deploy.target`); see the module docstring."""
+    from dataclasses import replace as dc_replace
+
+    target_name = target or config.deploy.target
+    if host or port:
+        config = dc_replace(
+            config,
+            gateway=dc_replace(
+                config.gateway, host=host or config.gateway.host, port=port or config.gateway.port
+            ),
+        )
+    state = StateDir(resolve_state_dir(config, state_dir))
+    backend = get_target(target_name)
+    ctx = _context(config, state, write=not dry_run)
+    gate_timeout = timeout if timeout is not None else health_timeout(config, ctx.model)
+
+    if target_name == "systemd" and not install:
+        text = render_unit(ctx)
+        check = verify_unit(text, config.deploy.name)
+        message = "unit rendered" + ("" if check.ok else "; systemd-analyze verify found problems")
+        return DeployReport(
+            "rendered",
+            target_name,
+            str(state.root),
+            message,
+            unit=text,
+            unit_check=check,
+            plan=tuple(backend.plan(ctx)),
+        )
+
+    current = state.load_current()
+    current_backend = get_target(current.target) if current is not None else None
+    current_alive = bool(
+        current is not None and current.status != "stopped" and current_backend.liveness(current).alive
+    )
+
+    if dry_run:
+        plan = [f"health gate: /readyz and a tiny inference within {gate_timeout:.0f} s, else roll back"]
+        if current_alive:
+            plan.insert(
+                0, f"replace the running {current.target} deployment (config {current.config_hash[:12]})"
+            )
+        return DeployReport(
+            "planned",
+            target_name,
+            str(state.root),
+            "dry run: nothing changed",
+            deployment=current,
+            plan=tuple(backend.plan(ctx) + plan),
+            timeout_s=gate_timeout,
+        )
+
+    if current_alive and not force and _is_current(current, ctx, target_name, backend):
+        task = progress.task("checking the running deployment", total=None, transient=True)
+        report = check_health(_probe(current, ctx), timeout=10.0)
+        task.finish()
+        if report.ok:
+            return DeployReport(
+                "unchanged",
+                target_name,
+                str(state.root),
+                "already running this config, version and weights; healthy",
+                deployment=current,
+                health=report,
+            )
+
+    holder = port_holder(ctx.port)
+    if holder is not None and not (current_alive and current_backend.owns_port(current, ctx.port)):
+        raise PortInUse(holder)
+
+    task = progress.task(f"preparing the {target_name} deployment", total=None, transient=True)
+    backend.prepare(ctx)
+    api_key = ensure_health_key(ctx.config, state)
+    task.finish()
+
+    if current_alive:
+        task = progress.task(f"stopping the running {current.target} deployment", total=None, transient=True)
+        current_backend.retire(current)
+        task.finish()
+    previous = current if current_alive else None
+
+    new: DeploymentState | None = None
+    try:
+        try:
+            new = backend.launch(ctx)
+        except AutoglmError as exc:
+            # Could not even start (an image that will not run, a unit systemd rejects): as bad
+            # as failing the gate, and handled the same way.
+            gate = GateResult(False, f"it could not start: {exc.message}", 0.0, gate_timeout, None)
+        else:
+            state.save_previous(previous)
+            state.save_current(new)
+            task = progress.task(f"health gate (up to {gate_timeout:.0f} s)", total=None, transient=True)
+            gate = health_gate(
+                backend,
+                new,
+                timeout=gate_timeout,
+                api_key=api_key,
+                auth=config.gateway.auth,
+                cache_dir=hub_cache_dir(config),
+            )
+            task.finish()
+    except BaseException:
+        # Interrupted or crashed mid-deploy: put the previous deployment back.
+        if new is not None:
+            backend.discard(new)
+        if previous is not None:
+            state.save_current(_mark_running(current_backend.restore(previous), current_backend))
+            state.save_previous(None)
+        raise
+
+    if gate.ok and new is not None:
+        live = _mark_running(new, backend)
+        state.save_current(live)
+        return DeployReport(
+            "deployed",
+            target_name,
+            str(state.root),
+            f"deployed and healthy in {gate.waited_s:.1f} s",
+            deployment=live,
+            replaced=previous,
+            health=gate.health,
+            waited_s=gate.waited_s,
+            timeout_s=gate_timeout,
+        )
+    return _roll_back(state, backend, new, previous, current_backend, gate, target_name)
+
+
+def _roll_back(
+    state: StateDir,
+    backend: Target,
+    new: DeploymentState | None,
+    previous: DeploymentState | None,
+    previous_backend: Target | None,
+    gate: GateResult,
+    target_name: str,
+) -> DeployReport:
+    logs = backend.logs(new) if new is not None else ""
+    if new is not None:
+        backend.discard(new)
+    common = dict(health=gate.health, waited_s=gate.waited_s, timeout_s=gate.timeout_s, logs=logs)
+    if previous is None or previous_backend is None:
+        if new is not None:
+            state.save_current(replace(new, status="stopped"))
+        return DeployReport(
+            "failed",
+            target_name,
+            str(state.root),
+            f"the new deployment failed its health gate ({gate.reason}); it was stopped and "
+            "there was no previous deployment to restore",
+            deployment=None,
+            replaced=new,
+            **common,
+        )
+    try:
+        restored = previous_backend.restore(previous)
+        state.save_current(restored)
+        previous_config = _record_config(previous)
+        regate = health_gate(
+            previous_backend,
+            restored,
+            timeout=max(gate.timeout_s, 30.0),
+            api_key=state.read_health_key(),
+            auth=previous_config.gateway.auth,
+            cache_dir=hub_cache_dir(previous_config),
+        )
+    except AutoglmError as exc:
+        return DeployReport(
+            "restore_failed",
+            target_name,
+            str(state.root),
+            f"the new deployment failed its health gate ({gate.reason}) and restoring the previous "
+            f"one failed too: {exc.message}",
+            replaced=new,
+            **common,
+        )
+    live = _mark_running(restored, previous_backend)
+    state.save_current(live)
+    state.save_previous(None)
+    verdict = (
+        "restored and healthy" if regate.ok else f"restored, but it is not healthy either ({regate.reason})"
+    )
+    return DeployReport(
+        "rolled_back",
+        target_name,
+        str(state.root),
+        f"the new deployment failed its health gate ({gate.reason}); the previous one was {verdict}",
+        deployment=live,
+        replaced=new,
+        **common,
+    )
+
+
+def _record_config(record: DeploymentState):
+    """The config a recorded deployment runs with (its snapshot)."""
+    from ...config import load_config
+
+    return load_config(record.config_path, environ={})
+
+
+def _is_current(current: DeploymentState, ctx: LaunchContext, target_name: str, backend: Target) -> bool:
+    if target_name == "docker" and current.image != backend.image_tag(ctx):  # type: ignore[attr-defined]
+        return False  # the code changed: a new image
+    return (
+        current.target == target_name
+        and current.config_hash == ctx.snapshot.hash
+        and current.version == __version__
+        and current.weights_revision == ctx.model.revision
+        and current.port == ctx.port
+    )
+
+
+def _probe(record: DeploymentState, ctx: LaunchContext) -> HealthTarget:
+    return HealthTarget(
+        url=record.url,
+        source="deploy",
+        model=record.model,
+        cache_dir=hub_cache_dir(ctx.config),
+        state=record,
+        container=record.container_name if record.target == "docker" else None,
+        api_key=ctx.state.read_health_key(),
+        auth=ctx.config.gateway.auth,
+    )
+
+
+def _mark_running(record: DeploymentState, backend: Target) -> DeploymentState:
+    ports = dict(record.ports)
+    listening = getattr(backend, "listening_ports", None)
+    if listening is not None:
+        ports["listening"] = listening(record)
+    return replace(record, status="running", ports=ports)
+
+
+# --- --stop and --status ------------------------------------------------------------
+
+
+def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
+    state = StateDir(resolve_state_dir(config, state_dir))
+    current = state.load_current()
+    if current is None:
+        return DeployReport(
+            "stopped", config.deploy.target, str(state.root), "no deployment recorded; nothing to stop"
+        )
+    backend = get_target(current.target)
+    backend.stop(current)
+    stopped = replace(current, status="stopped")
+    state.save_current(stopped)
+    return DeployReport(
+        "stopped",
+        current.target,
+        str(state.root),
+        f"stopped {current.target} deployment {current.name}",
+        deployment=stopped,
+    )
+
+
+def status(config, *, state_dir: str | Path | None = None) -> DeployReport:
+    state = StateDir(resolve_state_dir(config, state_dir))
+    current = state.load_current()
+    if current is None:
+        return DeployReport(
+            "not-running", config.deploy.target, str(state.root), f"no deployment recorded in {state.root}"
+        )
+    backend = get_target(current.target)
+    live = backend.liveness(current)
+    if current.status == "stopped" or not live.alive:
+        detail = "stopped" if current.status == "stopped" else f"not running: {live.detail}"
+        if current.status != "stopped":
+            current = replace(current, status="dead")  # what runs, not what was recorded
+        return DeployReport(
+            "not-running",
+            current.target,
+            str(state.root),
+            detail,
+            deployment=current,
+            replaced=state.load_previous(),
+            liveness=live.detail,
+            logs=backend.logs(current, 15),
+        )
+    listening = getattr(backend, "listening_ports", None)
+    if listening is not None:
+        current = replace(current, ports={**current.ports, "listening": listening(current)})
+    return DeployReport(
+        "status",
+        current.target,
+        str(state.root),
+        f"running: {live.detail}",
+        deployment=current,
+        replaced=state.load_previous(),
+        liveness=live.detail,
+    )

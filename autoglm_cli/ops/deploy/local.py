@@ -1,0 +1,218 @@
+"""`--target local`: `autoglm serve` as a background process, logs in the state dir.
+
+The service runs in its own session (so a terminal's Ctrl-C or hang-up does not
+reach it) with its config snapshot; its pid and the process's start time are
+recorded so a recycled pid is never mistaken for it. Stopping sends SIGTERM to
+the whole process group (gateway + Dask workers), then SIGKILL after a grace time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from ... import __version__
+from ...errors import EnvironmentFailure
+from .base import LaunchContext, Liveness, read_env_file, tail
+from .ports import PortInUse, listening_pids, port_holder, process_ports
+from .state import DeploymentState
+
+STOP_GRACE_S = 15.0
+
+
+def service_environment(secrets: dict[str, str]) -> dict[str, str]:
+    """The service's environment: ours minus config overrides (the snapshot decides), plus secrets."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("AUTOGLM_") and "__" in k)}
+    env.pop("AUTOGLM_CONFIG", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(secrets)
+    return env
+
+
+def serve_command(config_path: str, host: str, port: int) -> tuple[str, ...]:
+    return (
+        sys.executable,
+        "-m",
+        "autoglm_cli",
+        "serve",
+        "--config",
+        config_path,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    )
+
+
+def _process(state: DeploymentState):
+    """The recorded process if it is still the same one (pid reuse-safe), else None."""
+    import psutil
+
+    if state.pid is None:
+        return None
+    try:
+        proc = psutil.Process(state.pid)
+        if state.pid_create_time is not None and abs(proc.create_time() - state.pid_create_time) > 1.0:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            _reap(state.pid)
+            return None
+        return proc
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the service is our own child (in-process callers, tests)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+class LocalTarget:
+    name = "local"
+
+    def plan(self, ctx: LaunchContext) -> list[str]:
+        cmd = " ".join(serve_command(str(ctx.snapshot.path), ctx.host, ctx.port))
+        return [f"run in the background: {cmd}", f"log to {ctx.state.logs}/serve-<time>.log"]
+
+    def prepare(self, ctx: LaunchContext) -> None:
+        pass
+
+    def launch(self, ctx: LaunchContext) -> DeploymentState:
+        import psutil
+
+        command = serve_command(str(ctx.snapshot.path), ctx.host, ctx.port)
+        log_path = ctx.state.ensure().logs / f"serve-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        proc = self._spawn(command, log_path, ctx.secrets)
+        return DeploymentState(
+            target=self.name,
+            name=ctx.config.deploy.name,
+            url=ctx.url,
+            port=ctx.port,
+            version=__version__,
+            config_hash=ctx.snapshot.hash,
+            config_path=str(ctx.snapshot.path),
+            model=ctx.model.name,
+            weights_revision=ctx.model.revision,
+            model_size_gb=ctx.model.size_gb,
+            started_at=time.time(),
+            status="starting",
+            ports={"gateway": ctx.port},
+            pid=proc.pid,
+            pid_create_time=psutil.Process(proc.pid).create_time(),
+            command=command,
+            log_path=str(log_path),
+        )
+
+    def _spawn(self, command: tuple[str, ...], log_path, secrets: dict[str, str]) -> subprocess.Popen:
+        try:
+            with open(log_path, "ab") as log:
+                log.write(
+                    f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} autoglm deploy starts the service\n".encode()
+                )
+                log.flush()
+                return subprocess.Popen(
+                    list(command),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=service_environment(secrets),
+                    start_new_session=True,  # its own process group: stop() signals gateway + workers
+                    close_fds=True,
+                )
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot start `autoglm serve`: {exc}") from None
+
+    def liveness(self, state: DeploymentState) -> Liveness:
+        proc = _process(state)
+        if proc is None:
+            return Liveness(False, f"pid {state.pid} is not running")
+        return Liveness(True, f"pid {state.pid} running")
+
+    def owns_port(self, state: DeploymentState, port: int) -> bool:
+        import psutil
+
+        proc = _process(state)
+        if proc is None:
+            return False
+        try:
+            tree = {proc.pid, *(c.pid for c in proc.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return False
+        return any(pid in tree for pid in listening_pids(port))
+
+    def retire(self, state: DeploymentState) -> None:
+        self.stop(state)
+
+    def restore(self, state: DeploymentState) -> DeploymentState:
+        import psutil
+
+        from ...config import load_config
+
+        holder = port_holder(state.port)
+        if holder is not None:
+            raise PortInUse(holder)
+        secrets = read_env_file(load_config(state.config_path, environ={}).deploy.env_file)
+        log_path = state.log_path or str(self._default_log(state))
+        proc = self._spawn(state.command, log_path, secrets)
+        return replace(
+            state,
+            pid=proc.pid,
+            pid_create_time=psutil.Process(proc.pid).create_time(),
+            started_at=time.time(),
+            status="starting",
+        )
+
+    def _default_log(self, state: DeploymentState):
+        from pathlib import Path
+
+        return Path(state.config_path).parent.parent / "logs" / "serve-restored.log"
+
+    def discard(self, state: DeploymentState) -> None:
+        self.stop(state)
+
+    def stop(self, state: DeploymentState) -> None:
+        import psutil
+
+        proc = _process(state)
+        if proc is None:
+            return
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = [proc]
+        # SIGTERM to the service only: it closes its Dask cluster itself. Signalling the whole
+        # group at once would make Dask's nannies restart workers while the service shuts down.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            _reap(proc.pid)
+            _, alive = psutil.wait_procs(procs, timeout=0.1)
+            if not alive:
+                break
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: workers it started, too
+            for p in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
+            psutil.wait_procs(procs, timeout=5)
+        _reap(proc.pid)
+        self._wait_port_free(state.port)
+
+    def _wait_port_free(self, port: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while listening_pids(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def logs(self, state: DeploymentState, lines: int = 40) -> str:
+        return tail(state.log_path, lines)
+
+    def listening_ports(self, state: DeploymentState) -> list[int]:
+        return process_ports(state.pid) if state.pid else []

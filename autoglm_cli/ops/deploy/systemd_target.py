@@ -1,0 +1,271 @@
+"""`--target systemd`: a hardened unit for `autoglm serve`.
+
+Without `--install` the unit is only rendered (and checked with
+`systemd-analyze verify` where that exists). With `--install` it is written to
+`deploy.systemd.unit_dir`, then `systemctl daemon-reload` and `enable --now`
+(or `restart` when it already runs); the unit it replaces is kept in the state
+directory so a failed health gate can put it back.
+
+GPUs: `DevicePolicy=closed` with `DeviceAllow=char-nvidia*` (systemd globs device
+group names: /dev/nvidia0.., nvidiactl, nvidia-uvm, nvidia-caps) keeps the GPUs
+visible; `PrivateDevices=` is deliberately absent because it would hide them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ... import __version__
+from ...errors import EnvironmentFailure
+from ...redact import redact
+from .base import LaunchContext, Liveness
+from .model_info import health_timeout, hub_cache_dir
+from .state import DeploymentState, atomic_write
+
+
+@dataclass(frozen=True)
+class UnitCheck:
+    tool: str  # "systemd-analyze verify" or "" when not available
+    ok: bool
+    output: str
+
+
+def unit_name(name: str) -> str:
+    return name if name.endswith(".service") else f"{name}.service"
+
+
+def service_user(configured: str | None) -> str:
+    if configured:
+        return configured
+    return os.environ.get("SUDO_USER") or pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _quote(value: str) -> str:
+    """A word for ExecStart= (systemd splits like a shell; % is systemd's specifier)."""
+    return shlex.quote(value).replace("%", "%%")
+
+
+def render_unit(ctx: LaunchContext) -> str:
+    """The unit file text for this deployment."""
+    config = ctx.config
+    settings = config.deploy.systemd
+    state_dir = ctx.state.root
+    cache = hub_cache_dir(config)
+    start_timeout = int(health_timeout(config, ctx.model))
+    exec_start = " ".join(
+        _quote(part)
+        for part in (
+            sys.executable,
+            "-m",
+            "autoglm_cli",
+            "serve",
+            "--config",
+            str(ctx.snapshot.path),
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
+        )
+    )
+    lines = [
+        "# Rendered by `autoglm deploy --target systemd`; rerun it instead of editing.",
+        f"# autoglm {__version__}, config {ctx.snapshot.hash[:16]}, model {ctx.model.name}",
+        "[Unit]",
+        f"Description=autoglm LLM service {config.deploy.name} (OpenAI-compatible gateway + Dask workers)",
+        "Documentation=man:systemd.exec(5)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "StartLimitIntervalSec=300",
+        "StartLimitBurst=5",
+        "",
+        "[Service]",
+        "Type=exec",
+        f"User={service_user(settings.user)}",
+        f"WorkingDirectory={state_dir}",
+    ]
+    if config.deploy.env_file:
+        # Secrets (HF_TOKEN, upstream API keys) stay in this file, never in the unit.
+        lines.append(f"EnvironmentFile={Path(config.deploy.env_file).expanduser().resolve()}")
+    lines += [
+        "Environment=PYTHONUNBUFFERED=1",
+        f"Environment=HF_HUB_CACHE={cache}",
+        f"ExecStart={exec_start}",
+        "Restart=always",
+        "RestartSec=5",
+        # A slow model load is normal: give start and stop room.
+        f"TimeoutStartSec={start_timeout}",
+        "TimeoutStopSec=30",
+        "KillMode=mixed",
+        "",
+        "# Hardening",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        f"ReadWritePaths=-{state_dir} -{cache}",
+        "PrivateTmp=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "# GPUs stay visible: every NVIDIA device group, present and future",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-nvidia* rw",
+    ]
+    lines += [
+        f"DeviceAllow={node} rw" for node in sorted(glob.glob("/dev/nvidia*")) if not os.path.isdir(node)
+    ]
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def verify_unit(text: str, name: str) -> UnitCheck:
+    """`systemd-analyze verify` on the rendered text, where the tool exists."""
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        return UnitCheck("", True, "systemd-analyze not found; unit not verified")
+    with tempfile.TemporaryDirectory(prefix="autoglm-unit-") as tmp:
+        path = Path(tmp) / unit_name(name)
+        path.write_text(text)
+        proc = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, cwd=tmp)
+    output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if line.strip())
+    return UnitCheck("systemd-analyze verify", proc.returncode == 0, redact(output))
+
+
+def systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def _systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise EnvironmentFailure(
+            f"`systemctl {' '.join(args)}` failed: {redact(proc.stderr.strip())[:300]}",
+            remedy="Run deploy as root (or with sudo) on a machine booted with systemd.",
+        )
+    return proc
+
+
+class SystemdTarget:
+    name = "systemd"
+
+    def plan(self, ctx: LaunchContext) -> list[str]:
+        unit = unit_name(ctx.config.deploy.name)
+        return [
+            f"write {Path(ctx.config.deploy.systemd.unit_dir) / unit}",
+            f"systemctl daemon-reload; systemctl enable --now {unit} (restart when running)",
+        ]
+
+    def prepare(self, ctx: LaunchContext) -> None:
+        if not systemd_running():
+            raise EnvironmentFailure(
+                "systemd is not running on this machine (no /run/systemd/system)",
+                remedy="Install on a systemd host, or render the unit without --install and copy it there.",
+            )
+        check = verify_unit(render_unit(ctx), ctx.config.deploy.name)
+        if not check.ok:
+            raise EnvironmentFailure(f"the rendered unit does not verify:\n{check.output}")
+
+    def launch(self, ctx: LaunchContext) -> DeploymentState:
+        unit = unit_name(ctx.config.deploy.name)
+        text = render_unit(ctx)
+        copy = ctx.state.ensure().root / "units" / f"{ctx.snapshot.hash[:16]}.service"
+        atomic_write(copy, text)
+        path = Path(ctx.config.deploy.systemd.unit_dir) / unit
+        self._install(copy, path, unit)
+        return DeploymentState(
+            target=self.name,
+            name=ctx.config.deploy.name,
+            url=ctx.url,
+            port=ctx.port,
+            version=__version__,
+            config_hash=ctx.snapshot.hash,
+            config_path=str(ctx.snapshot.path),
+            model=ctx.model.name,
+            weights_revision=ctx.model.revision,
+            model_size_gb=ctx.model.size_gb,
+            started_at=time.time(),
+            status="starting",
+            ports={"gateway": ctx.port},
+            unit_name=unit,
+            unit_path=str(path),
+            log_path=str(copy),  # the unit file this deployment runs from
+        )
+
+    def _install(self, source: Path, path: Path, unit: str) -> None:
+        try:
+            atomic_write(path, source.read_text())
+        except OSError as exc:
+            raise EnvironmentFailure(
+                f"cannot write {path}: {exc.strerror or exc}", remedy="Run deploy as root (or with sudo)."
+            ) from None
+        _systemctl("daemon-reload")
+        active = _systemctl("is-active", unit, check=False).stdout.strip() == "active"
+        _systemctl("enable", unit)
+        _systemctl("restart" if active else "start", unit)
+
+    def _main_pid(self, unit: str) -> int:
+        out = _systemctl("show", "-p", "MainPID", "--value", unit, check=False).stdout.strip()
+        return int(out) if out.isdigit() else 0
+
+    def liveness(self, state: DeploymentState) -> Liveness:
+        if not systemd_running():
+            return Liveness(False, "systemd is not running here")
+        unit = state.unit_name or unit_name(state.name)
+        status = _systemctl("is-active", unit, check=False).stdout.strip()
+        return Liveness(status == "active", f"{unit} is {status}, main pid {self._main_pid(unit)}")
+
+    def owns_port(self, state: DeploymentState, port: int) -> bool:
+        from .ports import listening_pids
+
+        pid = self._main_pid(state.unit_name or unit_name(state.name))
+        if not pid:
+            return False
+        import psutil
+
+        try:
+            tree = {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return False
+        return any(p in tree for p in listening_pids(port))
+
+    def retire(self, state: DeploymentState) -> None:
+        # Nothing to stop first: installing the new unit restarts the service.
+        pass
+
+    def restore(self, state: DeploymentState) -> DeploymentState:
+        copy = Path(state.log_path or "")
+        if not copy.is_file():
+            raise EnvironmentFailure(f"the previous unit file {copy} is gone; nothing to restore")
+        self._install(copy, Path(state.unit_path or ""), state.unit_name or unit_name(state.name))
+        return replace(state, status="starting", started_at=time.time())
+
+    def discard(self, state: DeploymentState) -> None:
+        unit = state.unit_name or unit_name(state.name)
+        _systemctl("disable", "--now", unit, check=False)
+        if state.unit_path:
+            Path(state.unit_path).unlink(missing_ok=True)
+        _systemctl("daemon-reload", check=False)
+
+    def stop(self, state: DeploymentState) -> None:
+        _systemctl("disable", "--now", state.unit_name or unit_name(state.name))
+
+    def logs(self, state: DeploymentState, lines: int = 40) -> str:
+        if shutil.which("journalctl") is None:
+            return ""
+        proc = subprocess.run(
+            ["journalctl", "-u", state.unit_name or unit_name(state.name), "-n", str(lines), "--no-pager"],
+            capture_output=True,
+            text=True,
+        )
+        return redact(proc.stdout)

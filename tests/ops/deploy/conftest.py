@@ -1,0 +1,76 @@
+"""Fixtures for deploy tests: a real Docker engine (or a clear skip), free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+BASE_IMAGE_ENV = "AUTOGLM_BASE_IMAGE"
+DEFAULT_BASE_IMAGE = "autoglm-base:test"
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """(client, base image) for a real engine; skips, saying why, where none can be used."""
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+    except ImportError:  # pragma: no cover - docker is a core dependency
+        pytest.skip("the docker SDK is not installed")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        pytest.skip(
+            f"no Docker engine answers ({str(exc)[:120]}); as root, .ci/setup-system installs and starts one"
+        )
+    base = os.environ.get(BASE_IMAGE_ENV, DEFAULT_BASE_IMAGE)
+    try:
+        client.images.get(base)
+    except ImageNotFound:
+        pytest.skip(
+            f"base image {base} is missing; .ci/setup-system builds it with debootstrap (no registry here)"
+        )
+    return client, base
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def deployments(tmp_path):
+    """A state dir for the test's deployments; whatever is still running at the end is stopped."""
+    from autoglm_cli.config import parse_config
+    from autoglm_cli.ops.deploy import stop
+
+    state_dir = tmp_path / "state"
+    yield state_dir
+    if (state_dir / "deployment.json").exists():
+        stop(parse_config("", environ={}), state_dir=state_dir)
+
+
+def simulated_config(path, *, port: int, state_dir, model: str = "sim-glm", broken: bool = False) -> str:
+    """A runnable config (simulated backend: the real gateway, scheduler and Dask, no model math).
+
+    `broken`: the model's weights point at a folder that does not exist, so its node fails
+    to load; the service starts, but never becomes ready.
+    """
+    backend = (
+        f"{{backend: transformers, source: {path.parent / 'no-such-model'}}}"
+        if broken
+        else "{backend: simulated, options: {a: 0.005, b: 0.0, c: 0.001, output_tokens: 5}}"
+    )
+    path.write_text(
+        f"model_pool: {{default: {model}}}\n"
+        "scheduler: static\n"
+        f"models:\n  {model}: {backend}\n"
+        "workers: {engine: dask, count: 1}\n"
+        f"gateway: {{host: 127.0.0.1, port: {port}, keys_file: {path.parent / 'keys.json'}}}\n"
+        f"deploy: {{state_dir: {state_dir}, health_timeout: 60s}}\n"
+    )
+    return str(path)
