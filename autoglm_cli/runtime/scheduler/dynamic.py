@@ -223,7 +223,7 @@ class DynamicScheduler:
 
     def on_start(self, task: Task, node: Node) -> None:
         """`task` started running on `node` (optional: without it, a task's age counts from
-        its dispatch, which is the same thing when the node starts work at once)."""
+        its dispatch, or, on a node that queues, from the end of the task it waited behind)."""
         times = _inflight(node).get(task.id)
         if times is not None:
             times[1] = self._clock()
@@ -232,7 +232,17 @@ class DynamicScheduler:
         self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
     ) -> None:
         """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
-        _inflight(node).pop(task.id, None)
+        inflight = _inflight(node)
+        order = list(inflight)
+        if inflight.pop(task.id, None) is not None:
+            # A node that queues what it cannot run yet serves its queue in order: when a running
+            # task ends, the oldest waiting one starts now. Without this, when the runtime cannot
+            # see starts, a task's age would count its wait in the node's queue too.
+            slots = self._slots(node)
+            if order.index(task.id) < slots < len(order):
+                times = inflight.get(order[slots])
+                if times is not None and times[1] is None:
+                    times[1] = self._clock()
         if ok and service_time >= 0:
             self._learn_service(node, service_time)
         if rtt is not None and rtt >= 0:
@@ -405,13 +415,13 @@ class DynamicScheduler:
         if outstanding < slots:
             return node.rtt_ewma + service
         now = self._clock()
-        # The oldest tasks the policy sent there are the ones running.
-        ages = sorted(
-            (now - (started if started is not None else sent) for sent, started in _inflight(node).values()),
-            reverse=True,
-        )
         running = min(outstanding, slots)
-        known = ages[:running]
+        # The oldest tasks the policy sent there (first in, in order) are the ones running; a
+        # task's age counts from its start where known, else from its dispatch.
+        known = [
+            now - (started if started is not None else sent)
+            for sent, started in list(_inflight(node).values())[:running]
+        ]
         remaining = sum(max(service, age) for age in known) + service * (running - len(known))
         remaining += service * (outstanding - running)  # queued behind them
         return node.rtt_ewma + remaining / slots + service

@@ -90,6 +90,27 @@ def test_a_long_running_task_counts_more_than_its_mean(clock):
     assert sched.route_task(task(3)).id == young.id
 
 
+def test_a_task_that_waited_in_a_node_queue_is_not_taken_for_a_long_one(clock):
+    # No on_start (the runtime cannot see when a queued request starts): a waiting task's age
+    # must count from the end of the one ahead of it, not from its dispatch.
+    sched = make(clock, max_outstanding_per_slot=None)
+    a = ready(sched, "a")
+    learn(sched, "a", 1.0)
+    for n in (1, 2):  # both on a, the only node yet: t2 waits behind t1
+        assert sched.route_task(task(n)) is a
+        a.running += 1
+    clock.advance(25.0)
+    b = ready(sched, "b")
+    learn(sched, "b", 1.0)
+    assert sched.route_task(task(3)) is b  # b is idle
+    b.running += 1
+    clock.advance(5.0)
+    sched.on_completion(task(1), a, 30.0, True)  # t1 was a long one; t2 starts now, 30 s after dispatch
+    a.running -= 1
+    # b's t3 has run 5 s (likely a long one), a's t2 has just started: a finishes a new task first.
+    assert sched.route_task(task(4)) is a
+
+
 def test_only_ready_nodes_serving_the_model_are_candidates(clock):
     sched = make(clock)
     sched.add_node(Node("starting", frozenset({"m"}), state=NodeState.STARTING))
