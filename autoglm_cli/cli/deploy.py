@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
 from .context import start
-from .health import StateDirOption, health_table
-from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
+from .health import health_table
+from .options import (
+    ConfigOption,
+    DryRunOption,
+    ForceOption,
+    JsonOption,
+    QuietOption,
+    StateDirOption,
+    TargetOption,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,18 +25,6 @@ if TYPE_CHECKING:
     from ..ops.deploy import DeployReport
 
 HELP = "Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback."
-
-
-class TargetChoice(str, enum.Enum):
-    local = "local"
-    docker = "docker"
-    systemd = "systemd"
-
-
-TargetOption = Annotated[
-    Optional[TargetChoice],
-    typer.Option("--target", "-t", help="Where to run the service (default: deploy.target, else local)."),
-]
 
 
 def command(
@@ -51,9 +46,7 @@ def command(
     port: Annotated[
         Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: gateway.port).")
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Redeploy even when the running one is current.")
-    ] = False,
+    force: ForceOption = False,
     timeout: Annotated[
         Optional[float],
         typer.Option(

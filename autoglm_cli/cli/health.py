@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
 from .context import start
-from .options import ConfigOption, JsonOption, QuietOption
+from .options import ConfigOption, JsonOption, QuietOption, StateDirOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,13 +19,6 @@ if TYPE_CHECKING:
 HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics, GPU, disk."
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
-
-StateDirOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--state-dir", help="The deployment's state directory (default: deploy.state_dir, else ./.autoglm)."
-    ),
-]
 
 
 def health_table(report: HealthReport, *, title: str | None = None) -> Table:

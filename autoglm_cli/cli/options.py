@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,6 +30,29 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without aski
 JobsOption = Annotated[
     Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: one per CPU core).")
 ]
+
+
+StateDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--state-dir", help="The deployment's state directory (default: deploy.state_dir, else ./.autoglm)."
+    ),
+]
+
+
+class TargetChoice(str, enum.Enum):
+    local = "local"
+    docker = "docker"
+    systemd = "systemd"
+
+
+TargetOption = Annotated[
+    Optional[TargetChoice],
+    typer.Option("--target", "-t", help="Where to run the service (default: deploy.target, else local)."),
+]
+
+
+ForceOption = Annotated[bool, typer.Option("--force", help="Redeploy even when the running one is current.")]
 
 
 def typer_app(**kwargs) -> typer.Typer:

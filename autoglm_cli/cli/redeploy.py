@@ -7,9 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .context import start
-from .deploy import TargetOption
-from .health import StateDirOption
-from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
+from .options import (
+    ConfigOption,
+    DryRunOption,
+    ForceOption,
+    JsonOption,
+    QuietOption,
+    StateDirOption,
+    TargetOption,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,9 +37,7 @@ def command(
         Optional[list[str]], typer.Option("--only", help="Run only this step (repeatable).")
     ] = None,
     target: TargetOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Redeploy even when the running one is current.")
-    ] = False,
+    force: ForceOption = False,
     state_dir: StateDirOption = None,
     dry_run: DryRunOption = False,
     config: ConfigOption = None,
