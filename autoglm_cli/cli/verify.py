@@ -204,11 +204,7 @@ def _verify(
             fail_on_extra=fail_on_extra,
             progress=progress,
         )
-    if run.out.mode is Mode.QUIET and not silent:
-        # sha256sum --quiet: only the lines that need attention.
-        for result in report.failures:
-            run.out.data(f"{_label(result)}: {result.status.value.upper()} ({result.detail})")
-    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+    return _show(run, report, silent=silent)
 
 
 def _verify_hub(
@@ -251,7 +247,12 @@ def _verify_hub(
             fail_on_extra=fail_on_extra,
             progress=progress,
         )
+    return _show(run, report, silent=silent)
+
+
+def _show(run: Invocation, report: VerifyReport, *, silent: bool) -> int:
     if run.out.mode is Mode.QUIET and not silent:
+        # sha256sum --quiet: only the lines that need attention.
         for result in report.failures:
             run.out.data(f"{_label(result)}: {result.status.value.upper()} ({result.detail})")
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
