@@ -117,11 +117,33 @@ def retry_after_of(error: BaseException) -> float | None:
     return None
 
 
+RetryIf = Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...]
+
+
+def _predicate(retry_if: RetryIf) -> Callable[[Exception], bool]:
+    """`retry_if` as a predicate: exception types become an isinstance check."""
+    if isinstance(retry_if, (type, tuple)):
+        types_ = retry_if
+        return lambda exc: isinstance(exc, types_)
+    return retry_if
+
+
+def _announce(
+    policy: RetryPolicy, attempt: int, exc: Exception, on_retry: Callable[[RetryAttempt], Any] | None
+) -> float:
+    """The wait after failed `attempt`, told to the listener before anyone waits."""
+    delay = policy.delay(attempt, retry_after_of(exc))
+    listener = on_retry or policy.on_retry
+    if listener is not None:
+        listener(RetryAttempt(attempt, policy.tries, exc, delay))
+    return delay
+
+
 def call_with_retry(
     fn: Callable[[], T],
     *,
     policy: RetryPolicy = DEFAULT_RETRY,
-    retry_if: Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...] = Exception,
+    retry_if: RetryIf = Exception,
     on_retry: Callable[[RetryAttempt], Any] | None = None,
 ) -> T:
     """Call `fn` until it succeeds or `policy.tries` attempts failed.
@@ -130,23 +152,14 @@ def call_with_retry(
     retried; anything else, and the last failure, propagates unchanged.
     KeyboardInterrupt and SystemExit are never retried.
     """
-    if isinstance(retry_if, (type, tuple)):
-        types_ = retry_if
-
-        def should_retry(exc: Exception) -> bool:
-            return isinstance(exc, types_)
-    else:
-        should_retry = retry_if
+    should_retry = _predicate(retry_if)
     for attempt in range(1, policy.tries + 1):
         try:
             return fn()
         except Exception as exc:
             if attempt >= policy.tries or not should_retry(exc):
                 raise
-            delay = policy.delay(attempt, retry_after_of(exc))
-            listener = on_retry or policy.on_retry
-            if listener is not None:
-                listener(RetryAttempt(attempt, policy.tries, exc, delay))
+            delay = _announce(policy, attempt, exc, on_retry)
             policy.wait(delay)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
@@ -155,7 +168,7 @@ async def call_with_retry_async(
     fn: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy = DEFAULT_RETRY,
-    retry_if: Callable[[Exception], bool] | type[Exception] | tuple[type[Exception], ...] = Exception,
+    retry_if: RetryIf = Exception,
     on_retry: Callable[[RetryAttempt], Any] | None = None,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> T:
@@ -163,22 +176,13 @@ async def call_with_retry_async(
     (default `asyncio.sleep`), so an event loop keeps serving others meanwhile."""
     import asyncio
 
-    if isinstance(retry_if, (type, tuple)):
-        types_ = retry_if
-
-        def should_retry(exc: Exception) -> bool:
-            return isinstance(exc, types_)
-    else:
-        should_retry = retry_if
+    should_retry = _predicate(retry_if)
     for attempt in range(1, policy.tries + 1):
         try:
             return await fn()
         except Exception as exc:
             if attempt >= policy.tries or not should_retry(exc):
                 raise
-            delay = policy.delay(attempt, retry_after_of(exc))
-            listener = on_retry or policy.on_retry
-            if listener is not None:
-                listener(RetryAttempt(attempt, policy.tries, exc, delay))
+            delay = _announce(policy, attempt, exc, on_retry)
             await (sleep or asyncio.sleep)(delay)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
