@@ -69,7 +69,9 @@ ROUTING_SEEDS = (11, 12, 13, 14, 15)
 
 def goal_routing() -> dict:
     """Per seed: anchors vs least-expected-completion with immediate dispatch (routing alone,
-    like the anchors) and with the gateway queue (late binding: one task per node slot)."""
+    like the anchors) and with the gateway queue (late binding: one task per node slot); and,
+    for what the per-task estimates bring, immediate dispatch without them (tasks counted at the
+    mean) and with them but an uninformative max_tokens (4096 on every request)."""
     per_seed = []
     for seed in ROUTING_SEEDS:
         scenario = sc.routing(seed=seed)
@@ -77,10 +79,20 @@ def goal_routing() -> dict:
         for name in ("random", "round-robin"):
             pool = FixedPool(4, name, rng=sc.seeded(seed))
             runs[name] = Simulation(pool, scenario.trace, autoscale=False).run().latency
-        for name, limit in (("lect-immediate", None), ("lect-gateway-queue", 1)):
+        variants = (
+            ("lect-immediate", None, True, None),
+            ("lect-gateway-queue", 1, True, None),
+            ("lect-no-estimates", None, False, None),
+            ("lect-max-tokens-4096", None, True, 4096),
+        )
+        for name, limit, estimates, max_tokens in variants:
             clock = SimClock()
-            policy = dynamic(clock, min_workers=4, max_workers=4, max_outstanding_per_slot=limit)
-            sim = Simulation(policy, scenario.trace, clock=clock, autoscale=False, initial_workers=4)
+            policy = dynamic(
+                clock, min_workers=4, max_workers=4, max_outstanding_per_slot=limit, task_cost=estimates
+            )
+            sim = Simulation(
+                policy, scenario.trace, clock=clock, autoscale=False, initial_workers=4, max_tokens=max_tokens
+            )
             runs[name] = sim.run().latency
         per_seed.append(
             {
@@ -101,12 +113,14 @@ def goal_routing() -> dict:
         }
 
     immediate, queued = gains("lect-immediate"), gains("lect-gateway-queue")
+    ablations = {name: gains(name) for name in ("lect-no-estimates", "lect-max-tokens-4096")}
     return {
         "scenario": sc.routing(seed=ROUTING_SEEDS[0]).note
         + f", seeds {ROUTING_SEEDS[0]}..{ROUTING_SEEDS[-1]}",
         "per_seed": per_seed,
         "immediate": immediate,
         "gateway_queue": queued,
+        "ablations": ablations,
         "ok": queued["mean_vs_random_min"] >= 2 and queued["p99_vs_round_robin_min"] >= 1.5,
     }
 
@@ -127,13 +141,19 @@ def render(results: dict) -> str:
         f"goal 3, routing ({r['scenario']}):",
     ]
     first = r["per_seed"][0]
-    for name in ("lect-gateway-queue", "lect-immediate", "random", "round-robin"):
+    names = ("lect-gateway-queue", "lect-immediate", "lect-no-estimates", "lect-max-tokens-4096")
+    for name in (*names, "random", "round-robin"):
         lines.append(
-            f"  seed {first['seed']}: {name:19s} mean {first[name + '_mean_s']:6.2f} s"
+            f"  seed {first['seed']}: {name:20s} mean {first[name + '_mean_s']:6.2f} s"
             f"   p99 {first[name + '_p99_s']:6.2f} s"
         )
-    for label, key in (("gateway queue (runtime)", "gateway_queue"), ("immediate dispatch", "immediate")):
-        g = r[key]
+    rows = (
+        ("gateway queue (runtime)", r["gateway_queue"]),
+        ("immediate dispatch", r["immediate"]),
+        ("  without task estimates", r["ablations"]["lect-no-estimates"]),
+        ("  max_tokens 4096 always", r["ablations"]["lect-max-tokens-4096"]),
+    )
+    for label, g in rows:
         mean = f"x{g['mean_vs_random_min']:.2f} min / x{g['mean_vs_random_median']:.2f} median"
         p99 = f"x{g['p99_vs_round_robin_min']:.2f} min / x{g['p99_vs_round_robin_median']:.2f} median"
         lines.append(

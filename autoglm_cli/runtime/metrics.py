@@ -54,6 +54,11 @@ class Metrics:
         self.actual_nodes = Gauge(
             "autoglm_scheduler_actual_nodes", "Nodes starting or ready (serving soon or now)", registry=r
         )
+        self.task_estimate_error = Gauge(
+            "autoglm_scheduler_task_estimate_error",
+            "How far per-request service-time estimates are off: mean |actual/estimate - 1|, 0..1",
+            registry=r,
+        )
         self.scale_events = Counter(
             "autoglm_scheduler_scale_events",
             "Changes of the desired node count, by direction and reason",

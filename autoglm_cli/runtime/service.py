@@ -735,6 +735,9 @@ class Runtime:
         wanted = self.scheduler.adjust_workers(load)
         if wanted is None:
             wanted = getattr(self.scheduler, "desired_workers", None)
+        task_cost = getattr(self.scheduler, "task_cost", None)  # the dynamic policy's estimates
+        if task_cost is not None and task_cost.ready:
+            self.metrics.task_estimate_error.set(task_cost.relative_error)
         if wanted is not None and self.catalogue.worker_models:
             await self._scale(wanted)
         await self._reconcile_workers()

@@ -132,6 +132,10 @@ def test_scale_events_show_on_metrics_and_as_json_log_lines(caplog):
         'autoglm_queue_depth{priority="low"}',
     ):
         assert name in metrics
+    # Every request is the same length here: the per-request estimates are close to exact.
+    (line,) = [x for x in metrics.splitlines() if x.startswith("autoglm_scheduler_task_estimate_error ")]
+    error = float(line.split()[1])
+    assert 0.0 <= error < 0.5
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "autoglm.scale"]
     ups = [e for e in events if e["direction"] == "up"]
     assert ups and ups[0]["from"] == 1 and ups[0]["reason"] == "panic"

@@ -178,8 +178,14 @@ class Simulation:
         autoscale: bool = True,
         model: str = "sim",
         priority_of: Sequence[int] | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.policy = policy
+        # The `max_tokens` clients send: None, each request's own output length (a perfect
+        # predictor, like a trace replay); a number, that bound on every request while outputs
+        # stop at the trace's length (end of text), so it predicts nothing.
+        self.max_tokens = max_tokens
+        self._generated: dict[str, int] = {}
         self.trace = trace
         self.name = name
         self.service = service or ServiceModel()
@@ -222,10 +228,11 @@ class Simulation:
                 id=str(index),
                 model=self.model,
                 prompt_tokens=request.prompt_tokens,
-                max_tokens=request.generated_tokens,
+                max_tokens=self.max_tokens or request.generated_tokens,
                 priority=priority,  # type: ignore[arg-type]
                 arrived_at=request.offset_s,
             )
+            self._generated[task.id] = request.generated_tokens
             self._at(request.offset_s, "arrival", task)
         self._outstanding = len(self.trace)
         if self.autoscale:
@@ -268,7 +275,7 @@ class Simulation:
         sim_node.node.queued -= 1
         sim_node.node.running += 1
         self.policy.on_start(task, sim_node.node)
-        seconds = self.service.seconds(task.prompt_tokens, task.max_tokens)
+        seconds = self.service.seconds(task.prompt_tokens, self._generated[task.id])
         self._at(self.now + seconds, "finish", (sim_node, task, seconds))
 
     def _on_finish(self, payload: tuple[_SimNode, Task, float]) -> None:

@@ -18,9 +18,12 @@ returned pool size. Time comes from the injected clock. The three decisions:
   scale-up (hysteresis: no down-then-up flip inside one window), or after a short
   release window when demand collapsed (a burst is over).
 - `route_task(task)`: least expected completion time over ready nodes that serve
-  the model: the work ahead of it (queued + running, a running task counted at
-  max(mean, its age)) x the node's service time + its network RTT; with many
-  nodes, the better of two random candidates (power of two choices).
+  the model: the node's network RTT + the work ahead of the task (each task queued
+  or running there at its own estimate from task_cost.py, less what a running one
+  has done) + the task's own estimate, all scaled by the node's learned speed; with
+  many nodes, the better of two random candidates (power of two choices). While the
+  estimates are poor (or not learned yet) a running task counts at max(estimate,
+  its age): with heavy-tailed service times a task 30 s in is likely a long one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
+from .task_cost import TaskCostModel
 
 ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
 
@@ -56,7 +60,9 @@ class DynamicSettings:
     release_window_s: float = 3.0  # a collapse in demand this long releases capacity early
     release_fraction: float = 0.5  # what counts as a collapse: recommendations at most this share
     service_time_prior_s: float = 1.0  # before the first completion is seen
-    node_alpha: float = 0.2  # EWMA weight of a node's service time and RTT
+    node_alpha: float = 0.2  # EWMA weight of a node's speed and RTT
+    task_cost: bool = True  # estimate each task's service time from its token counts (task_cost.py)
+    task_cost_memory: float = 500.0  # completions the estimate mostly rests on
     mean_alpha: float = 0.01  # EWMA weight of the pool's mean service time (capacity planning)
     power_of_two_above: int = 8  # more ready candidates than this: sample two
     max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
@@ -134,7 +140,9 @@ class DynamicScheduler:
         self.nodes: dict[str, Node] = {}
         self.mean_service_s = s.service_time_prior_s
         self._seen_service = False
-        self._pool_log_service: float | None = None
+        self._pool_log_speed: float | None = None  # the pool's mean log(actual / estimate)
+        self._pool_speed_samples = 0
+        self.task_cost = TaskCostModel(memory=s.task_cost_memory)
         self.gateway_queue = 0
         # Observable state (the runtime exports these as metrics).
         self.predicted_load = 0.0
@@ -244,29 +252,33 @@ class DynamicScheduler:
                 if times is not None and times[1] is None:
                     times[1] = self._clock()
         if ok and service_time >= 0:
-            self._learn_service(node, service_time)
+            self._learn_service(task, node, service_time)
         if rtt is not None and rtt >= 0:
             a = self.settings.node_alpha
             node.rtt_ewma = rtt if node.rtt_ewma == 0.0 else node.rtt_ewma + a * (rtt - node.rtt_ewma)
 
-    def _learn_service(self, node: Node, service_s: float) -> None:
+    def _learn_service(self, task: Task, node: Node, service_s: float) -> None:
         s = self.settings
-        # A node's speed is tracked in log space (a geometric mean), relative to the
-        # pool's: one long task of a heavy-tailed mix must not make a node look slow.
-        sample = math.log(max(service_s, 1e-6))
-        log_ewma = node.extra.get("log_service")
-        log_ewma = sample if log_ewma is None else log_ewma + s.node_alpha * (sample - log_ewma)
-        node.extra["log_service"] = log_ewma
-        node.service_time_ewma = math.exp(log_ewma)
-        if self._pool_log_service is None:
-            self._pool_log_service = sample
-        else:
-            self._pool_log_service += s.mean_alpha * (sample - self._pool_log_service)
+        # A node's speed is how much longer than expected its tasks take, tracked in log space
+        # (a geometric mean) relative to the pool's: one long task of a heavy-tailed mix must not
+        # make a node look slow, and a node that got the long tasks is not slow either.
+        expected = self.task_cost.estimate(task) if s.task_cost else None
+        if expected is None and self._seen_service:
+            expected = self.mean_service_s
+        if expected is not None:
+            sample = math.log(max(service_s, 1e-6) / expected)
+            node.extra["speed_samples"] = n = node.extra.get("speed_samples", 0) + 1
+            node.extra["log_speed"] = _average(node.extra.get("log_speed"), sample, s.node_alpha, n)
+            self._pool_speed_samples = n = self._pool_speed_samples + 1
+            self._pool_log_speed = _average(self._pool_log_speed, sample, s.mean_alpha, n)
+        if s.task_cost:
+            self.task_cost.observe(task, service_s)
         # Capacity planning needs the arithmetic mean: the pool must absorb the long tasks too.
         if not self._seen_service:
             self.mean_service_s, self._seen_service = service_s, True
         else:
             self.mean_service_s += s.mean_alpha * (service_s - self.mean_service_s)
+        node.service_time_ewma = self.node_service_s(node)
 
     # --- the Scheduler protocol ---------------------------------------------------------
 
@@ -375,8 +387,8 @@ class DynamicScheduler:
             pool = with_room or candidates
             if len(pool) > self.settings.power_of_two_above:
                 pool = self._rng.sample(pool, 2)
-            best = min(pool, key=lambda n: (self.expected_completion_s(n), self._rng.random()))
-        _inflight(best)[task.id] = [self._clock(), None]
+            best = min(pool, key=lambda n: (self.expected_completion_s(n, task), self._rng.random()))
+        _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
         return best
 
     # --- helpers ----------------------------------------------------------------------------
@@ -395,36 +407,58 @@ class DynamicScheduler:
         """
         return any(n.healthy and n.serves(model) and self._has_room(n) for n in self.nodes.values())
 
+    def _speed(self, node: Node) -> float:
+        """How much longer than the pool's average `node` takes for the same task (1.0: average)."""
+        log_node = node.extra.get("log_speed")
+        if log_node is None or self._pool_log_speed is None:
+            return 1.0
+        return math.exp(log_node - self._pool_log_speed)
+
+    def _task_seconds(self, task: Task) -> float:
+        """`task`'s expected service time on an average node: its estimate, else the pool's mean."""
+        estimate = self.task_cost.estimate(task) if self.settings.task_cost else None
+        return self.mean_service_s if estimate is None else estimate
+
+    def _estimate_doubt(self) -> float:
+        """How far off task estimates are (0: exact .. 1: no better than not knowing)."""
+        if not self.settings.task_cost or not self.task_cost.ready:
+            return 1.0
+        return self.task_cost.relative_error
+
     def node_service_s(self, node: Node) -> float:
         """The mean service time on `node`: the pool's mean, scaled by the node's relative speed."""
-        log_node = node.extra.get("log_service")
-        if log_node is None or self._pool_log_service is None:
-            return self.mean_service_s
-        return self.mean_service_s * math.exp(log_node - self._pool_log_service)
+        return self.mean_service_s * self._speed(node)
 
-    def expected_completion_s(self, node: Node) -> float:
-        """When a task sent to `node` now would be done: RTT + the wait for a slot + its service.
+    def expected_completion_s(self, node: Node, task: Task | None = None) -> float:
+        """When `task` (None: a task of average size) sent to `node` now would be done: RTT +
+        the wait for a slot + its own service.
 
-        A running task is expected to need max(mean, its age) more: with heavy-tailed
-        service times the expected remaining time grows with the time already spent
-        (a task 30 s in is likely a long one), which task counts alone cannot see.
+        The wait counts each task the policy sent there at its estimate. A running task needs
+        its estimate less its age; one past its estimate was underestimated, and is expected to
+        need about as much again as it overran; and while estimates are poor (`doubt` near 1)
+        it needs at least its age: with heavy-tailed service times the expected remaining time
+        grows with the time spent (a task 30 s in is likely a long one).
         """
         slots = self._slots(node)
-        service = self.node_service_s(node)
+        speed = self._speed(node)
+        own = (self.mean_service_s if task is None else self._task_seconds(task)) * speed
         outstanding = node.queued + node.running
         if outstanding < slots:
-            return node.rtt_ewma + service
-        now = self._clock()
-        running = min(outstanding, slots)
+            return node.rtt_ewma + own
+        now, doubt = self._clock(), self._estimate_doubt()
         # The oldest tasks the policy sent there (first in, in order) are the ones running; a
         # task's age counts from its start where known, else from its dispatch.
-        known = [
-            now - (started if started is not None else sent)
-            for sent, started in list(_inflight(node).values())[:running]
-        ]
-        remaining = sum(max(service, age) for age in known) + service * (running - len(known))
-        remaining += service * (outstanding - running)  # queued behind them
-        return node.rtt_ewma + remaining / slots + service
+        known = list(_inflight(node).values())[:outstanding]
+        work = 0.0
+        for index, (sent, started, estimate) in enumerate(known):
+            seconds = estimate * speed
+            if index < slots:
+                age = now - (started if started is not None else sent)
+                work += max(seconds - age, age - seconds, doubt * age)
+            else:
+                work += seconds
+        work += self.node_service_s(node) * (outstanding - len(known))  # not sent by this policy
+        return node.rtt_ewma + work / slots + own
 
     def _slots(self, node: Node) -> int:
         return node.slots or node.capacity or self.settings.slots_per_node
@@ -456,6 +490,14 @@ class DynamicScheduler:
         return {m for n in self.nodes.values() if n.healthy for m in n.models}
 
 
+def _average(mean: float | None, sample: float, alpha: float, n: int) -> float:
+    """The EWMA after the `n`th sample, starting as a plain mean (weight max(alpha, 1/n)): the
+    first samples, taken while the estimates were still rough, must not linger as a start value."""
+    if mean is None:
+        return sample
+    return mean + max(alpha, 1.0 / n) * (sample - mean)
+
+
 def _inflight(node: Node) -> dict[str, list]:
-    """The node's in-flight tasks: task id -> [dispatched at, started at or None]."""
+    """The node's in-flight tasks: task id -> [dispatched at, started at or None, estimate s]."""
     return node.extra.setdefault("inflight", {})

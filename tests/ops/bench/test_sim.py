@@ -71,3 +71,29 @@ def test_least_expected_completion_beats_round_robin_on_heavy_tails():
     ours = Simulation(lect, trace, clock=clock, autoscale=False, initial_workers=4).run()
     assert ours.latency.mean_s < rr.latency.mean_s
     assert ours.latency.p99_s < rr.latency.p99_s
+
+
+def test_per_request_estimates_help_only_when_max_tokens_tells_the_length():
+    rng = random.Random(2)
+    lengths = [int(rng.paretovariate(1.5) * 10) for _ in range(2000)]
+    trace = poisson_trace(5.5, 300.0, prompt_tokens=0, generated_tokens=lengths, seed=2)
+
+    def run(policy, clock=None, max_tokens=None):
+        pool = {"autoscale": False, "initial_workers": 4}
+        return Simulation(policy, trace, clock=clock, max_tokens=max_tokens, **pool).run()
+
+    # The bound changes what a policy sees, not the work: round robin ignores it.
+    rr = run(FixedPool(4))
+    assert run(FixedPool(4), max_tokens=4096).latency == rr.latency
+
+    def lect(max_tokens):
+        clock = SimClock()
+        settings = DynamicSettings(min_workers=4, max_workers=4, max_outstanding_per_slot=None)
+        policy = DynamicScheduler(settings, clock=clock, rng=random.Random(0))
+        return run(policy, clock, max_tokens), policy
+
+    informed, informed_policy = lect(None)
+    blind, blind_policy = lect(4096)
+    assert informed_policy.task_cost.relative_error < 0.05  # max_tokens is each output's length
+    assert blind_policy.task_cost.relative_error > 0.4  # every request says 4096
+    assert informed.latency.p99_s < blind.latency.p99_s < rr.latency.p99_s

@@ -111,6 +111,74 @@ def test_a_task_that_waited_in_a_node_queue_is_not_taken_for_a_long_one(clock):
     assert sched.route_task(task(4)) is a
 
 
+def sized(n: int, max_tokens: int) -> Task:
+    return Task(id=f"s{n}", model="m", max_tokens=max_tokens)
+
+
+def learn_sizes(sched, node_id: str, count: int = 60) -> None:
+    """Completions on `node_id` whose time follows max_tokens: 0.05 s + 0.02 s per token."""
+    for i in range(count):
+        tokens = 1 + (i * 37) % 400
+        sched.on_completion(sized(i, tokens), sched.nodes[node_id], 0.05 + 0.02 * tokens, True)
+
+
+def long_on_one_short_on_other(sched) -> tuple[Node, Node]:
+    """Node a runs one long task (2000 tokens, ~40 s), b three short ones (10 tokens, ~0.25 s)."""
+    a, b = ready(sched, "a"), ready(sched, "b")
+    learn_sizes(sched, "a")
+    learn_sizes(sched, "b")
+    b.state = NodeState.DRAINING  # only a can take the long one
+    assert sched.route_task(sized(1, 2000)) is a
+    a.running += 1
+    sched.on_start(sized(1, 2000), a)
+    a.state, b.state = NodeState.DRAINING, NodeState.READY
+    for n in (2, 3, 4):
+        assert sched.route_task(sized(n, 10)) is b
+        b.running += 1
+    a.state = NodeState.READY
+    return a, b
+
+
+def test_a_short_task_avoids_a_node_holding_a_long_one(clock):
+    sched = make(clock, max_outstanding_per_slot=None)
+    a, b = long_on_one_short_on_other(sched)
+    clock.advance(1.0)
+    # Counting tasks, a (one ahead) beats b (three ahead); counting their work, b is done in
+    # under a second and a in 39 s.
+    assert sched.route_task(sized(5, 10)) is b
+    assert sched.expected_completion_s(a, sized(5, 10)) == pytest.approx(39.05 + 0.25, rel=0.05)
+
+
+def test_without_task_estimates_tasks_are_counted(clock):
+    sched = make(clock, max_outstanding_per_slot=None, task_cost=False)
+    a, b = long_on_one_short_on_other(sched)
+    clock.advance(1.0)
+    assert sched.route_task(sized(5, 10)) is a
+
+
+def test_a_node_that_got_the_long_tasks_is_not_taken_for_a_slow_one(clock):
+    sched = make(clock)
+    a, b = ready(sched, "a"), ready(sched, "b")
+    for i in range(60):
+        tokens = 1 + (i * 37) % 400
+        # a gets every long task, b every short one; both run at the same speed.
+        node, tokens = (a, 200 + tokens) if i % 2 else (b, 1 + tokens % 20)
+        sched.on_completion(sized(i, tokens), node, 0.05 + 0.02 * tokens, True)
+    assert sched.node_service_s(a) == pytest.approx(sched.node_service_s(b), rel=0.1)
+
+
+def test_a_slow_node_is_found_among_tasks_of_every_size(clock):
+    sched = make(clock)
+    fast, slow = ready(sched, "fast"), ready(sched, "slow")
+    for i in range(80):
+        tokens = 1 + (i * 37) % 400
+        node, factor = (slow, 2.0) if i % 2 else (fast, 1.0)
+        sched.on_completion(sized(i, tokens), node, factor * (0.05 + 0.02 * tokens), True)
+    assert sched.node_service_s(slow) / sched.node_service_s(fast) == pytest.approx(2.0, rel=0.1)
+    # The estimate is for an average node: between the two.
+    assert 1.0 < sched.task_cost.estimate(sized(0, 100)) / 2.05 < 2.0
+
+
 def test_only_ready_nodes_serving_the_model_are_candidates(clock):
     sched = make(clock)
     sched.add_node(Node("starting", frozenset({"m"}), state=NodeState.STARTING))

@@ -1,0 +1,98 @@
+"""`TaskCostModel`: how long one task will take, learned from the completions seen.
+
+An LLM request's service time is mostly its length: a fixed cost, a cost per prompt
+token (prefill) and one per generated token (decode), and `max_tokens` bounds the
+generated part. The model fits service seconds ~ b0 + b1 * prompt_tokens + b2 *
+max_tokens by exponentially weighted least squares (recent completions count more,
+so it follows a model or hardware change), with a small ridge so that a feature
+that never varies (every client sends max_tokens 4096) leaves the fit at the mean
+instead of making it singular (and, after the first few completions, keeps the fit from
+chasing a slope it cannot know yet: with one completion the estimate is its time).
+
+The router needs two things from it: a task's estimate, and how far estimates are
+off (`relative_error`). When max_tokens says nothing about the length (clients stop
+at end of text far below it), the error stays large and the router falls back to
+treating service times as unknown and heavy-tailed; when it predicts well, the router
+can count the work queued on each node task by task.
+"""
+
+from __future__ import annotations
+
+from .base import Task
+
+_SCALE = 1000.0  # tokens per feature unit: keeps the three columns of comparable size
+_FEATURES = 3
+
+
+class TaskCostModel:
+    def __init__(self, *, memory: float = 500.0, ridge: float = 1e-6, min_samples: int = 1) -> None:
+        if memory < 1 or ridge <= 0 or min_samples < 1:
+            raise ValueError("memory must be >= 1, ridge > 0, min_samples >= 1")
+        self._keep = 1.0 - 1.0 / memory  # forgetting factor per completion
+        self._ridge = ridge
+        self.min_samples = min_samples
+        self.samples = 0
+        self._xtx = [[0.0] * _FEATURES for _ in range(_FEATURES)]
+        self._xty = [0.0] * _FEATURES
+        self._coef: list[float] | None = None
+        self.relative_error = 1.0  # EWMA of |actual / estimate - 1|, capped at 1; 1 = no idea yet
+
+    @staticmethod
+    def _features(task: Task) -> tuple[float, float, float]:
+        return (1.0, max(0, task.prompt_tokens) / _SCALE, max(0, task.max_tokens) / _SCALE)
+
+    @property
+    def ready(self) -> bool:
+        """Whether estimates are available (enough completions seen)."""
+        return self._coefficients() is not None
+
+    def estimate(self, task: Task) -> float | None:
+        """Seconds `task` is expected to take on an average node; None until enough is known."""
+        coef = self._coefficients()
+        if coef is None:
+            return None
+        seconds = sum(c * x for c, x in zip(coef, self._features(task), strict=True))
+        return max(seconds, 1e-3)
+
+    def _coefficients(self) -> list[float] | None:
+        if self.samples < self.min_samples:
+            return None
+        if self._coef is None:
+            self._coef = self._solve()
+        return self._coef
+
+    def observe(self, task: Task, seconds: float) -> None:
+        """`task` took `seconds` (the model learns the pool's average: node speeds are the caller's)."""
+        predicted = self.estimate(task)
+        if predicted is not None:
+            error = min(1.0, abs(seconds / predicted - 1.0))
+            self.relative_error += 0.05 * (error - self.relative_error)
+        x = self._features(task)
+        keep = self._keep
+        for i in range(_FEATURES):
+            row = self._xtx[i]
+            for j in range(_FEATURES):
+                row[j] = keep * row[j] + x[i] * x[j]
+            self._xty[i] = keep * self._xty[i] + x[i] * seconds
+        self.samples += 1
+        self._coef = None
+
+    def _solve(self) -> list[float] | None:
+        """The ridge least-squares coefficients (Gaussian elimination on the 3 x 3 system)."""
+        n = _FEATURES
+        weight = self._xtx[0][0]  # the decayed sample count
+        a = [
+            [self._xtx[i][j] + (self._ridge * weight if i == j and i > 0 else 0.0) for j in range(n)]
+            + [self._xty[i]]
+            for i in range(n)
+        ]
+        for col in range(n):
+            pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
+            if abs(a[pivot][col]) < 1e-12:
+                return None
+            a[col], a[pivot] = a[pivot], a[col]
+            for r in range(n):
+                if r != col:
+                    f = a[r][col] / a[col][col]
+                    a[r] = [v - f * p for v, p in zip(a[r], a[col], strict=True)]
+        return [a[i][n] / a[i][i] for i in range(n)]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from autoglm_cli.runtime.scheduler.base import Task
+from autoglm_cli.runtime.scheduler.task_cost import TaskCostModel
+
+
+def task(prompt: int, max_tokens: int) -> Task:
+    return Task(id="t", model="m", prompt_tokens=prompt, max_tokens=max_tokens)
+
+
+def linear_cost(prompt: int, max_tokens: int) -> float:
+    """The simulated backend's law: fixed + prefill per prompt token + decode per output token."""
+    return 0.05 + 0.0001 * prompt + 0.02 * max_tokens
+
+
+def test_no_estimate_until_enough_completions():
+    model = TaskCostModel(min_samples=8)
+    for _ in range(7):
+        model.observe(task(10, 10), 0.3)
+    assert not model.ready and model.estimate(task(10, 10)) is None
+    model.observe(task(10, 10), 0.3)
+    assert model.ready and model.estimate(task(10, 10)) == pytest.approx(0.3)
+
+
+def test_learns_the_cost_of_prompt_and_output_tokens():
+    rng = random.Random(1)
+    model = TaskCostModel()
+    for _ in range(300):
+        prompt, out = rng.randint(0, 4000), rng.randint(1, 500)
+        model.observe(task(prompt, out), linear_cost(prompt, out))
+    # A combination never seen: the fit generalises, and knows it is accurate.
+    assert model.estimate(task(2500, 1200)) == pytest.approx(linear_cost(2500, 1200), rel=0.01)
+    assert model.estimate(task(0, 1)) == pytest.approx(linear_cost(0, 1), rel=0.05)
+    assert model.relative_error < 0.05
+
+
+def test_an_uninformative_max_tokens_leaves_the_mean_and_a_large_error():
+    # Every client sends max_tokens 4096 and stops at end of text: lengths are heavy-tailed
+    # and nothing in the request predicts them.
+    rng = random.Random(2)
+    model = TaskCostModel()
+    seconds = [0.05 + 0.02 * int(rng.paretovariate(1.5) * 10) for _ in range(2000)]
+    for s in seconds:
+        model.observe(task(100, 4096), s)
+    recent = seconds[-500:]
+    estimate = model.estimate(task(100, 4096))
+    assert estimate == pytest.approx(sum(recent) / len(recent), rel=0.35)
+    # A request unlike any seen does not get a wild extrapolation from a constant column.
+    assert model.estimate(task(100, 16)) == pytest.approx(estimate, rel=0.1)
+    assert model.relative_error > 0.4
+
+
+def test_follows_a_change_of_hardware():
+    model = TaskCostModel(memory=100)
+    for _ in range(300):
+        model.observe(task(0, 100), 2.0)
+    for _ in range(600):  # six memories: what is left of the old hardware weighs e^-6
+        model.observe(task(0, 100), 1.0)  # the model moved to faster GPUs
+    assert model.estimate(task(0, 100)) == pytest.approx(1.0, rel=0.02)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError):
+        TaskCostModel(memory=0)
+    with pytest.raises(ValueError):
+        TaskCostModel(ridge=0)
