@@ -272,7 +272,7 @@ class DynamicScheduler:
             self._pool_speed_samples = n = self._pool_speed_samples + 1
             self._pool_log_speed = _average(self._pool_log_speed, sample, s.mean_alpha, n)
         if s.task_cost:
-            self.task_cost.observe(task, service_s)
+            self.task_cost.observe(task, service_s, speed=self._speed(node))
         # Capacity planning needs the arithmetic mean: the pool must absorb the long tasks too.
         if not self._seen_service:
             self.mean_service_s, self._seen_service = service_s, True

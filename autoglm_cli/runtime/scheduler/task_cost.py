@@ -61,11 +61,15 @@ class TaskCostModel:
             self._coef = self._solve()
         return self._coef
 
-    def observe(self, task: Task, seconds: float) -> None:
-        """`task` took `seconds` (the model learns the pool's average: node speeds are the caller's)."""
+    def observe(self, task: Task, seconds: float, *, speed: float = 1.0) -> None:
+        """`task` took `seconds` on a node `speed` times slower than the pool's average.
+
+        The fit learns the pool's average (node speeds are the caller's to track); the error
+        is measured against the estimate for that node, so that nodes of different speeds do
+        not look like poor estimates."""
         predicted = self.estimate(task)
         if predicted is not None:
-            error = min(1.0, abs(seconds / predicted - 1.0))
+            error = min(1.0, abs(seconds / (predicted * speed) - 1.0))
             self.relative_error += 0.05 * (error - self.relative_error)
         x = self._features(task)
         keep = self._keep

@@ -68,3 +68,14 @@ def test_settings_are_validated():
         TaskCostModel(memory=0)
     with pytest.raises(ValueError):
         TaskCostModel(ridge=0)
+
+
+def test_nodes_of_different_speeds_do_not_count_as_poor_estimates():
+    rng = random.Random(3)
+    model = TaskCostModel()
+    for i in range(400):
+        out = rng.randint(1, 500)
+        speed = 2.0 if i % 2 else 1.0  # half the completions come from a node twice as slow
+        model.observe(task(0, out), speed * linear_cost(0, out), speed=speed / 1.5)
+    assert model.estimate(task(0, 100)) == pytest.approx(1.5 * linear_cost(0, 100), rel=0.05)
+    assert model.relative_error < 0.05
