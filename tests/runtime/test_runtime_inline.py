@@ -225,14 +225,14 @@ def test_the_dynamic_policy_plugs_in_and_grows_the_pool_under_a_backlog():
 
 
 def test_a_client_that_leaves_mid_stream_frees_its_node():
-    cfg = config(models={"sim": {"backend": "simulated", "options": {"c": 0.1, "output_tokens": 50}}})
+    cfg = config(models={"sim": {"backend": "simulated", "options": {"c": 0.5, "output_tokens": 50}}})
     with ThreadedServer(create_app(cfg)) as server:
         body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
         with httpx.Client(timeout=10) as client:
             with client.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
                 for i, _ in enumerate(response.iter_lines()):
                     if i >= 4:
-                        break  # leave after a few events; the answer would take 5 s
+                        break  # leave after a few events; the answer would take 25 s
             left = time.monotonic()
             while time.monotonic() - left < 3:
                 [node] = client.get(f"{server.url}/readyz").json()["nodes"]
@@ -240,7 +240,8 @@ def test_a_client_that_leaves_mid_stream_frees_its_node():
                     break
                 time.sleep(0.05)
             assert node["running"] == 0
-            # The node is free for the next request at once, not after the abandoned 5 s answer.
+            # The node is free for the next request at once (0.5 s), not after the abandoned
+            # answer's remaining 20 s; the bound leaves a loaded machine 10 s of slack.
             started = time.monotonic()
             reply = client.post(f"{server.url}/v1/completions", json={"prompt": "x", "max_tokens": 1})
-            assert reply.status_code == 200 and time.monotonic() - started < 2
+            assert reply.status_code == 200 and time.monotonic() - started < 10
