@@ -22,8 +22,8 @@ returned pool size. Time comes from the injected clock. The three decisions:
   or running there at its own estimate from task_cost.py, less what a running one
   has done) + the task's own estimate, all scaled by the node's learned speed; with
   many nodes, the better of two random candidates (power of two choices). While the
-  estimates are poor (or not learned yet) a running task counts at max(estimate,
-  its age): with heavy-tailed service times a task 30 s in is likely a long one.
+  estimates are poor (or not learned yet) a running task counts at least its age:
+  with heavy-tailed service times a task 30 s in is likely a long one.
 """
 
 from __future__ import annotations
