@@ -138,6 +138,9 @@ def render(console: Console, report: DeployReport) -> None:
             if value not in (None, ""):
                 table.add_row(key, escape(str(value)))
         console.print(table)
+    if report.removed:
+        removed = escape(", ".join(report.removed))
+        console.print(f"[dim]removed {len(report.removed)} old image(s) no container uses: {removed}[/]")
     if report.health is not None and (report.exit_code or report.action == "rolled_back"):
         console.print(health_table(report.health, title="health of the new deployment"))
     if report.logs and report.exit_code:

@@ -108,6 +108,11 @@ class Target(Protocol):
         """`autoglm deploy --stop`: stop the deployment for good."""
         ...
 
+    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
+        """After a deployment passed its gate: remove what no deployment uses any more (old
+        images); returns what was removed. Never touches the live or the previous deployment."""
+        ...
+
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         """The last lines of the deployment's log (redacted)."""
         ...

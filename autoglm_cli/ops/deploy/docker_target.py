@@ -9,6 +9,11 @@
   passed as environment at run time (never in the image), and GPUs requested when
   the host has some.
 - The container it replaces is stopped and kept as `<name>-previous` for rollback.
+- Once the new container passed its gate, the images deploy built before (repository
+  `autoglm`, label `io.autoglm.version`) that no container uses are removed: each source
+  change builds a new image of a few hundred MB. The live and the previous container's
+  images stay (the engine refuses to remove an image a container uses), and so does
+  every image without that label or not tagged the way deploy tags its builds.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ CONTAINER_CONFIG = "/etc/autoglm/config.yaml"
 CONTAINER_KEYS = "/etc/autoglm/keys.json"
 CONTAINER_STATE = "/var/lib/autoglm"
 STOP_TIMEOUT_S = 15
+BUILT_LABEL = "io.autoglm.version"  # on every image deploy builds (and only on those)
 
 
 def docker_client():
@@ -112,6 +118,14 @@ def _not_world_readable(folder: Path) -> list[Path]:
     return found
 
 
+def _is_built_tag(tag: str) -> bool:
+    """Whether `tag` has the shape of the tags `image_tag` gives (autoglm:VERSION-HASH12): labels
+    are inherited, so an image someone built FROM ours carries our label too."""
+    repo, _, version_hash = tag.partition(":")
+    source_hash = version_hash.rpartition("-")[2]
+    return repo == IMAGE_REPO and len(source_hash) == 12 and all(c in "0123456789abcdef" for c in source_hash)
+
+
 def _gpu_requests(mode: str) -> list:
     import docker
 
@@ -158,6 +172,7 @@ class DockerTarget:
             f"keep the running container as {name}-previous for rollback",
             f"run {name}: host network, restart={settings.restart}, {gpus}, "
             f"HF cache {ctx.snapshot.config.weights.cache_dir or 'default'} mounted read-only",
+            f"once it is healthy, remove older images deploy built ({IMAGE_REPO}:*) that no container uses",
         ]
 
     def prepare(self, ctx: LaunchContext) -> None:
@@ -228,7 +243,7 @@ class DockerTarget:
                     buildargs=buildargs,
                     network_mode="host",
                     rm=True,
-                    labels={"io.autoglm.version": __version__},
+                    labels={BUILT_LABEL: __version__},
                 )
             except BuildError as exc:
                 log = "".join(
@@ -449,6 +464,21 @@ class DockerTarget:
         container = self._get(state)
         if container is not None:
             container.remove(force=True)
+
+    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
+        from docker.errors import APIError
+
+        removed = []
+        for image in self.client.images.list(name=IMAGE_REPO, filters={"label": BUILT_LABEL}):
+            for tag in image.tags:
+                if tag == live.image or not _is_built_tag(tag):
+                    continue
+                try:
+                    self.client.images.remove(tag)  # no force: an image a container uses stays
+                except APIError:  # in use (409), or removed meanwhile: either way not ours to force
+                    continue
+                removed.append(tag)
+        return tuple(removed)
 
     def stop(self, state: DeploymentState) -> None:
         container = self._get(state)

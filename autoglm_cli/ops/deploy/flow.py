@@ -60,6 +60,7 @@ class DeployReport:
     unit_check: UnitCheck | None = None
     logs: str = ""  # the failed deployment's last log lines
     liveness: str = ""
+    removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old images)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -208,6 +209,7 @@ def deploy(
     if gate.ok and new is not None:
         live = _mark_running(new, backend)
         state.save_current(live)
+        removed = backend.tidy(live)
         return DeployReport(
             "deployed",
             target_name,
@@ -218,6 +220,7 @@ def deploy(
             health=gate.health,
             waited_s=gate.waited_s,
             timeout_s=gate_timeout,
+            removed=removed,
         )
     return _roll_back(state, backend, new, previous, current_backend, gate, target_name)
 

@@ -163,6 +163,9 @@ class LocalTarget:
     def discard(self, state: DeploymentState) -> None:
         self.stop(state)
 
+    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
+        return ()  # nothing accumulates: the log and state files are reused
+
     def stop(self, state: DeploymentState) -> None:
         import psutil
 

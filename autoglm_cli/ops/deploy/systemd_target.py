@@ -245,6 +245,9 @@ class SystemdTarget:
             Path(state.unit_path).unlink(missing_ok=True)
         _systemctl("daemon-reload", check=False)
 
+    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
+        return ()  # one unit file per deployment name, rewritten in place
+
     def stop(self, state: DeploymentState) -> None:
         _systemctl("disable", "--now", state.unit_name or unit_name(state.name))
 

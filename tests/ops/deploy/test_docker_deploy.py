@@ -35,6 +35,21 @@ def broken_image(docker_engine):
     return "autoglm-broken:test"
 
 
+@pytest.fixture
+def old_images(docker_engine):
+    """(an image an earlier deploy built, one someone built FROM it under another tag)."""
+    client, base = docker_engine
+    stale = f"autoglm:0.0.1-{uuid.uuid4().hex[:12]}"
+    theirs = f"autoglm:custom-{uuid.uuid4().hex[:8]}"
+    for tag in (stale, theirs):  # both carry the label, as a build FROM ours inherits it
+        dockerfile = f"FROM {base}\nLABEL io.autoglm.version=0.0.1 test.tag={tag}\n"
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    yield stale, theirs
+    for tag in (stale, theirs):
+        with contextlib.suppress(Exception):
+            client.images.remove(tag)
+
+
 def _config(path, *, name, port, base, state_dir, image=None) -> str:
     docker = f"{{base_image: '{base}', gpus: none, restart: unless-stopped"
     docker += f", image: '{image}'}}" if image else "}"
@@ -53,7 +68,7 @@ def _config(path, *, name, port, base, state_dir, image=None) -> str:
 
 
 def test_docker_deploy_health_and_rollback_of_a_broken_image(
-    cli, tmp_path, docker_engine, container_name, broken_image
+    cli, tmp_path, docker_engine, container_name, broken_image, old_images
 ):
     client, base = docker_engine
     port = free_port()
@@ -77,6 +92,13 @@ def test_docker_deploy_health_and_rollback_of_a_broken_image(
     image_env = client.images.get(record["image"]).attrs["Config"]["Env"]
     assert not any(e.startswith("HF_TOKEN") for e in image_env)
     assert "secretsecret" not in result.stdout
+    # Once healthy, the image an earlier deploy built is gone; the live one and images deploy
+    # did not build (another tag shape) stay.
+    stale, theirs = old_images
+    removed = result.json["result"]["removed"]
+    assert stale in removed and theirs not in removed and record["image"] not in removed
+    tags = {tag for image in client.images.list(name="autoglm") for tag in image.tags}
+    assert stale not in tags and theirs in tags and record["image"] in tags
 
     by_state = cli("health", "--config", good, "--json")
     assert by_state.exit_code == 0, by_state.stdout
