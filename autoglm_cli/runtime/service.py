@@ -164,6 +164,11 @@ class Runtime:
         listeners = getattr(self.scheduler, "listeners", None)
         if listeners is not None:
             listeners.append(self._on_scale_event)
+        task_cost = getattr(self.scheduler, "task_cost", None)  # the dynamic policy's estimates
+        if task_cost is not None:  # read at each scrape; 1 (no idea) until it has estimates
+            self.metrics.task_estimate_error.set_function(
+                lambda: task_cost.relative_error if task_cost.ready else 1.0
+            )
         self.cluster = cluster
         self.entries: dict[str, NodeEntry] = {}
         self.jobs: dict[str, Job] = {}
@@ -405,17 +410,26 @@ class Runtime:
         )
         if job.sent_text and request.max_tokens is not None:
             request.max_tokens = max(1, request.max_tokens - job.sent_pieces)
+        # The scheduler hears of every end, but learns service times only from whole answers:
+        # a refusal, a cancelled or abandoned request took a time that says nothing of the work.
+        reported = False
+
+        def report(learn: bool) -> None:
+            nonlocal reported
+            reported = True
+            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), learn)
+
         try:
             if job.stream:
                 result = await entry.handle.stream(request, job.push)
             else:
                 result = await entry.handle.generate(request)
         except NodeFailure as exc:
-            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), False)
+            report(False)
             self._node_failed(entry, str(exc))
             self._retry_or_fail(job, exc, model)
         except ApiError as err:
-            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), True)
+            report(False)
             job.fail(err)
         except asyncio.CancelledError:
             if job.cancel_requested:
@@ -426,10 +440,12 @@ class Runtime:
             log.exception("request %s failed on node %s", job.id, node.id)
             job.fail(ApiError(f"internal error: {type(exc).__name__}"))
         else:
-            self.scheduler.on_completion(job.task, node, self._service_time(entry, started), True)
+            report(result.finish_reason != "cancelled")
             self.pool.record_success(model)
             self._succeeded(job, result, node, request)
         finally:
+            if not reported:  # cancelled, shut down, or a bug: free its place in the policy's books
+                report(False)
             node.running = max(0, node.running - 1)
             if not self.stopping:
                 self._dispatch_ready()  # the freed slot takes the next queued task right away
@@ -735,9 +751,6 @@ class Runtime:
         wanted = self.scheduler.adjust_workers(load)
         if wanted is None:
             wanted = getattr(self.scheduler, "desired_workers", None)
-        task_cost = getattr(self.scheduler, "task_cost", None)  # the dynamic policy's estimates
-        if task_cost is not None and task_cost.ready:
-            self.metrics.task_estimate_error.set(task_cost.relative_error)
         if wanted is not None and self.catalogue.worker_models:
             await self._scale(wanted)
         await self._reconcile_workers()

@@ -228,11 +228,12 @@ class Simulation:
                 id=str(index),
                 model=self.model,
                 prompt_tokens=request.prompt_tokens,
-                max_tokens=self.max_tokens or request.generated_tokens,
+                max_tokens=request.generated_tokens if self.max_tokens is None else self.max_tokens,
                 priority=priority,  # type: ignore[arg-type]
                 arrived_at=request.offset_s,
             )
-            self._generated[task.id] = request.generated_tokens
+            # The output stops at its own length or at the bound, whichever comes first.
+            self._generated[task.id] = min(request.generated_tokens, task.max_tokens)
             self._at(request.offset_s, "arrival", task)
         self._outstanding = len(self.trace)
         if self.autoscale:

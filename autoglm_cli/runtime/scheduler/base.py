@@ -118,7 +118,8 @@ class Scheduler(Protocol):
         ...
 
     def on_completion(self, task: Task, node: Node, service_time: float, ok: bool) -> None:
-        """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
+        """`node` is done with `task` after `service_time` seconds. ok=False: no whole answer
+        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it."""
         ...
 
     def on_node_change(self, node: Node) -> None:

@@ -20,7 +20,7 @@ returned pool size. Time comes from the injected clock. The three decisions:
 - `route_task(task)`: least expected completion time over ready nodes that serve
   the model: the node's network RTT + the work ahead of the task (each task queued
   or running there at its own estimate from task_cost.py, less what a running one
-  has done) + the task's own estimate, all scaled by the node's learned speed; with
+  has done) + the task's own estimate, the work scaled by the node's learned speed; with
   many nodes, the better of two random candidates (power of two choices). While the
   estimates are poor (or not learned yet) a running task counts at least its age:
   with heavy-tailed service times a task 30 s in is likely a long one.
@@ -39,6 +39,7 @@ from .forecast import ArrivalCounter, Forecaster, make_forecaster
 from .task_cost import TaskCostModel
 
 ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
+_SPEED_SAMPLE_CAP = math.log(4.0)  # one completion moves a node's speed by at most this (log)
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,7 @@ class DynamicScheduler:
         self.nodes: dict[str, Node] = {}
         self.mean_service_s = s.service_time_prior_s
         self._seen_service = False
-        self._pool_log_speed: float | None = None  # the pool's mean log(actual / estimate)
-        self._pool_speed_samples = 0
+        self._mean_log_speed = 0.0  # the nodes' mean log(actual / expected): speeds are relative to it
         self.task_cost = TaskCostModel(memory=s.task_cost_memory)
         self.gateway_queue = 0
         # Observable state (the runtime exports these as metrics).
@@ -199,14 +199,16 @@ class DynamicScheduler:
         self.nodes[node.id] = node
 
     def on_node_removed(self, node: Node) -> None:
-        self.nodes.pop(node.id, None)
+        self.remove_node(node.id)
 
     def add_node(self, node: Node) -> Node:
         self.on_node_change(node)
         return node
 
     def remove_node(self, node_id: str) -> Node | None:
-        return self.nodes.pop(node_id, None)
+        node = self.nodes.pop(node_id, None)
+        self._update_mean_speed()
+        return node
 
     @property
     def actual_workers(self) -> int:
@@ -239,7 +241,8 @@ class DynamicScheduler:
     def on_completion(
         self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
     ) -> None:
-        """`node` finished `task` after `service_time` seconds (ok=False: the node failed it)."""
+        """`node` is done with `task` after `service_time` seconds. ok=False: no whole answer
+        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it."""
         inflight = _inflight(node)
         order = list(inflight)
         if inflight.pop(task.id, None) is not None:
@@ -260,19 +263,22 @@ class DynamicScheduler:
     def _learn_service(self, task: Task, node: Node, service_s: float) -> None:
         s = self.settings
         # A node's speed is how much longer than expected its tasks take, tracked in log space
-        # (a geometric mean) relative to the pool's: one long task of a heavy-tailed mix must not
-        # make a node look slow, and a node that got the long tasks is not slow either.
+        # (a geometric mean) relative to the other nodes': one long task of a heavy-tailed mix
+        # must not make a node look slow, and a node that got the long tasks is not slow either.
         expected = self.task_cost.estimate(task) if s.task_cost else None
         if expected is None and self._seen_service:
             expected = self.mean_service_s
+        speed = self._speed(node)  # what the estimate for this node was, before this sample
         if expected is not None:
+            # Capped: one completion far off its estimate (a stop at end of text, a stall) is
+            # evidence about that request more than about the node.
             sample = math.log(max(service_s, 1e-6) / expected)
+            sample = max(-_SPEED_SAMPLE_CAP, min(_SPEED_SAMPLE_CAP, sample))
             node.extra["speed_samples"] = n = node.extra.get("speed_samples", 0) + 1
             node.extra["log_speed"] = _average(node.extra.get("log_speed"), sample, s.node_alpha, n)
-            self._pool_speed_samples = n = self._pool_speed_samples + 1
-            self._pool_log_speed = _average(self._pool_log_speed, sample, s.mean_alpha, n)
+            self._update_mean_speed()
         if s.task_cost:
-            self.task_cost.observe(task, service_s, speed=self._speed(node))
+            self.task_cost.observe(task, service_s, speed=speed)
         # Capacity planning needs the arithmetic mean: the pool must absorb the long tasks too.
         if not self._seen_service:
             self.mean_service_s, self._seen_service = service_s, True
@@ -407,12 +413,16 @@ class DynamicScheduler:
         """
         return any(n.healthy and n.serves(model) and self._has_room(n) for n in self.nodes.values())
 
+    def _update_mean_speed(self) -> None:
+        logs = [n.extra["log_speed"] for n in self.nodes.values() if "log_speed" in n.extra]
+        self._mean_log_speed = sum(logs) / len(logs) if logs else 0.0
+
     def _speed(self, node: Node) -> float:
-        """How much longer than the pool's average `node` takes for the same task (1.0: average)."""
+        """How much longer than the average node `node` takes for the same task (1.0: average,
+        and a node not measured yet). Relative to the nodes' mean, so what all nodes share (the
+        estimates' bias, their switch from the pool's mean to per-task estimates) cancels."""
         log_node = node.extra.get("log_speed")
-        if log_node is None or self._pool_log_speed is None:
-            return 1.0
-        return math.exp(log_node - self._pool_log_speed)
+        return 1.0 if log_node is None else math.exp(log_node - self._mean_log_speed)
 
     def _task_seconds(self, task: Task) -> float:
         """`task`'s expected service time on an average node: its estimate, else the pool's mean."""

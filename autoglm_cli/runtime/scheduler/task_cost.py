@@ -3,11 +3,14 @@
 An LLM request's service time is mostly its length: a fixed cost, a cost per prompt
 token (prefill) and one per generated token (decode), and `max_tokens` bounds the
 generated part. The model fits service seconds ~ b0 + b1 * prompt_tokens + b2 *
-max_tokens by exponentially weighted least squares (recent completions count more,
+max_tokens (+ b3 for a request without max_tokens, whose length is unknown rather
+than zero) by exponentially weighted least squares (recent completions count more,
 so it follows a model or hardware change), with a small ridge so that a feature
 that never varies (every client sends max_tokens 4096) leaves the fit at the mean
-instead of making it singular (and, after the first few completions, keeps the fit from
-chasing a slope it cannot know yet: with one completion the estimate is its time).
+instead of making it singular. No estimate before `min_samples` completions (a line
+through the first two points can charge seconds per token), token slopes are never
+negative, and no estimate falls below a small share of the mean: a few requests
+refused in milliseconds must not teach that long prompts are free.
 
 The router needs two things from it: a task's estimate, and how far estimates are
 off (`relative_error`). When max_tokens says nothing about the length (clients stop
@@ -20,12 +23,14 @@ from __future__ import annotations
 
 from .base import Task
 
-_SCALE = 1000.0  # tokens per feature unit: keeps the three columns of comparable size
-_FEATURES = 3
+_SCALE = 1000.0  # tokens per feature unit: keeps the columns of comparable size
+_TOKEN_SLOPES = (1, 2)  # the prompt and max_tokens columns: a token never costs negative time
+_FEATURES = 4
+_FLOOR = 0.01  # no estimate below this share of the mean completion: a fit is not a measurement
 
 
 class TaskCostModel:
-    def __init__(self, *, memory: float = 500.0, ridge: float = 1e-6, min_samples: int = 1) -> None:
+    def __init__(self, *, memory: float = 500.0, ridge: float = 1e-6, min_samples: int = 20) -> None:
         if memory < 1 or ridge <= 0 or min_samples < 1:
             raise ValueError("memory must be >= 1, ridge > 0, min_samples >= 1")
         self._keep = 1.0 - 1.0 / memory  # forgetting factor per completion
@@ -38,8 +43,16 @@ class TaskCostModel:
         self.relative_error = 1.0  # EWMA of |actual / estimate - 1|, capped at 1; 1 = no idea yet
 
     @staticmethod
-    def _features(task: Task) -> tuple[float, float, float]:
-        return (1.0, max(0, task.prompt_tokens) / _SCALE, max(0, task.max_tokens) / _SCALE)
+    def _features(task: Task) -> tuple[float, ...]:
+        # A request without max_tokens runs to the backend's own limit or to end of text: its
+        # length is unknown, not zero, so it gets its own intercept instead of 0 tokens.
+        bounded = task.max_tokens > 0
+        return (
+            1.0,
+            max(0, task.prompt_tokens) / _SCALE,
+            task.max_tokens / _SCALE if bounded else 0.0,
+            0.0 if bounded else 1.0,
+        )
 
     @property
     def ready(self) -> bool:
@@ -52,13 +65,14 @@ class TaskCostModel:
         if coef is None:
             return None
         seconds = sum(c * x for c, x in zip(coef, self._features(task), strict=True))
-        return max(seconds, 1e-3)
+        mean = self._xty[0] / self._xtx[0][0]  # the decayed mean completion time
+        return max(seconds, _FLOOR * mean, 1e-6)
 
     def _coefficients(self) -> list[float] | None:
         if self.samples < self.min_samples:
             return None
         if self._coef is None:
-            self._coef = self._solve()
+            self._coef = self._fit()
         return self._coef
 
     def observe(self, task: Task, seconds: float, *, speed: float = 1.0) -> None:
@@ -81,14 +95,30 @@ class TaskCostModel:
         self.samples += 1
         self._coef = None
 
-    def _solve(self) -> list[float] | None:
-        """The ridge least-squares coefficients (Gaussian elimination on the 3 x 3 system)."""
-        n = _FEATURES
+    def _fit(self) -> list[float] | None:
+        """The ridge least-squares coefficients, a token slope that comes out negative (noise,
+        or requests refused early) fixed at zero and the rest fitted again."""
+        active = list(range(_FEATURES))
+        while True:
+            solved = self._solve(active)
+            if solved is None:
+                return None
+            coef = [0.0] * _FEATURES
+            for index, value in zip(active, solved, strict=True):
+                coef[index] = value
+            negative = [i for i in _TOKEN_SLOPES if i in active and coef[i] < 0]
+            if not negative:
+                return coef
+            active.remove(negative[0])
+
+    def _solve(self, active: list[int]) -> list[float] | None:
+        """Gaussian elimination with partial pivoting on the normal equations of `active`."""
+        n = len(active)
         weight = self._xtx[0][0]  # the decayed sample count
         a = [
-            [self._xtx[i][j] + (self._ridge * weight if i == j and i > 0 else 0.0) for j in range(n)]
+            [self._xtx[i][j] + (self._ridge * weight if i == j and i > 0 else 0.0) for j in active]
             + [self._xty[i]]
-            for i in range(n)
+            for i in active
         ]
         for col in range(n):
             pivot = max(range(col, n), key=lambda r: abs(a[r][col]))

@@ -179,6 +179,16 @@ def test_a_slow_node_is_found_among_tasks_of_every_size(clock):
     assert 1.0 < sched.task_cost.estimate(sized(0, 100)) / 2.05 < 2.0
 
 
+def test_one_completion_far_off_its_estimate_barely_moves_a_node(clock):
+    sched = make(clock)
+    a, b = ready(sched, "a"), ready(sched, "b")
+    learn_sizes(sched, "a")
+    learn_sizes(sched, "b")
+    assert sched.node_service_s(a) == pytest.approx(sched.node_service_s(b), rel=0.01)
+    sched.on_completion(sized(99, 10), a, 100 * (0.05 + 0.02 * 10), True)  # a 100x stall
+    assert sched.node_service_s(a) / sched.node_service_s(b) < 1.5
+
+
 def test_only_ready_nodes_serving_the_model_are_candidates(clock):
     sched = make(clock)
     sched.add_node(Node("starting", frozenset({"m"}), state=NodeState.STARTING))

@@ -18,12 +18,13 @@ def linear_cost(prompt: int, max_tokens: int) -> float:
 
 
 def test_no_estimate_until_enough_completions():
-    model = TaskCostModel(min_samples=8)
-    for _ in range(7):
-        model.observe(task(10, 10), 0.3)
+    # A line through the first two points would charge seconds per token.
+    model = TaskCostModel()
+    for n in range(19):
+        model.observe(task(0, 1 + n), linear_cost(0, 1 + n))
     assert not model.ready and model.estimate(task(10, 10)) is None
-    model.observe(task(10, 10), 0.3)
-    assert model.ready and model.estimate(task(10, 10)) == pytest.approx(0.3)
+    model.observe(task(0, 30), linear_cost(0, 30))
+    assert model.ready and model.estimate(task(10, 10)) == pytest.approx(linear_cost(10, 10), rel=0.01)
 
 
 def test_learns_the_cost_of_prompt_and_output_tokens():
@@ -79,3 +80,29 @@ def test_nodes_of_different_speeds_do_not_count_as_poor_estimates():
         model.observe(task(0, out), speed * linear_cost(0, out), speed=speed / 1.5)
     assert model.estimate(task(0, 100)) == pytest.approx(1.5 * linear_cost(0, 100), rel=0.05)
     assert model.relative_error < 0.05
+
+
+def test_a_few_instant_refusals_do_not_make_long_prompts_free():
+    rng = random.Random(4)
+    model = TaskCostModel()
+    for _ in range(200):
+        prompt, out = rng.randint(0, 2000), rng.randint(1, 300)
+        model.observe(task(prompt, out), linear_cost(prompt, out))
+    for _ in range(3):  # refused in 2 ms: long prompts, large bounds
+        model.observe(task(30000, 4096), 0.002)
+    assert model.estimate(task(10000, 100)) >= linear_cost(0, 100)  # never below the output's own cost
+    assert model.estimate(task(0, 1)) >= 0.01 * linear_cost(1000, 150)  # nor below 1% of the mean
+
+
+def test_requests_without_max_tokens_get_their_own_estimate():
+    # Half the clients send no bound and get the backend's default of 256 tokens.
+    rng = random.Random(5)
+    model = TaskCostModel()
+    for i in range(400):
+        out = rng.randint(1, 300)
+        if i % 2:
+            model.observe(task(100, out), linear_cost(100, out))
+        else:
+            model.observe(task(100, 0), linear_cost(100, 256))
+    assert model.estimate(task(100, 0)) == pytest.approx(linear_cost(100, 256), rel=0.02)
+    assert model.estimate(task(100, 50)) == pytest.approx(linear_cost(100, 50), rel=0.02)
