@@ -89,6 +89,8 @@ def command(
             elif report.unit_check is not None and report.unit_check.tool:
                 run.out.note(f"{report.unit_check.tool}: ok")
             return run.out.result(report, exit_code=report.exit_code)
+        if report.tidy_problem:
+            run.out.warn(f"deployed and healthy; old images not all removed: {report.tidy_problem}")
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: render(console, report))
 
 
@@ -140,7 +142,7 @@ def render(console: Console, report: DeployReport) -> None:
         console.print(table)
     if report.removed:
         removed = escape(", ".join(report.removed))
-        console.print(f"[dim]removed {len(report.removed)} old image(s) no container uses: {removed}[/]")
+        console.print(f"[dim]removed {len(report.removed)} old image tag(s) no container uses: {removed}[/]")
     if report.health is not None and (report.exit_code or report.action == "rolled_back"):
         console.print(health_table(report.health, title="health of the new deployment"))
     if report.logs and report.exit_code:

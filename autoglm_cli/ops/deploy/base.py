@@ -64,6 +64,14 @@ class LaunchContext:
 
 
 @dataclass(frozen=True)
+class Tidied:
+    """What `Target.tidy` removed, and what it could not do (None: nothing went wrong)."""
+
+    removed: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class Liveness:
     alive: bool
     detail: str
@@ -108,9 +116,9 @@ class Target(Protocol):
         """`autoglm deploy --stop`: stop the deployment for good."""
         ...
 
-    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
+    def tidy(self, live: DeploymentState) -> Tidied:
         """After a deployment passed its gate: remove what no deployment uses any more (old
-        images); returns what was removed. Never touches the live or the previous deployment."""
+        images). Never touches the live or the previous deployment, and never raises."""
         ...
 
     def logs(self, state: DeploymentState, lines: int = 40) -> str:

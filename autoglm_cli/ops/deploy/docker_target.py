@@ -11,9 +11,10 @@
 - The container it replaces is stopped and kept as `<name>-previous` for rollback.
 - Once the new container passed its gate, the images deploy built before (repository
   `autoglm`, label `io.autoglm.version`) that no container uses are removed: each source
-  change builds a new image of a few hundred MB. The live and the previous container's
-  images stay (the engine refuses to remove an image a container uses), and so does
-  every image without that label or not tagged the way deploy tags its builds.
+  change builds a new image of a few hundred MB. Images any container uses (the live
+  one, `-previous`, stopped ones) stay, and so does every image without that label or
+  not tagged the way deploy tags its builds. An engine error here is reported, never
+  raised: the new deployment is live and healthy by then.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from ... import __version__
 from ...errors import EnvironmentFailure, UsageError
 from ...redact import redact
-from .base import LaunchContext, Liveness
+from .base import LaunchContext, Liveness, Tidied
 from .snapshot import replace_fields
 from .state import DeploymentState, atomic_write
 
@@ -465,20 +466,31 @@ class DockerTarget:
         if container is not None:
             container.remove(force=True)
 
-    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
-        from docker.errors import APIError
+    def tidy(self, live: DeploymentState) -> Tidied:
+        from docker.errors import DockerException, ImageNotFound
+        from requests import RequestException
 
-        removed = []
-        for image in self.client.images.list(name=IMAGE_REPO, filters={"label": BUILT_LABEL}):
-            for tag in image.tags:
-                if tag == live.image or not _is_built_tag(tag):
-                    continue
+        # The deployment is live and healthy whatever happens here: an engine error is reported
+        # with the result, never raised.
+        try:
+            used = {c.attrs.get("ImageID") for c in self.client.containers.list(all=True)}
+            images = self.client.images.list(name=IMAGE_REPO, filters={"label": BUILT_LABEL})
+        except (DockerException, RequestException) as exc:
+            return Tidied((), f"could not list the old images: {redact(str(exc))[:200]}")
+        removed, problem = [], None
+        for image in images:
+            if image.id in used or live.image in image.tags:  # any container's, stopped ones too
+                continue
+            for tag in filter(_is_built_tag, image.tags):
                 try:
-                    self.client.images.remove(tag)  # no force: an image a container uses stays
-                except APIError:  # in use (409), or removed meanwhile: either way not ours to force
+                    self.client.images.remove(tag)  # no force: should a container appear, it stays
+                except ImageNotFound:
+                    continue
+                except (DockerException, RequestException) as exc:
+                    problem = f"could not remove {tag}: {redact(str(exc))[:200]}"
                     continue
                 removed.append(tag)
-        return tuple(removed)
+        return Tidied(tuple(removed), problem)
 
     def stop(self, state: DeploymentState) -> None:
         container = self._get(state)

@@ -60,7 +60,8 @@ class DeployReport:
     unit_check: UnitCheck | None = None
     logs: str = ""  # the failed deployment's last log lines
     liveness: str = ""
-    removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old images)
+    removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old image tags)
+    tidy_problem: str | None = None  # what tidying could not do (the deployment is fine)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -209,7 +210,7 @@ def deploy(
     if gate.ok and new is not None:
         live = _mark_running(new, backend)
         state.save_current(live)
-        removed = backend.tidy(live)
+        tidied = backend.tidy(live)
         return DeployReport(
             "deployed",
             target_name,
@@ -220,7 +221,8 @@ def deploy(
             health=gate.health,
             waited_s=gate.waited_s,
             timeout_s=gate_timeout,
-            removed=removed,
+            removed=tidied.removed,
+            tidy_problem=tidied.problem,
         )
     return _roll_back(state, backend, new, previous, current_backend, gate, target_name)
 

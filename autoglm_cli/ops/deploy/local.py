@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 from ...errors import EnvironmentFailure
-from .base import LaunchContext, Liveness, read_env_file, tail
+from .base import LaunchContext, Liveness, Tidied, read_env_file, tail
 from .ports import PortInUse, listening_pids, port_holder, process_ports
 from .state import DeploymentState
 
@@ -163,8 +163,8 @@ class LocalTarget:
     def discard(self, state: DeploymentState) -> None:
         self.stop(state)
 
-    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
-        return ()  # nothing accumulates: the log and state files are reused
+    def tidy(self, live: DeploymentState) -> Tidied:
+        return Tidied()  # nothing accumulates: the log and state files are reused
 
     def stop(self, state: DeploymentState) -> None:
         import psutil

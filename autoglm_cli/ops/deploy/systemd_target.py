@@ -28,7 +28,7 @@ from pathlib import Path
 from ... import __version__
 from ...errors import EnvironmentFailure
 from ...redact import redact
-from .base import LaunchContext, Liveness
+from .base import LaunchContext, Liveness, Tidied
 from .model_info import health_timeout, hub_cache_dir
 from .state import DeploymentState, atomic_write
 
@@ -245,8 +245,8 @@ class SystemdTarget:
             Path(state.unit_path).unlink(missing_ok=True)
         _systemctl("daemon-reload", check=False)
 
-    def tidy(self, live: DeploymentState) -> tuple[str, ...]:
-        return ()  # one unit file per deployment name, rewritten in place
+    def tidy(self, live: DeploymentState) -> Tidied:
+        return Tidied()  # one unit file per deployment name, rewritten in place
 
     def stop(self, state: DeploymentState) -> None:
         _systemctl("disable", "--now", state.unit_name or unit_name(state.name))

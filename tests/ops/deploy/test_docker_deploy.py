@@ -37,15 +37,22 @@ def broken_image(docker_engine):
 
 @pytest.fixture
 def old_images(docker_engine):
-    """(an image an earlier deploy built, one someone built FROM it under another tag)."""
+    """(an image an earlier deploy built, one a stopped container still uses, one someone built
+    FROM ours under another tag): all three carry the label, as a build FROM ours inherits it."""
     client, base = docker_engine
     stale = f"autoglm:0.0.1-{uuid.uuid4().hex[:12]}"
+    in_use = f"autoglm:0.0.1-{uuid.uuid4().hex[:12]}"
     theirs = f"autoglm:custom-{uuid.uuid4().hex[:8]}"
-    for tag in (stale, theirs):  # both carry the label, as a build FROM ours inherits it
+    for tag in (stale, in_use, theirs):
         dockerfile = f"FROM {base}\nLABEL io.autoglm.version=0.0.1 test.tag={tag}\n"
         client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
-    yield stale, theirs
-    for tag in (stale, theirs):
+    user = client.containers.create(
+        in_use, command=["true"], name=f"autoglm-test-user-{uuid.uuid4().hex[:8]}"
+    )
+    yield stale, in_use, theirs
+    with contextlib.suppress(Exception):
+        user.remove(force=True)
+    for tag in (stale, in_use, theirs):
         with contextlib.suppress(Exception):
             client.images.remove(tag)
 
@@ -94,11 +101,11 @@ def test_docker_deploy_health_and_rollback_of_a_broken_image(
     assert "secretsecret" not in result.stdout
     # Once healthy, the image an earlier deploy built is gone; the live one and images deploy
     # did not build (another tag shape) stay.
-    stale, theirs = old_images
+    stale, in_use, theirs = old_images
     removed = result.json["result"]["removed"]
-    assert stale in removed and theirs not in removed and record["image"] not in removed
+    assert stale in removed and not {in_use, theirs, record["image"]} & set(removed)
     tags = {tag for image in client.images.list(name="autoglm") for tag in image.tags}
-    assert stale not in tags and theirs in tags and record["image"] in tags
+    assert stale not in tags and {in_use, theirs, record["image"]} <= tags
 
     by_state = cli("health", "--config", good, "--json")
     assert by_state.exit_code == 0, by_state.stdout

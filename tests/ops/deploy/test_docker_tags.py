@@ -21,3 +21,35 @@ from autoglm_cli.ops.deploy.docker_target import _is_built_tag
 )
 def test_only_tags_of_the_shape_deploy_gives_count_as_its_builds(tag, built):
     assert _is_built_tag(tag) is built
+
+
+class _EngineDown:
+    """A docker client whose engine stopped answering between the gate and the tidy."""
+
+    class containers:  # noqa: N801 - the SDK's attribute name
+        @staticmethod
+        def list(**_):
+            from docker.errors import APIError
+
+            raise APIError("500 Server Error: engine is shutting down")
+
+
+def test_an_engine_error_while_tidying_is_reported_not_raised():
+    from autoglm_cli.ops.deploy.docker_target import DockerTarget
+    from autoglm_cli.ops.deploy.state import DeploymentState
+
+    target = DockerTarget()
+    target._client = _EngineDown()
+    live = DeploymentState(
+        name="x",
+        target="docker",
+        url="http://127.0.0.1:8000",
+        port=8000,
+        version="0.1.0",
+        config_hash="0" * 64,
+        config_path="/etc/autoglm/config.yaml",
+        model="glm",
+        image="autoglm:0.1.0-0123456789ab",
+    )
+    tidied = target.tidy(live)
+    assert tidied.removed == () and "engine is shutting down" in tidied.problem
