@@ -440,7 +440,7 @@ class Runtime:
             log.exception("request %s failed on node %s", job.id, node.id)
             job.fail(ApiError(f"internal error: {type(exc).__name__}"))
         else:
-            report(result.finish_reason != "cancelled")
+            report(result.finish_reason != "cancelled" and not request.resume_text)  # a resumed one: part
             self.pool.record_success(model)
             self._succeeded(job, result, node, request)
         finally:
