@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from autoglm_cli.ops.deploy.state import DeploymentState
+
 BASE_IMAGE_ENV = "AUTOGLM_BASE_IMAGE"
 DEFAULT_BASE_IMAGE = "autoglm-base:test"
 
@@ -74,3 +76,21 @@ def simulated_config(path, *, port: int, state_dir, model: str = "sim-glm", brok
         f"deploy: {{state_dir: {state_dir}, health_timeout: 60s}}\n"
     )
     return str(path)
+
+
+def deployment_record(**changes) -> DeploymentState:
+    """A local deployment's record, with `changes`."""
+    fields = dict(
+        target="local",
+        name="autoglm",
+        url="http://127.0.0.1:8000",
+        port=8000,
+        version="0.1.0",
+        config_hash="ab" * 32,
+        config_path="/x.yaml",
+        model="tiny",
+        pid=123,
+        command=("a", "b"),
+    )
+    fields.update(changes)
+    return DeploymentState(**fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoglm_cli.ops.deploy.docker_target import _is_built_tag
+from tests.ops.deploy.conftest import deployment_record
 
 
 @pytest.mark.parametrize(
@@ -36,20 +37,9 @@ class _EngineDown:
 
 def test_an_engine_error_while_tidying_is_reported_not_raised():
     from autoglm_cli.ops.deploy.docker_target import DockerTarget
-    from autoglm_cli.ops.deploy.state import DeploymentState
 
     target = DockerTarget()
     target._client = _EngineDown()
-    live = DeploymentState(
-        name="x",
-        target="docker",
-        url="http://127.0.0.1:8000",
-        port=8000,
-        version="0.1.0",
-        config_hash="0" * 64,
-        config_path="/etc/autoglm/config.yaml",
-        model="glm",
-        image="autoglm:0.1.0-0123456789ab",
-    )
+    live = deployment_record(target="docker", image="autoglm:0.1.0-0123456789ab")
     tidied = target.tidy(live)
     assert tidied.removed == () and "engine is shutting down" in tidied.problem

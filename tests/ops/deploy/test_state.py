@@ -10,29 +10,13 @@ import pytest
 from autoglm_cli.config import parse_config
 from autoglm_cli.errors import EnvironmentFailure
 from autoglm_cli.ops.deploy.snapshot import config_hash, write_snapshot
-from autoglm_cli.ops.deploy.state import DeploymentState, StateDir, atomic_write, resolve_state_dir
-
-
-def _record(**changes) -> DeploymentState:
-    fields = dict(
-        target="local",
-        name="autoglm",
-        url="http://127.0.0.1:8000",
-        port=8000,
-        version="0.1.0",
-        config_hash="ab" * 32,
-        config_path="/x.yaml",
-        model="tiny",
-        pid=123,
-        command=("a", "b"),
-    )
-    fields.update(changes)
-    return DeploymentState(**fields)
+from autoglm_cli.ops.deploy.state import StateDir, atomic_write, resolve_state_dir
+from tests.ops.deploy.conftest import deployment_record
 
 
 def test_a_record_survives_a_round_trip(tmp_path):
     state = StateDir(tmp_path / "state")
-    record = _record(ports={"gateway": 8000, "listening": [8000, 40111]})
+    record = deployment_record(ports={"gateway": 8000, "listening": [8000, 40111]})
     state.save_current(record)
     assert state.load_current() == record
     assert json.loads(state.current_file.read_text())["schema"] == 1

@@ -27,12 +27,18 @@ def test_no_estimate_until_enough_completions():
     assert model.ready and model.estimate(task(10, 10)) == pytest.approx(linear_cost(10, 10), rel=0.01)
 
 
-def test_learns_the_cost_of_prompt_and_output_tokens():
-    rng = random.Random(1)
+def trained(count: int, max_prompt: int, max_out: int, seed: int) -> TaskCostModel:
+    """A model that saw `count` answers of random sizes, timed by `linear_cost`."""
+    rng = random.Random(seed)
     model = TaskCostModel()
-    for _ in range(300):
-        prompt, out = rng.randint(0, 4000), rng.randint(1, 500)
+    for _ in range(count):
+        prompt, out = rng.randint(0, max_prompt), rng.randint(1, max_out)
         model.observe(task(prompt, out), linear_cost(prompt, out))
+    return model
+
+
+def test_learns_the_cost_of_prompt_and_output_tokens():
+    model = trained(300, 4000, 500, seed=1)
     # A combination never seen: the fit generalises, and knows it is accurate.
     assert model.estimate(task(2500, 1200)) == pytest.approx(linear_cost(2500, 1200), rel=0.01)
     assert model.estimate(task(0, 1)) == pytest.approx(linear_cost(0, 1), rel=0.05)
@@ -83,11 +89,7 @@ def test_nodes_of_different_speeds_do_not_count_as_poor_estimates():
 
 
 def test_a_few_instant_refusals_do_not_make_long_prompts_free():
-    rng = random.Random(4)
-    model = TaskCostModel()
-    for _ in range(200):
-        prompt, out = rng.randint(0, 2000), rng.randint(1, 300)
-        model.observe(task(prompt, out), linear_cost(prompt, out))
+    model = trained(200, 2000, 300, seed=4)
     for _ in range(3):  # refused in 2 ms: long prompts, large bounds
         model.observe(task(30000, 4096), 0.002)
     assert model.estimate(task(10000, 100)) >= linear_cost(0, 100)  # never below the output's own cost
