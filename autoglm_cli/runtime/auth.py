@@ -24,12 +24,12 @@ import math
 import os
 import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import ConfigError, EnvironmentFailure, UsageError
 
 KEY_PREFIX = "ak_"
@@ -149,28 +149,6 @@ def read_keys(path: Path) -> list[KeyRecord]:
     return _parse(path, text)
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write `text` to `path` complete or not at all: a temporary sibling, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class KeyStore:
     """Create, list and revoke keys in one keys file."""
 
@@ -199,7 +177,8 @@ class KeyStore:
             "version": FILE_VERSION,
             "keys": [{**r.public(), "hash": r.hash} for r in records],
         }
-        write_atomic(self.path, json.dumps(data, indent=2) + "\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a private folder, if new
+        atomic_write(self.path, json.dumps(data, indent=2) + "\n", mode=0o600)
 
     def create(
         self,
@@ -358,5 +337,4 @@ __all__ = [
     "insecure_mode",
     "read_keys",
     "resolve_keys_file",
-    "write_atomic",
 ]

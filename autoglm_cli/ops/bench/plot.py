@@ -6,10 +6,11 @@ imported here only, with the non-interactive Agg backend.
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import UsageError
 from .metrics import NodeSample
 from .replay import RequestRecord
@@ -92,16 +93,12 @@ def write_plot(
     fig.tight_layout()
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    png = io.BytesIO()
     try:
-        with tmp.open("wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        fig.savefig(png, format="png", dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, png.getvalue())
     return path
 
 

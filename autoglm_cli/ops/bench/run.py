@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import ExitCode, NetworkError, UsageError
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
@@ -181,13 +181,8 @@ async def _run(trace, settings: ReplaySettings, options: BenchOptions, *, on_don
 
 
 def _write_records(path: Path, records: list[RequestRecord]) -> str:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps({**asdict(record), "latency_s": record.latency_s}) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    lines = (json.dumps({**asdict(record), "latency_s": record.latency_s}) + "\n" for record in records)
+    atomic_write(path, "".join(lines))
     return str(path)
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import UsageError
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -107,18 +109,13 @@ def span_s(trace: Sequence[TraceRequest]) -> float:
 
 def write_trace(path: str | Path, trace: Iterable[TraceRequest]) -> Path:
     """Write a trace CSV (TIMESTAMP in seconds) atomically."""
-    import os
-
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for r in trace:
+        writer.writerow([f"{r.offset_s:.6f}", r.prompt_tokens, r.generated_tokens])
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for r in trace:
-            writer.writerow([f"{r.offset_s:.6f}", r.prompt_tokens, r.generated_tokens])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text.getvalue())
     return path
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ...atomic import fsync_directory
 from ...errors import AutoglmError, IntegrityError, MigrationRefused
 from ...progress import NULL_PROGRESS, Progress
 from . import fileops, registry
@@ -286,7 +287,7 @@ def _apply_row(prow: PlannedRow, runner: _Runner, pool: ThreadPoolExecutor) -> R
             entry_reports.append(EntryReport.of(pentry.entry, status))
         for pentry in prow.entries:
             for directory in {os.path.dirname(i.target) for i in pentry.entry.todo}:
-                fileops.fsync_dir(directory)
+                fsync_directory(directory)
     except (AutoglmError, OSError) as exc:
         message = exc.message if isinstance(exc, AutoglmError) else f"{type(exc).__name__}: {exc}"
         code = int(exc.exit_code) if isinstance(exc, AutoglmError) else 3

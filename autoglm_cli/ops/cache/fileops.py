@@ -76,19 +76,6 @@ def same_device(a: str | os.PathLike, b_dir: str | os.PathLike) -> bool:
     return os.stat(a).st_dev == os.stat(b).st_dev
 
 
-def fsync_dir(path: str | os.PathLike) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def link_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Hard-link `target` to `source`; done already counts; other content raises FileExistsError."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ and calls `verify_expected`; it gets the same `VerifyReport` and exit codes.
 
 from .generate import GeneratedEntry, GenerateReport, generate_manifest
 from .hashing import BLOCK_SIZE, HashResult, NotRegularFileError, default_jobs, hash_file, hash_files
-from .manifest import MalformedLine, Manifest, ManifestEntry, format_line, parse_manifest, write_atomically
+from .manifest import MalformedLine, Manifest, ManifestEntry, format_line, parse_manifest
 from .verify import ExpectedFile, FileResult, FileStatus, VerifyReport, verify_expected, verify_manifest
 
 __all__ = [
@@ -36,5 +36,4 @@ __all__ = [
     "parse_manifest",
     "verify_expected",
     "verify_manifest",
-    "write_atomically",
 ]

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import EnvironmentFailure, UsageError
 from ...progress import NULL_PROGRESS, Progress
 from .hashing import default_jobs, hash_files
-from .manifest import display_name, format_manifest, write_atomically
+from .manifest import display_name, format_manifest
 from .tree import SkippedPath, walk_files
 
 
@@ -74,7 +75,7 @@ def generate_manifest(
     data = format_manifest([(name, h.sha256 or "") for name, h in zip(names, hashed, strict=True)])
     if output_path is not None:
         try:
-            write_atomically(output_path, data)
+            atomic_write(output_path, data)
         except OSError as exc:
             raise EnvironmentFailure(f"cannot write {output}: {exc.strerror or exc}") from exc
     report = GenerateReport(

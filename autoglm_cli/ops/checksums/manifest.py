@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 SHA256_HEX_LEN = 64
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
@@ -194,36 +193,6 @@ def format_line(name: str, sha256: str, *, binary: bool = False) -> bytes:
 def format_manifest(entries: list[tuple[str, str]]) -> bytes:
     """The manifest for `(name, sha256)` pairs, in the order given."""
     return b"".join(format_line(name, digest) for name, digest in entries)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is either the old file or the complete new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; the data itself is synced
-    finally:
-        os.close(fd)
 
 
 # --- names for people --------------------------------------------------------

@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...atomic import atomic_write
 from ...errors import EnvironmentFailure
 
 if TYPE_CHECKING:
@@ -77,28 +77,6 @@ def resolve_state_dir(config: Config | None = None, override: str | os.PathLike 
     """The state directory by precedence: option > config (`deploy.state_dir`) > ./.autoglm."""
     chosen = override or (config.deploy.state_dir if config is not None else None) or DEFAULT_STATE_DIR
     return Path(chosen).expanduser().absolute()
-
-
-def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
-    """Write `path` whole or not at all: temp sibling, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class StateDir:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...atomic import fsync_directory
 from ...errors import BranchNotFoundError, DirectoryNotEmptyError, EnvironmentFailure
 from ...progress import NULL_PROGRESS, Progress
 from ...retry import RetryPolicy
@@ -122,7 +123,7 @@ def clone_fresh(
             raise EnvironmentFailure(
                 f"cannot move the finished clone into {target}: {exc.strerror}"
             ) from None
-        _fsync_dir(target.parent)
+        fsync_directory(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _report(plan, target, conventions, moves or {}, dry_run=False)
@@ -211,11 +212,3 @@ def _branch_list(refs: RemoteRefs) -> str:
     more = f" and {len(names) - _LISTED_BRANCHES} more" if len(names) > _LISTED_BRANCHES else ""
     default = f" (default: {refs.head_branch})" if refs.head_branch else ""
     return f"the remote has: {shown}{more}{default}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

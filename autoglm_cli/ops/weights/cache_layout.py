@@ -27,9 +27,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import EnvironmentFailure
 from ...hf_paths import repo_folder_name
-from .download import atomic_write
 from .sources import RemoteFile
 
 TREE_CACHE_FORMAT_VERSION = 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ...atomic import atomic_write, fsync_directory
 from ...errors import EnvironmentFailure, IntegrityError, NetworkError
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
@@ -502,25 +503,10 @@ def _write_sidecar(sidecar: Path, remote: RemoteFile) -> None:
     atomic_write(sidecar, json.dumps(body, indent=1).encode())
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a small file completely or not at all: temp sibling, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _publish(partial: Path, dest: Path) -> None:
     """The verified file takes its final name in one rename; the folder entry is made durable."""
     os.replace(partial, dest)
-    with contextlib.suppress(OSError):
-        fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_directory(dest.parent)
 
 
 def _remove(*paths: Path) -> None:

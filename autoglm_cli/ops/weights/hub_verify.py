@@ -21,12 +21,13 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
 from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
-from ..checksums import ExpectedFile, VerifyReport, verify_expected, write_atomically
+from ..checksums import ExpectedFile, VerifyReport, verify_expected
 from ..checksums.manifest import format_manifest
 from .cache_layout import HubCacheLayout
 from .hashing import git_blob_header, hash_file
@@ -192,5 +193,5 @@ def write_hub_manifest(
                 fetched += 1
     finally:
         hub.close()
-    write_atomically(output, format_manifest(entries))
+    atomic_write(output, format_manifest(entries))
     return ManifestReport(snapshot.repo_id, revision, snapshot.commit, output, len(entries), fetched)

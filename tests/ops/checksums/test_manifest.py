@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from autoglm_cli.ops.checksums import format_line, parse_manifest, write_atomically
+from autoglm_cli.ops.checksums import format_line, parse_manifest
 from tests.fixtures.checksum_tree import TRICKY_NAMES, make_tree, sha256, sha256sum
 
 GOOD_DIGEST = sha256(b"a")
@@ -126,20 +126,3 @@ def test_malformed_lines_are_reported_where_sha256sum_rejects_them(tmp_path, lin
     strict = sha256sum("--check", "--strict", "SUMS", cwd=tmp_path)
     assert strict.returncode == 1
     assert b"improperly formatted" in strict.stderr
-
-
-def test_write_atomically_replaces_the_file_and_leaves_no_temporary(tmp_path):
-    target = tmp_path / "SHA256SUMS"
-    target.write_bytes(b"old\n")
-    write_atomically(target, b"new\n")
-    assert target.read_bytes() == b"new\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["SHA256SUMS"]
-
-
-def test_write_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
-    target = tmp_path / "SHA256SUMS"
-    target.write_bytes(b"old\n")
-    with pytest.raises(TypeError):
-        write_atomically(target, "not bytes")  # type: ignore[arg-type]
-    assert target.read_bytes() == b"old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["SHA256SUMS"]
