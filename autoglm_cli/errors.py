@@ -117,12 +117,6 @@ class RemoteNotFoundError(UsageError):
     )
 
 
-class NotImplementedYet(UsageError):
-    """A registered command whose issue has not landed yet."""
-
-    default_remedy = "See the project's open issues; this command is not built yet."
-
-
 # --- exit code 1: the work ran and found something wrong ---
 
 
@@ -164,11 +158,3 @@ class NetworkError(EnvironmentFailure):
 
 class DiskSpaceError(EnvironmentFailure):
     default_remedy = "Free disk space or point the cache elsewhere; --force skips this check."
-
-
-# --- exit code 4 ---
-
-
-class DeployRolledBack(AutoglmError):
-    exit_code = ExitCode.ROLLED_BACK
-    default_remedy = "Read the health output above, fix the new version and deploy again."

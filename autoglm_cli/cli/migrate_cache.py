@@ -30,7 +30,6 @@ MapOption = Annotated[
         show_default=False,
     ),
 ]
-DirOption = Annotated[Optional[Path], typer.Option(file_okay=False, show_default=False)]
 
 
 def command(

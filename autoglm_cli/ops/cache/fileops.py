@@ -50,16 +50,6 @@ def sha256_file(path: str | os.PathLike, on_bytes: OnBytes = _noop) -> str:
     return digest.hexdigest()
 
 
-def git_blob_sha1(path: str | os.PathLike) -> str:
-    """The git object id of a file (what the Hub names non-LFS blobs by)."""
-    size = os.path.getsize(path)
-    digest = hashlib.sha1(f"blob {size}\0".encode())  # noqa: S324 - git's id, not security
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     try:
         sa, sb = os.stat(a), os.stat(b)

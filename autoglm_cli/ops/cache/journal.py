@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +209,3 @@ def row_statuses(records: list[dict]) -> dict[str, RowStatus]:
             bytes=r.get("bytes"),
         )
     return rows
-
-
-def iter_rows(path: Path) -> Iterator[RowStatus]:
-    yield from row_statuses(read_records(path)).values()

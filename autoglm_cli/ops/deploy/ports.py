@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 from ...errors import EnvironmentFailure
@@ -28,18 +27,6 @@ class PortInUse(EnvironmentFailure):
     def __init__(self, holder: PortHolder) -> None:
         super().__init__(holder.describe())
         self.holder = holder
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Can we bind (host, port) right now? (SO_REUSEADDR, as uvicorn binds.)"""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def listening_pids(port: int) -> list[int | None]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import UsageError
-from .gitcmd import GitFailure, git_ok, run_git
+from .gitcmd import GitFailure, run_git
 
 
 @dataclass(frozen=True)
@@ -175,10 +175,6 @@ def local_branches(checkout: Path) -> list[str]:
 def has_changes(checkout: Path, path: str) -> bool:
     """Whether `path` differs from HEAD, staged or not."""
     return bool(run_git(["status", "--porcelain", "--", path], checkout).strip())
-
-
-def has_commit(checkout: Path, commit: str) -> bool:
-    return git_ok(["cat-file", "-e", f"{commit}^{{commit}}"], checkout)
 
 
 def _config_all(checkout: Path, key: str) -> list[str]:

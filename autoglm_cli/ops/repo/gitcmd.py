@@ -285,9 +285,6 @@ class GitProgress(RemoteProgress):
         """git's non-progress output (errors included), for classifying a failure."""
         return "\n".join([*self.other_lines, *self.error_lines])
 
-    def stages(self) -> list[str]:
-        return [self._STAGES.get(s, "working") for s in self._tasks]
-
 
 def run_with_progress(args: Sequence[str], cwd: Path, progress: GitProgress) -> None:
     """`git ARGS --progress` in `cwd` with git's progress lines fed into `progress`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from ...errors import AutoglmError, CheckFailed, NetworkError, UsageError
@@ -55,12 +55,6 @@ class HubSnapshot:
     @property
     def renamed_from(self) -> str | None:
         return self.requested_id if self.requested_id != self.repo_id else None
-
-
-@dataclass(frozen=True)
-class UrlSource:
-    url: str
-    files: tuple[RemoteFile, ...] = field(default_factory=tuple)
 
 
 def is_url(source: str) -> bool:

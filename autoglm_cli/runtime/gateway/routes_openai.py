@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
@@ -15,7 +14,7 @@ from ..auth import KeyRecord
 from ..backends.base import GenerationRequest, GenerationResult
 from ..errors import ApiError, InvalidRequest
 from ..scheduler import Priority
-from ..service import Job, Runtime
+from ..service import Job, Runtime, new_request_id
 from .schemas import ChatRequest, CompletionRequest, _Generation
 from .security import check_model, require
 
@@ -53,7 +52,7 @@ def build_request(
     model = body.model or runtime.catalogue.default
     check_model(key, model)
     request = GenerationRequest(
-        id=f"{prefix}-{uuid.uuid4().hex[:24]}",
+        id=new_request_id(prefix),
         model=model,
         kind=kind,
         max_tokens=body.limit(),

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
@@ -495,9 +495,6 @@ class DynamicScheduler:
         self.events.append(event)
         for listener in self.listeners:
             listener(event)
-
-    def serving_models(self) -> Iterable[str]:
-        return {m for n in self.nodes.values() if n.healthy for m in n.models}
 
 
 def _average(mean: float | None, sample: float, alpha: float, n: int) -> float:
