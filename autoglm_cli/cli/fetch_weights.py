@@ -9,6 +9,7 @@ import typer
 
 from .context import start
 from .options import JobsOption, JsonOption, QuietOption
+from .output import size_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,17 +107,9 @@ def _render(console: Console, report: FetchReport) -> None:
             table.add_column(name, justify=justify)
         table.add_column("sha256")
         for f in source.files:
-            table.add_row(f.path, f.status, _size(f.size), _size(f.bytes_fetched), f.sha256[:16])
+            table.add_row(f.path, f.status, size_text(f.size), size_text(f.bytes_fetched), f.sha256[:16])
         console.print(table)
     console.print(
-        f"{report.files} files: {_size(report.bytes_fetched)} fetched, {_size(report.bytes_reused)} reused, "
-        f"{report.duration_s:.1f}s"
+        f"{report.files} files: {size_text(report.bytes_fetched)} fetched, "
+        f"{size_text(report.bytes_reused)} reused, {report.duration_s:.1f}s"
     )
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)

@@ -9,6 +9,7 @@ import typer
 from ..errors import UsageError
 from .context import start
 from .options import ConfigOption, JsonOption, QuietOption, StateDirOption
+from .output import Mode, escape_markup
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,7 +38,7 @@ def health_table(report: HealthReport, *, title: str | None = None) -> Table:
             f"[{_STYLE[status]}]{status}[/]",
             "yes" if check.required else "",
             f"{check.latency_ms:.0f} ms" if check.latency_ms else "",
-            _escape(check.detail),
+            escape_markup(check.detail),
         )
     return table
 
@@ -46,12 +47,6 @@ def render_health(console: Console, report: HealthReport) -> None:
     console.print(health_table(report, title=f"{report.url} ({report.source})"))
     style = "green" if report.ok else "bold red"
     console.print(f"[{style}]{report.summary()}[/]")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def command(
@@ -106,7 +101,7 @@ def _watch(run, target, timeout: float, interval: float) -> int:
     from ..ops.health import check_health
 
     report = check_health(target, timeout=timeout)
-    if run.out.mode.value == "quiet":
+    if run.out.mode is Mode.QUIET:
         # Nothing to show: poll until something required fails.
         while report.ok:
             time.sleep(interval)

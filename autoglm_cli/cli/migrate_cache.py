@@ -11,6 +11,7 @@ import typer
 from ..errors import UsageError
 from .context import start
 from .options import DryRunOption, JsonOption, QuietOption, YesOption
+from .output import size_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -177,15 +178,6 @@ def command(
 # --- rendering ----------------------------------------------------------------
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 def _entries_table(row, *, applied: bool):
     from rich.table import Table
 
@@ -198,7 +190,7 @@ def _entries_table(row, *, applied: bool):
         table.add_column("status")
     for e in row.entries:
         items = f"{e.todo}/{e.items}" if 0 < e.todo < e.items else str(e.items)
-        cells = [e.old, e.new, e.kind, e.method, items, _size(e.todo_bytes if e.todo else e.bytes)]
+        cells = [e.old, e.new, e.kind, e.method, items, size_text(e.todo_bytes if e.todo else e.bytes)]
         if applied:
             cells.append(e.status)
         table.add_row(*cells)
@@ -240,7 +232,7 @@ def _render_plan(console: Console, report: MigrationReport, *, footer: bool = Tr
     for e in entries:
         if e.todo:
             by_method[e.method] = by_method.get(e.method, 0) + e.todo_bytes
-    moved = ", ".join(f"{_size(b)} by {m}" for m, b in sorted(by_method.items())) or "nothing"
+    moved = ", ".join(f"{size_text(b)} by {m}" for m, b in sorted(by_method.items())) or "nothing"
     console.print(f"Plan: {todo} of {len(entries)} entries to migrate ({moved}).")
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")

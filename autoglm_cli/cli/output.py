@@ -91,12 +91,12 @@ class Output:
 
     def warn(self, message: str) -> None:
         if self.mode is not Mode.QUIET:
-            text = f"[yellow]warning:[/] {_escape(redact(message))}"
+            text = f"[yellow]warning:[/] {escape_markup(redact(message))}"
             self.stderr.print(text, highlight=False, soft_wrap=True)
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            self.stderr.print(f"[dim]{_escape(redact(message))}[/]", highlight=False, soft_wrap=True)
+            self.stderr.print(f"[dim]{escape_markup(redact(message))}[/]", highlight=False, soft_wrap=True)
 
     # -- results (stdout) ----------------------------------------------------
 
@@ -139,10 +139,11 @@ class Output:
             self._json({"ok": False, "exit_code": int(err.exit_code), "error": body})
         else:
             console = self.stderr
-            text = f"[bold red]error:[/] {_escape(redact(err.message))}"
+            text = f"[bold red]error:[/] {escape_markup(redact(err.message))}"
             console.print(text, highlight=False, soft_wrap=True)
             if err.remedy:
-                console.print(f"[dim]hint:[/] {_escape(redact(err.remedy))}", highlight=False, soft_wrap=True)
+                hint = escape_markup(redact(err.remedy))
+                console.print(f"[dim]hint:[/] {hint}", highlight=False, soft_wrap=True)
         return int(err.exit_code)
 
     def _json(self, body: dict, reveal: dict[str, str] | None = None) -> None:
@@ -210,7 +211,7 @@ class _RichProgress:
 
     def task(self, description: str, total: float | None = None, *, transient: bool = False) -> ProgressTask:
         with self._lock:
-            task_id = self._bar.add_task(_escape(redact(description)), total=total)
+            task_id = self._bar.add_task(escape_markup(redact(description)), total=total)
         return _RichTask(self._bar, task_id, self._lock, transient)
 
 
@@ -221,10 +222,21 @@ def _console(*, stderr: bool) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
-def _escape(text: str) -> str:
+def escape_markup(text: str) -> str:
+    """`text` shown literally by rich (no [markup] in file names or messages)."""
     from rich.markup import escape
 
     return escape(text)
+
+
+def size_text(n: float) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, ..., 2.0 TiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 # The output of the command being run, so `main` can render errors raised before

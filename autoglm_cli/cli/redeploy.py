@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
     from ..ops.redeploy import RedeployReport
 
-HELP = "clone, env-check, migrate-cache, fetch-weights, verify, deploy, health in one resumable run."
+# Written out, not built from ops.redeploy.STEPS: importing ops here would slow `autoglm --help`;
+# tests/cli/test_redeploy.py keeps the two the same.
+_STEPS_HELP = "clone, env-check, migrate-cache, fetch-weights, verify, deploy, health"
+HELP = f"{_STEPS_HELP} in one resumable run."
 
 _STYLE = {"ok": "green", "earlier": "green", "skipped": "dim", "failed": "bold red", "planned": "cyan"}
-_STEPS_HELP = "clone, env-check, migrate-cache, fetch-weights, verify, deploy, health"
 
 
 def command(

@@ -11,7 +11,7 @@ import typer
 from ..errors import UsageError
 from .context import Invocation, start
 from .options import JobsOption, JsonOption
-from .output import Mode
+from .output import Mode, size_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -275,13 +275,14 @@ def _render(console: Console, report: VerifyReport) -> None:
         table.add_row(
             Text(result.status.value, style=_STYLE[result.status.value]),
             Text(_label(result)),
-            _size(result.size) if result.size is not None else "",
+            size_text(result.size) if result.size is not None else "",
             Text(result.detail),
         )
     console.print(table)
     console.print(
         Text(
-            f"{report.summary}; {_size(report.bytes_hashed)} hashed in {report.seconds:.2f} s{_rate(report)}",
+            f"{report.summary}; {size_text(report.bytes_hashed)} hashed in {report.seconds:.2f} s"
+            f"{_rate(report)}",
             style="green" if report.exit_code == 0 else "bold red",
         )
     )
@@ -297,7 +298,7 @@ def _label(result: FileResult) -> str:
 def _rate(report: VerifyReport | GenerateReport) -> str:
     if report.seconds < 0.1:
         return f" ({report.jobs} threads)"
-    return f" ({_size(report.bytes_hashed / report.seconds)}/s, {report.jobs} threads)"
+    return f" ({size_text(report.bytes_hashed / report.seconds)}/s, {report.jobs} threads)"
 
 
 # --- writing -----------------------------------------------------------------
@@ -326,17 +327,6 @@ def _generate(run: Invocation, root: Path, output: Path | None, jobs: int | None
 def _render_generated(run: Invocation, report: GenerateReport) -> None:
     where = f"wrote {report.output}" if report.output else "manifest on stdout"
     run.out.note(
-        f"{where}: {len(report.files)} files, {_size(report.bytes_hashed)} hashed in {report.seconds:.2f} s"
-        f"{_rate(report)}"
+        f"{where}: {len(report.files)} files, {size_text(report.bytes_hashed)} hashed"
+        f" in {report.seconds:.2f} s{_rate(report)}"
     )
-
-
-def _size(n: float) -> str:
-    if n < 1024:
-        return f"{n:.0f} B"
-    unit = "KiB"
-    for unit in ("KiB", "MiB", "GiB"):  # noqa: B007 (the unit reached is the answer)
-        n /= 1024
-        if n < 1024:
-            break
-    return f"{n:.1f} {unit}"
