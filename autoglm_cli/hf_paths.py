@@ -39,6 +39,11 @@ def modules_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return hf_home(environ) / "modules"
 
 
+def local_dir_metadata(root: str | os.PathLike) -> Path:
+    """Where huggingface_hub keeps its bookkeeping inside a `--local-dir` download."""
+    return Path(root) / ".cache" / "huggingface"
+
+
 def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
     """huggingface_hub's cache folder of a repo: `models--org--name` (`datasets--`, `spaces--`)."""
     return f"{repo_type}s--{repo_id.replace('/', '--')}"

@@ -254,7 +254,7 @@ def _liveness(session, target: HealthTarget, timeout: float) -> list[Check]:
                 f"/healthz answered {response.status_code}: {_body_text(response)}",
             )
         ]
-    data = _json_or_empty(response)
+    data = json_or_empty(response)
     detail = "alive" + (f", autoglm {data['version']}" if isinstance(data.get("version"), str) else "")
     return [Check("liveness", Status.OK, True, ms, detail, {k: data[k] for k in ("version",) if k in data})]
 
@@ -263,7 +263,7 @@ def _readiness_and_nodes(session, target: HealthTarget, timeout: float) -> list[
     response, ms, error = _timed(lambda: session.get(f"{target.url}/readyz", timeout=timeout))
     if error is not None:
         return [Check("readiness", Status.FAIL, True, ms, f"GET /readyz: {_http_error(error)}")]
-    data = _json_or_empty(response)
+    data = json_or_empty(response)
     nodes = _node_checks(data)
     if response.status_code != 200:
         reason = readiness_reason(data) or _body_text(response)
@@ -367,7 +367,7 @@ def _inference(session, target: HealthTarget, timeout: float) -> Check:
     if error is not None:
         return Check("inference", Status.FAIL, True, ms, f"POST /v1/chat/completions: {_http_error(error)}")
     if response.status_code != 200:
-        message = _json_or_empty(response).get("error", {})
+        message = json_or_empty(response).get("error", {})
         text = message.get("message") if isinstance(message, dict) else None
         reason = redact(str(text or _body_text(response)))[:160]
         return Check(
@@ -377,7 +377,7 @@ def _inference(session, target: HealthTarget, timeout: float) -> Check:
             ms,
             f"chat completion answered {response.status_code}: {reason}",
         )
-    data = _json_or_empty(response)
+    data = json_or_empty(response)
     try:
         answer = data["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
@@ -485,7 +485,8 @@ def _state(target: HealthTarget) -> Check:
     return Check("state", Status.OK if ok else Status.FAIL, True, ms, detail)
 
 
-def _json_or_empty(response) -> dict:
+def json_or_empty(response) -> dict:
+    """The response's JSON object, or {} when the body is not one."""
     try:
         data = response.json()
     except ValueError:

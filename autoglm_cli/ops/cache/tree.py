@@ -42,7 +42,7 @@ def file_item(source: Path, target: Path, *, link: bool, kind: str, phase: int =
         if tst.st_size == st.st_size:
             if tst.st_mtime_ns == st.st_mtime_ns:  # a copy a previous run published (mtime kept)
                 return Item(Action.COPY, str(target), str(source), size=st.st_size, done=True, phase=phase)
-            if fileops.sha256_file(source) == fileops.sha256_file(target):
+            if fileops.first_difference(source, target) is None:  # same bytes: stops at the first difference
                 return Item(Action.KEEP, str(target), str(source), size=st.st_size, phase=phase)
     return Problem(kind, str(target), f"already exists with other content than {source}")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..health import HealthReport, HealthTarget, check_health, failed_nodes, readiness_reason
+from ..health import HealthReport, HealthTarget, check_health, failed_nodes, json_or_empty, readiness_reason
 from .base import Target
 from .state import DeploymentState
 
@@ -75,7 +75,7 @@ def health_gate(
                 if response.status_code == 200:
                     ready = True
                     break
-                body = _json(response)
+                body = json_or_empty(response)
                 last = f"/readyz answered {response.status_code}: " + (
                     readiness_reason(body) or response.text.strip()[:200]
                 )
@@ -113,11 +113,3 @@ def health_gate(
             failed = ", ".join(f"{c.name}: {c.detail}" for c in report.failed_required)
             return GateResult(False, f"health checks failed: {failed}", clock() - started, timeout, report)
         sleep(POLL_S * 2)
-
-
-def _json(response) -> dict:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ...atomic import atomic_write
 from ...errors import EnvironmentFailure
-from ...hf_paths import repo_folder_name
+from ...hf_paths import local_dir_metadata, repo_folder_name
 from .sources import RemoteFile
 
 TREE_CACHE_FORMAT_VERSION = 1
@@ -153,7 +153,7 @@ class LocalDirLayout:
     def lock_path(self, remote: RemoteFile) -> Path:
         """huggingface_hub's lock for this file in a local dir (plain URLs: one in the temp dir)."""
         if self.hub:
-            return self.root / ".cache" / "huggingface" / "download" / f"{remote.path}.lock"
+            return local_dir_metadata(self.root) / "download" / f"{remote.path}.lock"
         key = hashlib.sha256(str(self.destination(remote).absolute()).encode()).hexdigest()[:32]
         return Path(tempfile.gettempdir()) / "autoglm-locks" / f"{key}.lock"
 
@@ -170,7 +170,7 @@ class LocalDirLayout:
         write_tree_cache(self._bookkeeping(), commit, files)
 
     def _bookkeeping(self) -> Path:
-        path = self.root / ".cache" / "huggingface"
+        path = local_dir_metadata(self.root)
         path.mkdir(parents=True, exist_ok=True)
         gitignore = path / ".gitignore"
         if not gitignore.exists():

@@ -144,7 +144,7 @@ class Downloader:
                 _write_sidecar(sidecar, remote)
             for attempt in (1, 2):
                 digests = self._fill(run, offset)
-                problem = _mismatch(remote, digests)
+                problem = mismatch(remote, digests)
                 if problem is None:
                     _publish(partial, dest)
                     _remove(sidecar)
@@ -440,12 +440,13 @@ def _already_there(remote: RemoteFile, dest: Path) -> FileOutcome | None:
     if not dest.is_file():
         return None
     digests = hash_file(dest, git=remote.sha256 is None and remote.git_oid is not None)
-    if _mismatch(remote, digests) is not None:
+    if mismatch(remote, digests) is not None:
         return None
     return FileOutcome(remote.path, dest, digests.size, digests.sha256, "reused", 0, digests.size)
 
 
-def _mismatch(remote: RemoteFile, digests: Digests) -> str | None:
+def mismatch(remote: RemoteFile, digests: Digests) -> str | None:
+    """How `digests` differ from what the hub says of `remote` (None: they match)."""
     if remote.size is not None and digests.size != remote.size:
         return f"size mismatch: expected {remote.size} bytes, got {digests.size}"
     if remote.sha256 is not None and digests.sha256 != remote.sha256:

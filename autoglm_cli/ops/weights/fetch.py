@@ -24,7 +24,7 @@ from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
 from .cache_layout import HubCacheLayout, LocalDirLayout
-from .download import Downloader, FileOutcome, partial_bytes
+from .download import Downloader, FileOutcome, mismatch, partial_bytes
 from .hashing import hash_file
 from .http import HttpSettings, make_session, policy_from_config
 from .sources import (
@@ -318,10 +318,7 @@ def _verify_existing(
     def check(item):
         remote, path = item
         digests = hash_file(path, git=remote.sha256 is None and remote.git_oid is not None)
-        good = (remote.size is None or digests.size == remote.size) and (
-            digests.sha256 == remote.sha256 if remote.sha256 else digests.git_oid == remote.git_oid
-        )
-        if not good:
+        if mismatch(remote, digests) is not None:
             ctx.note(f"{remote.path}: the copy on disk does not match its hash; fetching it again")
             return None
         total.advance(digests.size)

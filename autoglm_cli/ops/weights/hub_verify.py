@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ...atomic import atomic_write
 from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
-from ...hf_paths import hub_cache_dir
+from ...hf_paths import hub_cache_dir, local_dir_metadata
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
@@ -136,7 +136,7 @@ def verify_hub(
         expected = [_expected(remote, root, hub) for remote in snapshot.files]
     finally:
         hub.close()
-    bookkeeping = root / ".cache" / "huggingface"  # huggingface_hub's files in a --local-dir
+    bookkeeping = local_dir_metadata(root)
     exclude = (
         frozenset(p for p in bookkeeping.rglob("*") if p.is_file()) if bookkeeping.is_dir() else frozenset()
     )
