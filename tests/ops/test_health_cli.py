@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.ops.deploy.conftest import free_port
+from autoglm_cli.testing.servers import free_port
 
 
 def test_nothing_recorded_is_a_usage_error(cli, tmp_path):

@@ -101,14 +101,15 @@ def test_the_default_failing_on_every_node_falls_back_to_the_backup_with_header_
     assert 'autoglm_fallbacks_total{from_model="glm",to_model="sim"} 1.0' in metrics
 
 
-def test_scale_events_show_on_metrics_and_as_json_log_lines(caplog):
+def test_the_dynamic_policy_grows_the_pool_under_a_backlog_and_shows_it_on_metrics_and_in_the_log(caplog):
     async def scenario():
         cfg = config(
             scheduler="dynamic",
-            workers={"count": None, "min": 1, "max": 3, "engine": "inline", "control_interval": "0.1s"},
+            workers={"count": None, "min": 1, "max": 3},
             models={"sim": {"backend": "simulated", "options": {"c": 0.02, "output_tokens": 10}}},
         )
         runtime = Runtime(cfg)
+        assert type(runtime.scheduler).__name__ == "DynamicScheduler"
         await runtime.start()
         try:
             jobs = []
@@ -117,7 +118,10 @@ def test_scale_events_show_on_metrics_and_as_json_log_lines(caplog):
                     runtime.submit(GenerationRequest(id=f"s{i}", model="sim", kind="completion", prompt="x"))
                 )
                 await asyncio.sleep(0.02)
-            await asyncio.gather(*(job.done for job in jobs))
+            results = await asyncio.gather(*(job.done for job in jobs))
+            assert all(r.completion_tokens == 10 for r in results)
+            assert runtime.desired_workers == 3
+            assert sum(e.node.healthy for e in runtime.entries.values()) == 3
             return runtime.metrics.render()[0].decode(), runtime.scheduler.task_cost.relative_error
         finally:
             await runtime.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
@@ -36,12 +35,6 @@ def docker_engine():
             f"base image {base} is missing; .ci/setup-system builds it with debootstrap (no registry here)"
         )
     return client, base
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

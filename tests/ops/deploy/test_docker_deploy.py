@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.ops.deploy.conftest import free_port
+from autoglm_cli.testing.servers import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

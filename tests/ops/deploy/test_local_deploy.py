@@ -10,7 +10,8 @@ import time
 import psutil
 import pytest
 
-from tests.ops.deploy.conftest import free_port, simulated_config
+from autoglm_cli.testing.servers import free_port
+from tests.ops.deploy.conftest import simulated_config
 
 pytestmark = pytest.mark.slow
 

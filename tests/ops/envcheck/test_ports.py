@@ -11,6 +11,7 @@ import pytest
 
 from autoglm_cli.errors import ConfigError, ExitCode
 from autoglm_cli.ops.envcheck import Severity, Status, list_checks, run_checks
+from autoglm_cli.testing.servers import free_port
 
 from .conftest import by_name, config
 
@@ -20,12 +21,6 @@ server = socket.create_server(("127.0.0.1", 0))
 print(server.getsockname()[1], flush=True)
 time.sleep(120)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -43,7 +38,7 @@ def held_port():
 
 
 def test_a_free_gateway_port():
-    port = _free_port()
+    port = free_port()
     report = run_checks(config(f"gateway: {{host: 127.0.0.1, port: {port}}}"), only=["ports"])
     check = by_name(report, str(port))
     assert (check.severity, check.status, check.value) == (Severity.REQUIRED, Status.OK, "free on 127.0.0.1")
@@ -74,7 +69,7 @@ def test_a_listener_on_the_wildcard_address_blocks_the_gateway_host():
 
 def test_extra_ports_from_the_config_are_checked_too(held_port):
     port, _ = held_port
-    free = _free_port()
+    free = free_port()
     report = run_checks(
         config(f"gateway: {{port: {free}}}\nenv_check: {{ports: [{port}, {free}]}}"), only=["ports"]
     )

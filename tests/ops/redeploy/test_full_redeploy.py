@@ -11,8 +11,8 @@ import json
 
 import pytest
 
+from autoglm_cli.testing.servers import free_port
 from tests.fixtures.git_repos import build_org_move, git, make_checkout
-from tests.ops.deploy.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.transformers]
 
