@@ -53,6 +53,11 @@ class Task:
     priority: Priority = Priority.NORMAL
     arrived_at: float = 0.0
     attempts: int = 0
+    # Hashes of the prompt's leading blocks, each chained over the blocks before it
+    # (block i's hash identifies the whole prefix up to block i), so two prompts that
+    # share a system prompt or earlier turns share their first hashes. Nothing of the
+    # prompt text itself is kept. Empty when unknown.
+    prefix_hashes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -73,6 +78,14 @@ class Node:
     capacity: int = 1  # requests the runtime sends it at once (never more)
     slots: int | None = None  # requests it runs at once (None: `capacity`); the rest wait in its queue
     created_at: float = 0.0
+    kv_cache_tokens: int | None = None  # KV-cache tokens the node can hold (None: unknown)
+    # What an engine node reports about itself on its own metrics endpoint (vLLM:
+    # num_requests_running / num_requests_waiting / kv_cache_usage_perc), None until
+    # the first poll; `signals_at` is the clock time of that poll.
+    engine_running: int | None = None
+    engine_waiting: int | None = None
+    kv_cache_usage: float | None = None  # 0..1
+    signals_at: float | None = None
 
     @property
     def healthy(self) -> bool:
