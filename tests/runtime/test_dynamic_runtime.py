@@ -191,8 +191,8 @@ def test_without_its_own_cluster_the_runtime_publishes_the_count_and_runs_the_ho
         runtime = Runtime(cfg, cluster=external)
         await runtime.start()
         try:
-            await runtime._scale(4)  # what the control tick does with the policy's answer
-            await runtime._scale(4)  # no change: no second call
+            await runtime.scaler.scale(4)  # what the control tick does with the policy's answer
+            await runtime.scaler.scale(4)  # no change: no second call
             for _ in range(200):
                 if out.exists() and out.read_text().count("\n") >= 2:
                     break
