@@ -82,7 +82,7 @@ class Dispatcher:
             if not job.finished:
                 if job.runner is not None:
                     job.runner.cancel()
-                job.fail(ServiceUnavailable("the gateway is shutting down"))
+                self.fail(job, ServiceUnavailable("the gateway is shutting down"))
 
     # -- requests ------------------------------------------------------------------
 
@@ -97,6 +97,21 @@ class Dispatcher:
         prompt_tokens: int = 0,
     ) -> Job:
         """Accept a request into the queue; raises `ApiError` when it cannot be accepted."""
+        try:
+            return self._accept(request, priority, stream, key_id, keep, prompt_tokens)
+        except ApiError as err:
+            self.metrics.count_error(err)
+            raise
+
+    def _accept(
+        self,
+        request: GenerationRequest,
+        priority: Priority,
+        stream: bool,
+        key_id: str | None,
+        keep: bool,
+        prompt_tokens: int,
+    ) -> Job:
         if self.stopping or self._wake is None:
             raise ServiceUnavailable("the gateway is not running")
         if request.model not in self.catalogue.models:
@@ -195,6 +210,9 @@ class Dispatcher:
                 break
             entry = self.fleet.entries[node.id]
             node.running += 1
+            if job.dispatched_at is None:
+                job.dispatched_at = self.clock()
+                self.metrics.queue_wait.labels(target).observe(job.dispatched_at - task.arrived_at)
             job.status, job.node_id, job.served_model = "running", node.id, target
             job.fallback_from = task.model if target != task.model else None
             job.runner = self.tasks.spawn(self.run(job, entry, target), name=f"autoglm-job-{job.id}")
@@ -220,7 +238,7 @@ class Dispatcher:
 
         try:
             if job.stream:
-                result = await entry.handle.stream(request, job.push)
+                result = await entry.handle.stream(request, self._streamer(job, model))
             else:
                 result = await entry.handle.generate(request)
         except NodeFailure as exc:
@@ -229,15 +247,15 @@ class Dispatcher:
             self.retry_or_fail(job, exc, model)
         except ApiError as err:
             report(False)
-            job.fail(err)
+            self.fail(job, err)
         except asyncio.CancelledError:
             if job.cancel_requested:
                 job.cancelled()
             elif not job.finished:
-                job.fail(ServiceUnavailable("the gateway is shutting down"))
+                self.fail(job, ServiceUnavailable("the gateway is shutting down"))
         except Exception as exc:  # a bug below: fail this request, keep serving the others
             log.exception("request %s failed on node %s", job.id, node.id)
-            job.fail(ApiError(f"internal error: {type(exc).__name__}"))
+            self.fail(job, ApiError(f"internal error: {type(exc).__name__}"))
         else:
             report(result.finish_reason != "cancelled" and not request.resume_text)  # a resumed one: part
             self.pool.record_success(model)
@@ -248,6 +266,24 @@ class Dispatcher:
             node.running = max(0, node.running - 1)
             if not self.stopping:
                 self.dispatch_ready()  # the freed slot takes the next queued task right away
+
+    def _streamer(self, job: Job, model: str):
+        """`job.push`, timing the first piece (time to first token)."""
+
+        def push(piece: str) -> None:
+            if job.first_token_at is None:
+                job.first_token_at = now = self.clock()
+                self.metrics.time_to_first_token.labels(model).observe(now - job.task.arrived_at)
+            job.push(piece)
+
+        return push
+
+    def fail(self, job: Job, error: ApiError) -> None:
+        """`job` ends with `error`, counted by its code."""
+        if job.finished:
+            return
+        self.metrics.count_error(error)
+        job.fail(error)
 
     def service_time(self, entry: NodeEntry, started: float) -> float:
         """How long the node worked on a request that finished now.
@@ -279,6 +315,9 @@ class Dispatcher:
         self.metrics.prompt_tokens.labels(model).inc(result.prompt_tokens)
         if job.fallback_from:
             self.metrics.fallbacks.labels(job.fallback_from, model).inc()
+        if job.first_token_at is not None and result.completion_tokens > 1:
+            between = (self.clock() - job.first_token_at) / (result.completion_tokens - 1)
+            self.metrics.time_per_output_token.labels(model).observe(between)
         job.succeed(result)
 
     def retry_or_fail(self, job: Job, exc: Exception, model: str | None = None) -> None:
@@ -304,10 +343,11 @@ class Dispatcher:
                 self.queue.push(job.task, front=True)
                 return
         if job.task.attempts >= max_attempts or self.stopping:
-            job.fail(
+            self.fail(
+                job,
                 ServiceUnavailable(
                     f"the request failed on {job.task.attempts} node(s); last: {exc}", code="nodes_failed"
-                )
+                ),
             )
             return
         log.warning("request %s: node failed (%s); retrying on another node", job.id, exc)
@@ -328,16 +368,17 @@ class Dispatcher:
             if now >= job.deadline:
                 self.queue.remove(task.id)
                 waited = float(self.config.gateway.queue_timeout)
-                job.fail(
+                self.fail(
+                    job,
                     ServiceUnavailable(
                         f"no node was free within gateway.queue_timeout ({waited:g} s)",
                         code="queue_timeout",
                         headers={"Retry-After": "5"},
-                    )
+                    ),
                 )
             elif self.target_model(task.model, task_id=task.id) is None:
                 self.queue.remove(task.id)
-                job.fail(self.fleet.unservable(task.model))
+                self.fail(job, self.fleet.unservable(task.model))
         ttl = float(self.config.gateway.task_ttl)
         for job_id, job in list(self.jobs.items()):
             if (

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import NodeFailure, ServiceUnavailable
-from .metrics import Metrics
+from .metrics import Metrics, NodeLoad
 from .models import Catalogue
 from .scheduler import Node, NodeKind, NodeState, Scheduler
 from .scheduler.base import Clock
@@ -283,6 +283,17 @@ class Fleet:
         return failed_upstream and now - entry.last_probe >= UPSTREAM_REPROBE
 
     # -- what the gateway shows -----------------------------------------------------------
+
+    def loads(self) -> list[NodeLoad]:
+        """Each node's requests in flight and batch occupancy (sequences running / slots)."""
+        loads = []
+        for entry in self.entries.values():
+            node = entry.node
+            slots = node.slots or node.capacity
+            running = min(node.running, slots)  # beyond its slots, a node queues them itself
+            occupancy = running / slots if slots > 0 else 0.0
+            loads.append(NodeLoad(node.id, entry.model, node.running, occupancy))
+        return loads
 
     def update_gauges(self) -> None:
         counts = dict.fromkeys(NodeState, 0)

@@ -33,6 +33,8 @@ class Job:
     keep: bool = False  # a /v1/tasks job: stays readable for `gateway.task_ttl`
     sent_text: str = ""  # streamed to the client so far (a retry resumes after it)
     sent_pieces: int = 0
+    dispatched_at: float | None = None  # the runtime's clock: first sent to a node
+    first_token_at: float | None = None  # the runtime's clock: first piece streamed
     cancel_requested: bool = False
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # stream: str pieces, then None

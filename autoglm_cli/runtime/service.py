@@ -80,6 +80,7 @@ class Runtime:
             metrics=self.metrics,
             tasks=self.tasks,
         )
+        self.metrics.watch_nodes(self.fleet.loads)
         if self.scheduler.task_estimate_error() is not None:  # read at each scrape
             self.metrics.task_estimate_error.set_function(self.scheduler.task_estimate_error)
         self._loops: list[asyncio.Task] = []
