@@ -138,6 +138,7 @@ class Dispatcher:
             key_id=key_id,
             keep=keep,
             deadline=now + float(self.config.gateway.queue_timeout),
+            clock=self.clock,
         )
         if self.target_model(request.model) is None:
             raise self.fleet.unservable(request.model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backends.base import GenerationRequest, GenerationResult
@@ -29,7 +30,7 @@ class Job:
     node_id: str | None = None
     result: GenerationResult | None = None
     error: ApiError | None = None
-    finished_at: float | None = None
+    finished_at: float | None = None  # `clock` time
     keep: bool = False  # a /v1/tasks job: stays readable for `gateway.task_ttl`
     sent_text: str = ""  # streamed to the client so far (a retry resumes after it)
     sent_pieces: int = 0
@@ -39,6 +40,7 @@ class Job:
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # stream: str pieces, then None
     runner: asyncio.Task | None = None
+    clock: Callable[[], float] = time.monotonic  # the runtime's clock (the queue sweep compares with it)
 
     @property
     def id(self) -> str:
@@ -55,7 +57,7 @@ class Job:
 
     def _finish(self, status: str) -> None:
         self.status = status
-        self.finished_at = time.monotonic()
+        self.finished_at = self.clock()
         self.events.put_nowait(None)
 
     # The first outcome wins: a job cancelled while its node answers stays cancelled.

@@ -1,12 +1,14 @@
 """The dispatcher on its own, over real in-process simulated nodes: up to `capacity` jobs per
 node, a node that fails a job (a faked network fault) sends it to another node, and the queue
-sweep fails what waited past `gateway.queue_timeout` (a fake clock)."""
+sweep fails what waited past `gateway.queue_timeout` and forgets finished jobs nobody read (a
+fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from autoglm_cli.runtime.backends.base import GenerationRequest
+from autoglm_cli.runtime.dispatcher import FINISHED_JOB_TTL
 from autoglm_cli.runtime.errors import NodeFailure
 from autoglm_cli.runtime.scheduler import NodeState
 from autoglm_cli.runtime.scheduler.static import StaticScheduler
@@ -103,12 +105,19 @@ def test_the_sweep_fails_a_job_that_waited_past_the_queue_timeout():
             clock.now += 2
             dispatcher.sweep(clock.now)
             await dispatcher.cancel(busy)
-            return before, waiting.status, waiting.error.code, len(dispatcher.queue), busy.status
+            outcome = before, waiting.status, waiting.error.code, len(dispatcher.queue), busy.status
+            clock.now += FINISHED_JOB_TTL - 1
+            dispatcher.sweep(clock.now)
+            kept = set(dispatcher.jobs)
+            clock.now += 2  # nobody read them within FINISHED_JOB_TTL: forgotten
+            dispatcher.sweep(clock.now)
+            return outcome, kept, set(dispatcher.jobs)
         finally:
             dispatcher.shut()
             await tasks.close()
             await fleet.close()
 
-    before, after, code, queued, busy = asyncio.run(scenario())
+    (before, after, code, queued, busy), kept, left = asyncio.run(scenario())
     assert before == "queued" and after == "failed" and code == "queue_timeout"
     assert queued == 0 and busy == "cancelled"
+    assert kept == {"r1", "r2"} and left == set()
