@@ -11,6 +11,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import NodeFailure, ServiceUnavailable
 from .metrics import Metrics, NodeLoad
@@ -18,6 +19,9 @@ from .models import Catalogue
 from .scheduler import Node, NodeKind, NodeState, Scheduler
 from .scheduler.base import Clock
 from .tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from .workers.clusters import Cluster
 
 log = logging.getLogger("autoglm.runtime")
 
@@ -36,7 +40,7 @@ class NodeEntry:
     last_done: float = 0.0  # when the node last finished a request (service time of queued ones)
 
 
-def make_cluster(config):
+def make_cluster(config) -> Cluster:
     """The cluster `workers.engine` names: in-process nodes, or a Dask cluster (owned or joined)."""
     from .workers.clusters import DaskCluster, InlineCluster
 
@@ -67,7 +71,7 @@ class Fleet:
         metrics: Metrics,
         tasks: BackgroundTasks,
         clock: Clock,
-        cluster=None,
+        cluster: Cluster | None = None,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
@@ -76,7 +80,7 @@ class Fleet:
         self.metrics = metrics
         self.tasks = tasks
         self.clock = clock
-        self.cluster = cluster
+        self.cluster: Cluster | None = cluster
         self.on_change = on_change  # a node's state changed: the dispatcher looks again
         self.entries: dict[str, NodeEntry] = {}
         self.desired_workers: int | None = None  # the worker count asked of the cluster
