@@ -84,6 +84,21 @@ class Dispatcher:
                     job.runner.cancel()
                 self.fail(job, ServiceUnavailable("the gateway is shutting down"))
 
+    def rescue(self, entry: NodeEntry) -> None:
+        """`entry`'s node was marked dead: its requests are retried elsewhere now, not when the
+        transport to the dead process gives up (Dask's connect timeout is 30 s)."""
+        current = asyncio.current_task()  # a runner marking its own node dead retries by itself
+        for job in list(self.jobs.values()):
+            if (
+                job.node_id == entry.node.id
+                and job.status == "running"
+                and job.runner is not None
+                and job.runner is not current
+                and not job.runner.done()
+            ):
+                job.rescued = True
+                job.runner.cancel()
+
     # -- requests ------------------------------------------------------------------
 
     def submit(
@@ -250,7 +265,12 @@ class Dispatcher:
             report(False)
             self.fail(job, err)
         except asyncio.CancelledError:
-            if job.cancel_requested:
+            if job.rescued and not job.cancel_requested and not self.stopping:
+                job.rescued = False
+                report(False)
+                self.retry_or_fail(job, NodeFailure(f"node {node.id} died"), model)
+                # The runner ends normally: the retry is a new runner.
+            elif job.cancel_requested:
                 job.cancelled()
             elif not job.finished:
                 self.fail(job, ServiceUnavailable("the gateway is shutting down"))

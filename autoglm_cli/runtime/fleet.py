@@ -27,6 +27,7 @@ log = logging.getLogger("autoglm.runtime")
 
 DEAD_NODE_TTL = 60.0  # seconds a dead node stays listed in /readyz
 UPSTREAM_REPROBE = 5.0  # seconds between probes of a failed upstream endpoint
+RETRY_AFTER_UNAVAILABLE = 5  # seconds a client is told to wait when no node can serve its model
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Fleet:
         clock: Clock,
         cluster: Cluster | None = None,
         on_change: Callable[[], None] = lambda: None,
+        on_dead: Callable[[NodeEntry], None] = lambda entry: None,
     ) -> None:
         self.config = config
         self.catalogue = catalogue
@@ -82,6 +84,7 @@ class Fleet:
         self.clock = clock
         self.cluster: Cluster | None = cluster
         self.on_change = on_change  # a node's state changed: the dispatcher looks again
+        self.on_dead = on_dead  # a node died: the dispatcher rescues its requests at once
         self.entries: dict[str, NodeEntry] = {}
         self.desired_workers: int | None = None  # the worker count asked of the cluster
         self._placing: set[str] = set()
@@ -118,6 +121,8 @@ class Fleet:
         if any(n.state is NodeState.STARTING for n in self.model_nodes(model)):
             return True
         if model in self.catalogue.worker_models and self.cluster is not None:
+            if not self.cluster.connected:  # no worker can come before its scheduler is back
+                return False
             if self._placing:
                 return True
             return self.desired_workers is None or len(self.live_workers()) < max(1, self.desired_workers)
@@ -128,8 +133,18 @@ class Fleet:
 
     def unservable(self, model: str) -> ServiceUnavailable:
         errors = sorted({n.error for n in self.model_nodes(model) if n.error})
-        detail = f": {'; '.join(errors)}" if errors else ""
-        return ServiceUnavailable(f"no node can serve model {model!r}{detail}", code="model_unavailable")
+        if (
+            model in self.catalogue.worker_models
+            and self.cluster is not None
+            and not self.cluster.connected
+        ):
+            errors.insert(0, "the Dask scheduler is unreachable (reconnecting)")
+        detail = f": {'; '.join(errors[:3])}" if errors else ""
+        return ServiceUnavailable(
+            f"no node can serve model {model!r}{detail}",
+            code="model_unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+        )
 
     # -- node states -------------------------------------------------------------------
 
@@ -157,10 +172,13 @@ class Fleet:
         if node.state is state and node.error == error:
             return
         node.state, node.error = state, error
-        if state is NodeState.DEAD and entry.dead_since is None:
+        died = state is NodeState.DEAD and entry.dead_since is None
+        if died:
             entry.dead_since = self.clock()
         self.scheduler.on_node_change(node)
         self.update_gauges()
+        if died:
+            self.on_dead(entry)
         self.on_change()
 
     def node_failed(self, entry: NodeEntry, reason: str) -> None:

@@ -37,6 +37,7 @@ class Job:
     dispatched_at: float | None = None  # the runtime's clock: first sent to a node
     first_token_at: float | None = None  # the runtime's clock: first piece streamed
     cancel_requested: bool = False
+    rescued: bool = False  # its node was marked dead: the runner was cancelled to retry it elsewhere
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # stream: str pieces, then None
     runner: asyncio.Task | None = None

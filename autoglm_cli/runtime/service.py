@@ -72,6 +72,7 @@ class Runtime:
             clock=clock,
         )
         self.fleet.on_change = self.dispatcher.wake
+        self.fleet.on_dead = self.dispatcher.rescue
         self.scaler = Scaler(
             config,
             scheduler=self.scheduler,
@@ -84,6 +85,7 @@ class Runtime:
         if self.scheduler.task_estimate_error() is not None:  # read at each scrape
             self.metrics.task_estimate_error.set_function(self.scheduler.task_estimate_error)
         self._loops: list[asyncio.Task] = []
+        self._tick_errors: dict[str, str] = {}  # step -> last error (logged once while it repeats)
         self.started = False
 
     # -- what the gateway and the tests read ------------------------------------------
@@ -168,23 +170,39 @@ class Runtime:
         interval = float(self.config.workers.control_interval)
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # one bad tick must not stop the control loop
-                log.exception("control tick failed")
+            await self.tick()
 
     async def tick(self) -> None:
-        """Size the pool, follow the cluster's workers, probe and expire nodes, sweep the queue."""
-        await self.scaler.step()
-        await self.fleet.reconcile_workers()
+        """Size the pool, follow the cluster's workers, probe and expire nodes, sweep the queue.
+
+        Each step is guarded on its own: a cluster that lost its scheduler must not stop the
+        queue sweep (`gateway.queue_timeout`) nor the next tick."""
+        await self._guarded("scaling", self.scaler.step())
+        await self._guarded("following the cluster's workers", self.fleet.reconcile_workers())
         now = self.clock()
-        self.fleet.maintain(now)
-        self.dispatcher.sweep(now)
-        self.fleet.update_gauges()
-        self.dispatcher.update_queue_gauges()
+        await self._guarded("node upkeep", self.fleet.maintain, now)
+        await self._guarded("queue sweep", self.dispatcher.sweep, now)
+        await self._guarded("gauges", self.fleet.update_gauges)
+        await self._guarded("gauges", self.dispatcher.update_queue_gauges)
         self.dispatcher.wake()
+
+    async def _guarded(self, step: str, work, *args) -> None:
+        """Run one step of the tick; a failure is logged in one line (once while it repeats)."""
+        try:
+            if asyncio.iscoroutine(work):
+                await work
+            else:
+                work(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one bad step must not stop the control loop
+            message = f"{type(exc).__name__}: {exc}"
+            if self._tick_errors.get(step) != message:
+                log.error("control tick: %s failed: %s", step, message)
+                log.debug("control tick: %s failed", step, exc_info=True)
+            self._tick_errors[step] = message
+        else:
+            self._tick_errors.pop(step, None)
 
     # -- what the gateway shows -------------------------------------------------------------
 
@@ -196,6 +214,9 @@ class Runtime:
         ready = self.started and any(n.healthy for n in self.fleet.model_nodes(default))
         return {
             "ready": ready,
+            # False: a request for the default model gets 503 at once (nothing serves it, and no
+            # node is on its way); True while not ready: requests queue for a loading node.
+            "accepting": self.started and not self.stopping and self.fleet.servable(default),
             "default_model": default,
             "backup_model": self.catalogue.backup,
             "scheduler": type(self.scheduler).__name__,

@@ -20,7 +20,9 @@ async def healthz(request: Request):
 async def readyz(request: Request):
     """200 when at least one node can serve the default model, else 503; lists every node and its error."""
     report = request.app.state.gateway.runtime.readiness()
-    return JSONResponse(report, status_code=200 if report["ready"] else 503)
+    if report["ready"]:
+        return JSONResponse(report)
+    return JSONResponse(report, status_code=503, headers={"Retry-After": "5"})
 
 
 @router.get("/metrics")

@@ -9,12 +9,17 @@ runtime's fleet and scaler drive it from the control tick; the scheduler's
   thread each; each worker's nanny restarts it when it dies), or an existing
   scheduler (`--dask-scheduler tcp://...`), where machines join with
   `autoglm worker` and Dask's own cluster managers do the scaling.
+  An external scheduler may go away: `workers()` then answers no workers (the
+  runtime drops their nodes), `connected` is False, and a background loop
+  connects a new client once a scheduler answers at the address again.
 - `InlineCluster`: nodes are `ModelHost`s in the gateway process. No isolation
   and no parallelism beyond threads: for the simulated backend and tiny setups.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import uuid
@@ -25,6 +30,9 @@ from ..backends.base import BackendSettings
 from .handles import ActorHandle, HostHandle, NodeHandle
 
 log = logging.getLogger("autoglm.runtime.cluster")
+
+SCHEDULER_CALL_TIMEOUT = 5.0  # seconds the control tick waits for the scheduler's worker list
+RECONNECT_MAX_DELAY = 2.0  # longest pause between attempts to reach a lost scheduler again
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class Cluster(Protocol):
 
     engine: str  # shown in /readyz and on each node
     can_scale: bool  # False: someone else sizes it (the runtime publishes the count, runs the hook)
+    connected: bool  # False: its scheduler is gone; no worker can come until it is back
 
     async def start(self, n_workers: int) -> None: ...
 
@@ -72,6 +81,7 @@ class Cluster(Protocol):
 class InlineCluster:
     engine = "inline"
     can_scale = True
+    connected = True
 
     def __init__(self, *, timeout: float) -> None:
         self.timeout = timeout
@@ -133,10 +143,16 @@ class DaskCluster:
         self.log_level = log_level
         self.cluster = None
         self.client = None
+        self._reconnecting: asyncio.Task | None = None
+        self._lost_logged = False
 
     @property
     def can_scale(self) -> bool:
         return self.cluster is not None  # an external cluster scales itself
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
 
     async def start(self, n_workers: int) -> None:
         from distributed import Client, LocalCluster
@@ -188,13 +204,68 @@ class DaskCluster:
         return [by_name[str(n)] for n in names if str(n) in by_name]
 
     async def workers(self) -> dict[str, WorkerInfo]:
-        identity = await self.client.scheduler.identity()
+        """The running workers; none while the scheduler is unreachable (their nodes are dropped)."""
+        if not self.connected:
+            self._lost()
+            return {}
+        try:
+            identity = await asyncio.wait_for(self.client.scheduler.identity(), SCHEDULER_CALL_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the scheduler went away between the check and the call
+            log.warning("the Dask scheduler did not answer: %s: %s", type(exc).__name__, exc)
+            return {}
+        if self._lost_logged:
+            log.warning("the Dask scheduler at %s answers again", self.address)
+            self._lost_logged = False
         running = {
             address: info
             for address, info in identity.get("workers", {}).items()
             if info.get("status", "running") == "running"
         }
         return {a: WorkerInfo(a, str(w.get("name", ""))) for a, w in running.items()}
+
+    def _lost(self) -> None:
+        """The client lost its scheduler. Dask's client retries for its own timeout (30 s) and
+        then closes for good; an external cluster's scheduler may come back later, so once the
+        client is closed, a loop connects a new one (backoff up to RECONNECT_MAX_DELAY)."""
+        if not self._lost_logged:
+            log.warning("lost the Dask scheduler at %s; its nodes are dropped until it is back", self.address)
+            self._lost_logged = True
+        if not self.address or self._reconnecting is not None:
+            return
+        if self.client is not None and self.client.status == "connecting":
+            return  # Dask's own reconnect window
+        self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        from distributed import Client
+
+        old, self.client = self.client, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.close(), 2.0)
+        delay = 0.25
+        try:
+            while True:
+                client = None
+                try:
+                    client = await Client(self.address, asynchronous=True, timeout="2s")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # nobody answers yet
+                    log.debug("reconnecting to %s: %s", self.address, exc)
+                    if client is not None:
+                        with contextlib.suppress(Exception):
+                            await client.close()
+                    await asyncio.sleep(delay)
+                    delay = min(RECONNECT_MAX_DELAY, delay * 2)
+                    continue
+                self.client = client
+                log.warning("reconnected to the Dask scheduler at %s", self.address)
+                return
+        finally:
+            self._reconnecting = None
 
     async def preloaded_models(self, address: str) -> tuple[str, ...]:
         if not self.address:  # a cluster of our own: its workers run no `autoglm worker` plugin
@@ -226,14 +297,24 @@ class DaskCluster:
         return ActorHandle(actor, future, timeout=self.timeout)
 
     async def close(self) -> None:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
         if self.client is not None:
-            await self.client.close()
+            with contextlib.suppress(Exception):  # a client that lost its scheduler
+                await asyncio.wait_for(self.client.close(), 5.0)
         if self.cluster is not None:
             await self.cluster.close()
 
     def describe(self) -> dict:
         scheduler = self.address or (self.cluster.scheduler_address if self.cluster is not None else None)
-        info = {"engine": self.engine, "scheduler": scheduler, "owned": self.cluster is not None}
+        info = {
+            "engine": self.engine,
+            "scheduler": scheduler,
+            "owned": self.cluster is not None,
+            "connected": self.connected,
+        }
         if self.cluster is not None and self.dashboard:
             info["dashboard"] = self.cluster.dashboard_link
         return info

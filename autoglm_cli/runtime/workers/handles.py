@@ -57,6 +57,7 @@ class _RemoteHandle:
     def __init__(self, target: Any, *, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
+        self._cancels: set[asyncio.Task] = set()  # cancels sent in the background, held until done
 
     async def _call(self, awaitable: Awaitable, timeout: float | None = None) -> Any:
         try:
@@ -86,7 +87,11 @@ class _RemoteHandle:
                 if reply["done"]:
                     return unwrap(reply["outcome"])
         except asyncio.CancelledError:
-            await self.cancel(request.id)
+            # Tell the node in the background: a dead node would hold the caller for the
+            # cancel's timeout, and the caller may be rescuing this request onto another node.
+            task = asyncio.ensure_future(self.cancel(request.id))
+            self._cancels.add(task)
+            task.add_done_callback(self._cancels.discard)
             raise
 
     async def cancel(self, request_id: str) -> None:
