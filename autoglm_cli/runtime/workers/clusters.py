@@ -161,7 +161,9 @@ class DaskCluster:
 
         adopt_dask()
         if self.address:
-            self.client = await Client(self.address, asynchronous=True, timeout="30s")
+            # The connect timeout (and the client's reconnect window) is Dask's
+            # `distributed.comm.timeouts.connect` (30 s unless configured).
+            self.client = await Client(self.address, asynchronous=True)
             return
         self.cluster = await LocalCluster(
             n_workers=n_workers,
