@@ -146,7 +146,7 @@ def serve(
             log_level=level.lower(),
             access_log=level == "DEBUG",
             log_config=None,  # keep our handlers (redacting)
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=max(1, round(float(config.gateway.shutdown_grace))),
         )
     )
     started = time.monotonic()

@@ -143,7 +143,7 @@ def test_requests_on_a_killed_worker_are_rescued(tmp_path):
         {
             "model_pool": {"default": "sim"},
             # ~1 s a request: several are in flight on each worker at the kill.
-            "models": {"sim": {"backend": "simulated", "options": {"output_tokens": 20, "a": 0.05}}},
+            "models": {"sim": {"backend": "simulated", "options": {"output_tokens": 20, "c": 0.05}}},
             "workers": {"engine": "dask", "count": 2, "control_interval": "0.5s", "concurrency": 4},
             "gateway": {"auth": False},
             "log_level": "INFO",
@@ -158,3 +158,38 @@ def test_requests_on_a_killed_worker_are_rescued(tmp_path):
             psutil.Process(victim).kill()
             statuses = [f.result().status_code for f in futures]
         assert statuses == [200] * 8
+
+
+def test_ctrl_c_drains_in_flight_requests_and_exits_cleanly(tmp_path):
+    config = write_config(
+        tmp_path / "drain.yaml",
+        {
+            "model_pool": {"default": "sim"},
+            # ~2 s a request: they are still running when Ctrl-C comes.
+            "models": {"sim": {"backend": "simulated", "options": {"output_tokens": 20, "c": 0.1}}},
+            "workers": {"engine": "dask", "count": 2, "control_interval": "0.5s"},
+            "gateway": {"auth": False, "shutdown_grace": "20s"},
+        },
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "autoglm_cli", "serve", "--config", str(config), "--port", str(port)]
+    with open(log, "wb") as out:
+        # Its own process group, like a terminal's: Ctrl-C reaches serve and every worker process.
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_http(f"{url}/readyz", timeout=90, alive=lambda: proc.poll() is None)
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(chat, url, stream=i == 1) for i in range(2)]
+                time.sleep(0.7)
+                os.killpg(proc.pid, signal.SIGINT)
+                replies = [f.result() for f in futures]
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert [r.status_code for r in replies] == [200, 200]
+    assert "[DONE]" in replies[1].text
+    output = log.read_text()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output

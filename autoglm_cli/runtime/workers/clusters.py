@@ -178,6 +178,7 @@ class DaskCluster:
             if self.dashboard
             else {"dashboard": False, "dashboard_address": f"{self.host}:0"},
             memory_limit=self.memory_limit,
+            preload=["autoglm_cli.runtime.workers.quiet"],  # Ctrl-C: only this process handles it
             silence_logs=logging.getLevelName(self.log_level),
         )
         self.client = await Client(self.cluster, asynchronous=True)

@@ -55,6 +55,9 @@ def settings_from_environment():
 
 async def dask_setup(worker) -> None:
     """Dask's preload hook."""
+    from .quiet import ignore_interrupts
+
+    ignore_interrupts()  # the nanny's worker process: Ctrl-C is the `dask worker` parent's
     await worker.plugin_add(ModelPlugin(settings_from_environment()), name=ModelPlugin.name)
 
 
