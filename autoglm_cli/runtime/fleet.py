@@ -133,11 +133,7 @@ class Fleet:
 
     def unservable(self, model: str) -> ServiceUnavailable:
         errors = sorted({n.error for n in self.model_nodes(model) if n.error})
-        if (
-            model in self.catalogue.worker_models
-            and self.cluster is not None
-            and not self.cluster.connected
-        ):
+        if model in self.catalogue.worker_models and self.cluster is not None and not self.cluster.connected:
             errors.insert(0, "the Dask scheduler is unreachable (reconnecting)")
         detail = f": {'; '.join(errors[:3])}" if errors else ""
         return ServiceUnavailable(

@@ -126,6 +126,7 @@ def serve(
     import uvicorn
 
     from .gateway import create_app
+    from .gateway.limits import header_timeout_protocol
 
     _Server = _server_class()
     from .logs import setup_logging
@@ -146,6 +147,7 @@ def serve(
             log_level=level.lower(),
             access_log=level == "DEBUG",
             log_config=None,  # keep our handlers (redacting)
+            http=header_timeout_protocol(float(config.gateway.header_timeout)),
             timeout_graceful_shutdown=max(1, round(float(config.gateway.shutdown_grace))),
         )
     )

@@ -99,7 +99,10 @@ def test_serve_outlives_its_dask_scheduler_and_reconnects(tmp_path, cluster_conf
     scheduler = DaskScheduler(free_port(), tmp_path / "scheduler.log").start()
     workers = [start_worker(scheduler.address, cluster_config, tmp_path / "worker.log")]
     server = ServeProcess(
-        cluster_config, extra=["--dask-scheduler", scheduler.address], env=DASK_ENV, log=tmp_path / "serve.log"
+        cluster_config,
+        extra=["--dask-scheduler", scheduler.address],
+        env=DASK_ENV,
+        log=tmp_path / "serve.log",
     )
     try:
         server.start()

@@ -87,6 +87,9 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(tasks_router)
     _install_error_handlers(app)
+    from .limits import BodyLimitMiddleware
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(config.gateway.max_body_bytes))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
