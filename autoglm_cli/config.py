@@ -137,7 +137,7 @@ class Gateway:
     priority_aging: Duration = Duration(10)
     shutdown_grace: Duration = Duration(10)  # Ctrl-C / SIGTERM: in-flight requests may finish within this
     max_body_bytes: int = 4 * 1024 * 1024  # a larger request body is refused with 413 before it is read
-    header_timeout: Duration = Duration(10)  # a connection that has not sent its request's headers by then is closed
+    header_timeout: Duration = Duration(10)  # a connection whose request headers are not in by then is closed
 
 
 @dataclass(frozen=True)
