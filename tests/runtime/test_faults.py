@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 
+from autoglm_cli.testing.cluster_processes import DaskScheduler, kill_group, start_worker
 from autoglm_cli.testing.servers import ServeProcess, free_port, wait_http
 
 from .conftest import write_config
@@ -28,39 +29,6 @@ pytestmark = pytest.mark.slow
 # Dask's client gives up on a lost scheduler after this (30 s by default); short here so that
 # the outage outlasts it and `serve` has to connect a new client by itself.
 DASK_ENV = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
-
-
-class DaskScheduler:
-    def __init__(self, port: int, log: Path) -> None:
-        self.address = f"tcp://127.0.0.1:{port}"
-        self.port, self.log = port, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> DaskScheduler:
-        command = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--no-dashboard"]
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))  # noqa: SIM115
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_worker(address: str, config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "autoglm_cli", "worker", address, "--config", str(config)],
-        stdout=open(log, "ab"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # killed as a group, like a machine that goes away
-    )
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def chat(url: str, *, timeout: float = 60.0, stream: bool = False) -> httpx.Response:
