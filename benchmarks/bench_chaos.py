@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autoglm_cli.testing.cluster_processes import DaskScheduler, kill_group, start_worker  # noqa: E402
-from autoglm_cli.testing.servers import ServeProcess, free_port, wait_http  # noqa: E402
+from autoglm_cli.testing.servers import ServeProcess, free_port  # noqa: E402
 
 QUEUE_TIMEOUT = 5.0
 TOKENS = 16
@@ -212,7 +212,9 @@ def scenario_worker(work: Path, rate: float) -> dict:
     kill: dict = {}
     seconds = 30.0
     try:
-        with ServeProcess(config, extra=["--dask-scheduler", cluster.scheduler.address], log=work / "serve.log") as server:
+        with ServeProcess(
+            config, extra=["--dask-scheduler", cluster.scheduler.address], log=work / "serve.log"
+        ) as server:
             wait_nodes(server.url, 6)
             victim = cluster.workers[0]
             pids = {p.pid for p in psutil.Process(victim.pid).children(recursive=True)}
@@ -251,7 +253,9 @@ def scenario_scheduler(work: Path, rate: float, outage: float) -> dict:
     marks: dict = {}
     before, after = 10.0, 30.0
     try:
-        with ServeProcess(config, extra=["--dask-scheduler", cluster.scheduler.address], log=work / "serve.log") as server:
+        with ServeProcess(
+            config, extra=["--dask-scheduler", cluster.scheduler.address], log=work / "serve.log"
+        ) as server:
             wait_nodes(server.url, 4)
             pid = server.proc.pid
 
@@ -296,16 +300,12 @@ def scenario_scheduler(work: Path, rate: float, outage: float) -> dict:
 
 
 def scenario_upstream(work: Path, rate: float, fail_every: int) -> dict:
+    from autoglm_cli.testing.flaky_upstream import FlakyUpstream
     from autoglm_cli.testing.servers import ThreadedServer
 
-    app = poisoned_upstream_app(fail_every)
+    app = FlakyUpstream(fail_every=fail_every)
     with ThreadedServer(app) as upstream:
-        extra = {
-            "up": {
-                "backend": "openai",
-                "options": {"base_url": f"{upstream.url}/v1", "model": "up", "max_connections": 256},
-            }
-        }
+        extra = {"up": {"backend": "openai", "source": f"{upstream.url}/v1", "options": {"model": "up"}}}
         config = write_config(work, extra, default="up")
         with ServeProcess(config, log=work / "serve-upstream.log") as server:
 
@@ -313,75 +313,20 @@ def scenario_upstream(work: Path, rate: float, fail_every: int) -> dict:
                 return None
 
             outcomes = asyncio.run(drive(server.url, rate, 30.0, "up", events))
-    poisoned = [o for o in outcomes if o.code == "upstream_poison" or o.status == 500]
-    others = [o for o in outcomes if o not in poisoned]
+    # Request i's prompt is "request i": the upstream poisons those with i % fail_every == 0.
+    poisoned = [o for i, o in enumerate(outcomes) if i % fail_every == 0]
+    others = [o for i, o in enumerate(outcomes) if i % fail_every != 0]
     ok_share = sum(o.ok for o in others) / max(1, len(others))
     return {
         "requests": len(outcomes),
         "poisoned": len(poisoned),
         "poisoned_statuses": sorted({o.status for o in poisoned}),
+        "poisoned_max_latency_s": max((o.latency for o in poisoned), default=None),
         "others_ok_share": ok_share,
         "others_codes": sorted({str(o.code) for o in others if not o.ok}),
+        # A streamed poisoned request fails before its first chunk: a real HTTP 500 too.
         "goal_met": ok_share >= 0.995 and bool(poisoned) and all(o.status == 500 for o in poisoned),
     }
-
-
-def poisoned_upstream_app(fail_every: int):
-    """An OpenAI-speaking upstream: requests whose prompt is `request N` with N % fail_every == 0
-    get a 500 (their own error: the same request fails every time), the others an answer."""
-
-    async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        path = scope["path"]
-        if scope["method"] == "GET":
-            return await _json(send, 200, {"object": "list", "data": [{"id": "up", "object": "model"}]})
-        request = json.loads(body or b"{}")
-        text = " ".join(m.get("content", "") for m in request.get("messages", []))
-        number = int(text.rsplit(" ", 1)[-1]) if text.rsplit(" ", 1)[-1].isdigit() else 1
-        if number % fail_every == 0:
-            error = {"message": "poisoned request", "type": "server_error", "code": "upstream_poison"}
-            return await _json(send, 500, {"error": error})
-        words = ["upstream"] * 4
-        if request.get("stream"):
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-            )
-            for word in words:
-                chunk = {"id": "u", "object": "chat.completion.chunk", "model": "up",
-                         "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
-                await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True})
-            final = {"id": "u", "object": "chat.completion.chunk", "model": "up",
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            tail = f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
-            return await send({"type": "http.response.body", "body": tail})
-        reply = {
-            "id": "u", "object": "chat.completion", "model": "up", "created": 0,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6},
-        }
-        del path
-        return await _json(send, 200, reply)
-
-    return app
-
-
-async def _json(send, status: int, data: dict) -> None:
-    body = json.dumps(data).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def main() -> int:
@@ -405,7 +350,10 @@ def main() -> int:
         results[name]["logs"] = str(work)
         results[name]["wall_s"] = round(time.monotonic() - started, 1)
         print(f"{name}: {json.dumps(results[name], default=_round)}", flush=True)
-    print(f"\nopen loop {args.rate:g} req/s, half streamed; queue_timeout {QUEUE_TIMEOUT:g} s; {os.cpu_count()} CPUs")
+    print(
+        f"\nopen loop {args.rate:g} req/s, half streamed; "
+        f"queue_timeout {QUEUE_TIMEOUT:g} s; {os.cpu_count()} CPUs"
+    )
     for name, r in results.items():
         print(f"{name:14} goal {'MET' if r['goal_met'] else 'MISSED'}")
     if args.json:

@@ -263,6 +263,8 @@ class Dispatcher:
             self.retry_or_fail(job, exc, model)
         except ApiError as err:
             report(False)
+            if err.status >= 500 and entry.worker is None:  # the upstream's own 5xx: its breaker counts it
+                self.fleet.upstream_failed(entry, err.message)
             self.fail(job, err)
         except asyncio.CancelledError:
             if job.rescued and not job.cancel_requested and not self.stopping:
@@ -280,6 +282,7 @@ class Dispatcher:
         else:
             report(result.finish_reason != "cancelled" and not request.resume_text)  # a resumed one: part
             self.pool.record_success(model)
+            self.fleet.node_succeeded(entry)
             self.succeeded(job, result, node, request)
         finally:
             if not reported:  # cancelled, shut down, or a bug: free its place in the policy's books

@@ -27,6 +27,7 @@ log = logging.getLogger("autoglm.runtime")
 
 DEAD_NODE_TTL = 60.0  # seconds a dead node stays listed in /readyz
 UPSTREAM_REPROBE = 5.0  # seconds between probes of a failed upstream endpoint
+BREAKER_THRESHOLD = 5  # an upstream endpoint failing this many requests in a row is taken out
 RETRY_AFTER_UNAVAILABLE = 5  # seconds a client is told to wait when no node can serve its model
 
 
@@ -39,6 +40,7 @@ class NodeEntry:
     dead_since: float | None = None
     last_probe: float = 0.0
     last_done: float = 0.0  # when the node last finished a request (service time of queued ones)
+    consecutive_failures: int = 0  # an upstream's failures in a row, across requests (its breaker)
 
 
 def make_cluster(config) -> Cluster:
@@ -178,15 +180,34 @@ class Fleet:
         self.on_change()
 
     def node_failed(self, entry: NodeEntry, reason: str) -> None:
-        if entry.worker is None:  # an upstream endpoint: probe it again later
-            log.warning("node %s (%s) failed: %s", entry.node.id, entry.node.address, reason)
-            self.set_state(entry, NodeState.FAILED, reason)
+        if entry.worker is None:  # an upstream endpoint: its breaker decides
+            self.upstream_failed(entry, reason)
             return
         if entry.node.state is not NodeState.DEAD:
             log.warning("node %s on %s is dead: %s", entry.node.id, entry.worker, reason)
             self.set_state(entry, NodeState.DEAD, reason)
             if entry.handle is not None:
                 self.tasks.spawn(entry.handle.close(), name=f"autoglm-close-{entry.node.id}")
+
+    def upstream_failed(self, entry: NodeEntry, reason: str) -> None:
+        """An upstream endpoint failed a request (no answer, or a 5xx). One request's error says
+        little about the endpoint: only BREAKER_THRESHOLD failures in a row, across requests,
+        open its circuit (FAILED: no requests; `maintain` probes it every UPSTREAM_REPROBE
+        seconds, half-open, and a probe that answers closes it)."""
+        entry.consecutive_failures += 1
+        if entry.consecutive_failures < BREAKER_THRESHOLD or entry.node.state is NodeState.FAILED:
+            return
+        log.warning(
+            "node %s (%s): circuit open after %d failures in a row; last: %s",
+            entry.node.id,
+            entry.node.address,
+            entry.consecutive_failures,
+            reason,
+        )
+        self.set_state(entry, NodeState.FAILED, f"circuit open: {reason}")
+
+    def node_succeeded(self, entry: NodeEntry) -> None:
+        entry.consecutive_failures = 0
 
     # -- placing and loading ------------------------------------------------------------
 
@@ -217,6 +238,7 @@ class Fleet:
             if status.get(key) is not None:
                 entry.node.extra[key] = status[key]
         if status.get("state") == "ready":
+            entry.consecutive_failures = 0  # a probe that answers closes the breaker
             if entry.node.state is not NodeState.READY:
                 log.info("node %s ready: %s on %s", entry.node.id, entry.model, entry.node.address)
             self.set_state(entry, NodeState.READY)

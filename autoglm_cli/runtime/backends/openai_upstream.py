@@ -9,9 +9,11 @@ directly. Connection failures, 429 and 5xx are retried with exponential backoff
 and jitter (the config's `retry` section: base 1 s, 3 tries; `Retry-After` is
 honoured, and one longer than `retry.max_delay` ends the retries at once;
 `autoglm_cli.retry`); a stream is retried only before its first chunk.
-When the retries run out, connection failures and 5xx become `NodeFailure` (the
-runtime marks the endpoint failed and tries another), a 429 becomes a 503 with
-`Retry-After`, other 4xx pass through as they are.
+When the retries run out, connection failures become `NodeFailure` (the runtime
+tries another endpoint), a 429 becomes a 503 with `Retry-After`, and every other
+status the upstream answered (4xx, 5xx; 500 is not retried) goes back to the
+client with the upstream's status and message. An endpoint is taken out only by
+its breaker in the fleet: failures in a row across requests (`Fleet.upstream_failed`).
 
 Options (`models.NAME.options`): `model` (the upstream's name for it; default:
 NAME), `api_key_env` (an environment variable holding the upstream's key),
@@ -30,7 +32,9 @@ from ...retry import RetryAttempt, RetryPolicy, call_with_retry_async, parse_ret
 from ..errors import ApiError, NodeFailure, ServiceUnavailable
 from .base import BackendSettings, GenerationRequest, GenerationResult, option
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+# 500 is not retried: an upstream's internal error is most often the request's own (the same
+# request fails again); 502-504 say the upstream is briefly unavailable, 429 that it is full.
+RETRY_STATUSES = {429, 502, 503, 504}
 
 
 class _RetryableStatus(Exception):
@@ -324,7 +328,16 @@ class UpstreamHandle:
                     code="upstream_rate_limited",
                     headers={"Retry-After": str(max(1, round(wait)))},
                 ) from None
-            raise NodeFailure(f"{self.label} answered {exc.status} after {self.policy.tries} tries") from None
+            # The upstream answered: its status and message go back to the client. Whether the
+            # endpoint is sick is for its breaker to say (failures in a row across requests).
+            raise upstream_error(exc.status, exc.body) from None
+
+
+def upstream_error(status: int, text: str) -> ApiError:
+    """The upstream's own error answer, with its status and message, for the client."""
+    message = _error_message(text) or f"upstream answered {status}"
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return ApiError(f"upstream: {message}", status=status, type=kind, code="upstream_error")
 
 
 def _error_message(text: str) -> str | None:
