@@ -43,7 +43,8 @@ from autoglm_cli.testing.servers import ServeProcess, free_port  # noqa: E402
 QUEUE_TIMEOUT = 5.0
 TOKENS = 16
 CLIENT_TIMEOUT = 60.0
-SCENARIOS = ("worker", "scheduler-15", "scheduler-60", "upstream")
+SCENARIOS = ("worker", "scheduler-15", "scheduler-60", "upstream", "abuse")
+HEADER_TIMEOUT = 2.0  # gateway.header_timeout in the abuse scenario
 
 
 @dataclass
@@ -329,6 +330,78 @@ def scenario_upstream(work: Path, rate: float, fail_every: int) -> dict:
     }
 
 
+def scenario_abuse(work: Path, slow: int = 300) -> dict:
+    """`slow` connections that send half their headers and stall, and a 50 MB body (declared, and
+    chunked): how long until the gateway has closed them all, and what the bodies get."""
+    import socket
+
+    import httpx
+
+    path = work / "abuse.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "model_pool": {"default": "sim"},
+                "models": {"sim": {"backend": "simulated", "options": {"output_tokens": TOKENS}}},
+                "workers": {"engine": "inline", "count": 1},
+                "gateway": {"auth": False, "header_timeout": f"{HEADER_TIMEOUT:g}s"},
+                "log_level": "WARN",
+            }
+        )
+    )
+    with ServeProcess(path, log=work / "serve-abuse.log") as server:
+        started = time.monotonic()
+        conns = []
+        for _ in range(slow):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+            conns.append(sock)
+        sent = time.monotonic()
+        closed_after = []
+        for sock in conns:
+            try:
+                gone = sock.recv(1) == b""
+            except OSError:
+                gone = True
+            closed_after.append(time.monotonic() - sent if gone else None)
+            sock.close()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            t = time.monotonic()
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+            declared = sock.recv(200).split(b" ")[1].decode()
+            declared_s = time.monotonic() - t
+
+        def chunks():
+            yield b'{"model": "sim", "messages": [{"role": "user", "content": "'
+            for _ in range(50 * 16):
+                yield b"x" * 65536
+            yield b'"}]}'
+
+        t = time.monotonic()
+        try:
+            chunked = str(
+                httpx.post(f"{server.url}/v1/chat/completions", content=chunks(), timeout=60).status_code
+            )
+        except httpx.HTTPError as exc:  # the gateway answered and closed while the body was still coming
+            chunked = f"closed early ({type(exc).__name__})"
+        chunked_s = time.monotonic() - t
+        healthy = httpx.get(f"{server.url}/healthz").status_code
+    waits = [c for c in closed_after if c is not None]
+    return {
+        "slow_connections": slow,
+        "opened_in_s": sent - started,
+        "closed": len(waits),
+        "closed_max_after_s": max(waits, default=None),
+        "header_timeout_s": HEADER_TIMEOUT,
+        "declared_50MB_status": declared,
+        "declared_50MB_answer_s": declared_s,
+        "chunked_50MB_status": chunked,
+        "chunked_50MB_s": chunked_s,
+        "healthz_after": healthy,
+        "goal_met": len(waits) == slow and declared == "413",
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=20.0)
@@ -345,8 +418,10 @@ def main() -> int:
             results[name] = scenario_worker(work, args.rate)
         elif name.startswith("scheduler-"):
             results[name] = scenario_scheduler(work, args.rate, float(name.split("-")[1]))
-        else:
+        elif name == "upstream":
             results[name] = scenario_upstream(work, args.rate, args.upstream_fail_every)
+        else:
+            results[name] = scenario_abuse(work)
         results[name]["logs"] = str(work)
         results[name]["wall_s"] = round(time.monotonic() - started, 1)
         print(f"{name}: {json.dumps(results[name], default=_round)}", flush=True)
