@@ -98,6 +98,19 @@ class Dispatcher:
             ):
                 job.rescued = True
                 job.runner.cancel()
+                job.runner.add_done_callback(lambda _task, job=job: self._rescued_unstarted(job, entry))
+
+    def _rescued_unstarted(self, job: Job, entry: NodeEntry) -> None:
+        """A runner cancelled before its first step never reaches `run`'s handlers: retry here."""
+        if not job.rescued or job.finished:
+            return  # `run` took care of it
+        job.rescued = False
+        node = entry.node
+        node.running = max(0, node.running - 1)
+        self.scheduler.on_completion(job.task, node, 0.0, False)
+        self.retry_or_fail(job, NodeFailure(f"node {node.id} died"), job.served_model)
+        if not self.stopping:
+            self.dispatch_ready()
 
     # -- requests ------------------------------------------------------------------
 
