@@ -64,7 +64,6 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(tries=1)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,18 @@ def command(
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if value is None:
+        return "-"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _percentiles(s) -> str:
+    return (
+        f"p50 {_seconds(s.p50_s)}  p90 {_seconds(s.p90_s)}  p99 {_seconds(s.p99_s)}  "
+        f"mean {_seconds(s.mean_s)}  max {_seconds(s.max_s)}"
+    )
 
 
 def _render(console: Console, report: BenchReport) -> None:
@@ -152,11 +163,11 @@ def _render(console: Console, report: BenchReport) -> None:
     if report.output_tokens_per_s is not None:
         throughput += f", {report.output_tokens_per_s:.0f} output tokens/s"
     table.add_row("throughput", throughput)
-    table.add_row(
-        "latency",
-        f"p50 {_seconds(lat.p50_s)}  p90 {_seconds(lat.p90_s)}  p99 {_seconds(lat.p99_s)}  "
-        f"mean {_seconds(lat.mean_s)}  max {_seconds(lat.max_s)}",
-    )
+    table.add_row("latency", _percentiles(lat))
+    if report.ttft.count:  # streamed answers: the first token, and the pace after it
+        table.add_row("time to first token", _percentiles(report.ttft))
+    if report.tpot.count:
+        table.add_row("time per output token", _percentiles(report.tpot))
     if report.max_send_lag_s > 0.05:
         table.add_row("client lag", f"up to {report.max_send_lag_s:.2f} s late (raise --max-in-flight)")
     if report.nodes is not None:

@@ -13,6 +13,7 @@ class ApiError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    counted = False  # in autoglm_request_errors_total already (Metrics.count_error)
 
     def __init__(
         self,

@@ -69,6 +69,11 @@ class ScaleHook:
             await proc.wait()
             log.error("scale hook for %d workers timed out after %g s and was killed", n, self.timeout)
             return None
+        except asyncio.CancelledError:  # the gateway stops: end the hook too, and reap it
+            if proc.returncode is None:
+                proc.kill()
+            await asyncio.shield(proc.wait())
+            raise
         if proc.returncode != 0:
             tail = stderr.decode(errors="replace").strip()[-500:]
             log.error("scale hook for %d workers exited %d: %s", n, proc.returncode, redact(tail))

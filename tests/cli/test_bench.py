@@ -45,6 +45,12 @@ def test_replays_the_trace_and_reports_latency_nodes_and_a_plot(cli, tmp_path, t
     latency = report["latency"]
     assert latency["count"] == 40
     assert 0 < latency["p50_s"] <= latency["p90_s"] <= latency["p99_s"] <= latency["max_s"]
+    # Streamed: the first token of each, and the gaps between tokens of the 34 with two or more.
+    ttft, tpot = report["ttft"], report["tpot"]
+    assert ttft["count"] == 40 and 0 < ttft["p50_s"] <= ttft["p99_s"] <= latency["max_s"]
+    assert ttft["p50_s"] <= latency["p50_s"]
+    assert tpot["count"] == sum(1 for i in range(40) if 1 + i % 7 >= 2) == 34
+    assert 0 < tpot["p50_s"] <= tpot["p99_s"]
     assert report["throughput_rps"] > 0
     # Output tokens: the server's usage counts, summed.
     assert report["output_tokens_per_s"] > 0
@@ -60,11 +66,14 @@ def test_replays_the_trace_and_reports_latency_nodes_and_a_plot(cli, tmp_path, t
         assert len(body["messages"][0]["content"].split()) == 10 + i
         assert body["max_tokens"] == 1 + i % 7
         assert body["model"] == "stub-model"
+        assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
     # Time scaling: each request was scheduled at its trace offset / speedup.
     lines = [json.loads(line) for line in records.read_text().splitlines()]
     assert [r["scheduled_s"] for r in lines] == pytest.approx([i * 0.05 / 2 for i in range(40)])
     assert all(r["latency_s"] >= r["done_s"] - r["sent_s"] for r in lines)
+    assert all(0 < r["ttft_s"] <= r["latency_s"] for r in lines)
+    assert [r["tpot_s"] is None for r in lines] == [r["max_tokens"] == 1 for r in lines]
 
 
 def test_duration_and_start_cut_the_trace(cli, trace_file):
@@ -150,3 +159,4 @@ def test_human_output_as_a_real_process(tmp_path, trace_file):
     assert result.exit_code == 0, result.stderr
     assert "40 sent, 40 ok, 0 failed" in result.stdout
     assert "p99" in result.stdout and "nodes" in result.stdout
+    assert "time to first token" in result.stdout and "time per output token" in result.stdout

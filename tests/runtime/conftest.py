@@ -44,3 +44,68 @@ def keys(module_tmp) -> Keys:
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+class FakeClock:
+    """A clock a test moves by hand (`now += seconds`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def runtime_parts(cfg, *, scheduler=None, clock=None, cluster=None):
+    """The runtime's parts wired as `Runtime` wires them, on a real `InlineCluster`, for tests
+    that drive one part directly (the dispatcher, the fleet, the scaler)."""
+    import time
+
+    from autoglm_cli.runtime.dispatcher import Dispatcher
+    from autoglm_cli.runtime.fleet import Fleet
+    from autoglm_cli.runtime.metrics import Metrics
+    from autoglm_cli.runtime.models import load_catalogue
+    from autoglm_cli.runtime.scaler import Scaler
+    from autoglm_cli.runtime.scheduler import make_queue
+    from autoglm_cli.runtime.scheduler.static import StaticScheduler
+    from autoglm_cli.runtime.tasks import BackgroundTasks
+    from autoglm_cli.runtime.workers.clusters import InlineCluster
+
+    clock = clock or time.monotonic
+    catalogue = load_catalogue(cfg)
+    scheduler = scheduler or StaticScheduler(1, clock=clock)
+    metrics, tasks, queue = Metrics(), BackgroundTasks(), make_queue(cfg, clock=clock)
+    fleet = Fleet(
+        cfg,
+        catalogue=catalogue,
+        scheduler=scheduler,
+        metrics=metrics,
+        tasks=tasks,
+        clock=clock,
+        cluster=cluster or InlineCluster(timeout=10),
+    )
+    dispatcher = Dispatcher(
+        cfg,
+        catalogue=catalogue,
+        scheduler=scheduler,
+        queue=queue,
+        fleet=fleet,
+        metrics=metrics,
+        tasks=tasks,
+        clock=clock,
+    )
+    fleet.on_change = dispatcher.wake
+    scaler = Scaler(cfg, scheduler=scheduler, fleet=fleet, queue=queue, metrics=metrics, tasks=tasks)
+    return dispatcher, fleet, scaler, tasks
+
+
+async def until(predicate, *, timeout: float = 10.0, step: float = 0.01) -> None:
+    """Poll `predicate` on the running loop until it holds; fail the test after `timeout`."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {predicate}")
+        await asyncio.sleep(step)

@@ -22,25 +22,15 @@ from autoglm_cli.runtime.scheduler.dynamic import DynamicScheduler
 from autoglm_cli.runtime.service import Runtime
 from autoglm_cli.testing.servers import ThreadedServer
 
-from .test_runtime_inline import config
-
-
-def finish_order(url: str, ids: dict[str, str], timeout: float = 20) -> list[str]:
-    order: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(order) < len(ids) and time.monotonic() < deadline:
-        for task_id, name in ids.items():
-            if name not in order and httpx.get(f"{url}/v1/tasks/{task_id}").json()["status"] == "succeeded":
-                order.append(name)
-        time.sleep(0.01)
-    return order
+from .conftest import until
+from .test_runtime_inline import LONG, config, hold_the_node, run_order
 
 
 def test_priority_based_runs_the_dynamic_scheduler_and_an_aged_low_task_overtakes_a_fresh_high_one():
     cfg = config(
         scheduler="priority-based",
         workers={"count": None, "min": 1, "max": 1},
-        models={"sim": {"backend": "simulated", "options": {"c": 0.25, "output_tokens": 4}}},  # 1 s each
+        models=LONG,
         gateway={"priority_aging": "0.3s"},
     )
     app = create_app(cfg)
@@ -51,18 +41,20 @@ def test_priority_based_runs_the_dynamic_scheduler_and_an_aged_low_task_overtake
         ids = {}
 
         def submit(name: str, priority: str) -> None:
-            reply = httpx.post(f"{server.url}/v1/tasks", json={"prompt": name, "priority": priority})
-            assert reply.status_code == 202
+            body = {"prompt": name, "priority": priority, "max_tokens": 2}
+            reply = httpx.post(f"{server.url}/v1/tasks", json=body)
+            assert reply.status_code == 202 and reply.json()["status"] == "queued"
             ids[reply.json()["id"]] = name
 
-        submit("blocker", "normal")  # holds the one node for 1 s
+        blocker = hold_the_node(server.url)
         submit("old-low", "low")
-        time.sleep(0.8)
+        time.sleep(0.8)  # at least: old-low's lead grows with every moment more
         submit("high", "high")
-        # When the node frees (~1 s): old-low ranks 2 - 1.0/0.3 = -1.3, high 0 - 0.2/0.3 = -0.7.
-        # Strict priorities (scheduler: static) would serve high first.
-        order = finish_order(server.url, ids)
-    assert order == ["blocker", "old-low", "high"]
+        httpx.delete(f"{server.url}/v1/tasks/{blocker}")
+        # When the node frees, old-low ranks 2 - w/0.3 and high 0 - (w - 0.8)/0.3 at best: old-low
+        # first. Strict priorities (scheduler: static) would serve high first.
+        order = run_order(app, server.url, ids)
+    assert order == ["old-low", "high"]
 
 
 def test_the_default_failing_on_every_node_falls_back_to_the_backup_with_header_and_metric():
@@ -191,8 +183,8 @@ def test_without_its_own_cluster_the_runtime_publishes_the_count_and_runs_the_ho
         runtime = Runtime(cfg, cluster=external)
         await runtime.start()
         try:
-            await runtime._scale(4)  # what the control tick does with the policy's answer
-            await runtime._scale(4)  # no change: no second call
+            await runtime.scaler.scale(4)  # what the control tick does with the policy's answer
+            await runtime.scaler.scale(4)  # no change: no second call
             for _ in range(200):
                 if out.exists() and out.read_text().count("\n") >= 2:
                     break
@@ -228,8 +220,8 @@ def test_only_whole_answers_teach_service_times_and_cancelled_ones_leave_the_boo
             )
             await asyncio.sleep(0.2)
             await runtime.cancel(long)
-            await asyncio.sleep(0.1)
             [node] = [n for n in scheduler.nodes.values() if n.healthy]
+            await until(lambda: not node.extra.get("inflight"))  # its runner has ended
             return learned, scheduler.task_cost.samples, dict(node.extra.get("inflight", {}))
         finally:
             await runtime.stop()

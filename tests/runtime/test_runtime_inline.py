@@ -16,7 +16,7 @@ from autoglm_cli.runtime.gateway import create_app
 from autoglm_cli.runtime.scheduler import NodeState, Priority
 from autoglm_cli.runtime.scheduler.static import StaticScheduler
 from autoglm_cli.runtime.service import Runtime
-from autoglm_cli.testing.servers import ThreadedServer, free_port
+from autoglm_cli.testing.servers import ThreadedServer, free_port, wait_http
 
 
 def config(**sections):
@@ -31,25 +31,45 @@ def config(**sections):
     return parse_config(json.dumps(base), environ={})
 
 
+LONG = {"sim": {"backend": "simulated", "options": {"c": 0.05, "output_tokens": 200}}}  # 10 s a request
+
+
+def run_order(app, url: str, ids: dict[str, str], timeout: float = 20) -> list[str]:
+    """The names of the tasks `ids` ({task id: name}) in the order the gateway sent them to the
+    node, once all have succeeded (read from the runtime: polling statuses cannot tell apart
+    two short tasks that both ended between two polls)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = {httpx.get(f"{url}/v1/tasks/{task_id}").json()["status"] for task_id in ids}
+        if statuses == {"succeeded"}:
+            break
+        time.sleep(0.02)
+    assert statuses == {"succeeded"}
+    jobs = app.state.gateway.runtime.jobs
+    return [ids[task_id] for task_id in sorted(ids, key=lambda task_id: jobs[task_id].dispatched_at)]
+
+
+def hold_the_node(url: str) -> str:
+    """Once the node is ready, give it a 10 s task (cancel it to free the node); its id."""
+    wait_http(f"{url}/readyz", timeout=30)
+    reply = httpx.post(f"{url}/v1/tasks", json={"prompt": "blocker"})
+    assert reply.status_code == 202 and reply.json()["status"] == "running"
+    return reply.json()["id"]
+
+
 def test_high_priority_tasks_overtake_normal_and_low(tmp_path):
-    with ThreadedServer(create_app(config())) as server:
-        submit = [("blocker", "normal"), ("low", "low"), ("normal", "normal"), ("high", "high")]
+    app = create_app(config(models=LONG))
+    with ThreadedServer(app) as server:
+        blocker = hold_the_node(server.url)
         ids = {}
-        for name, priority in submit:
-            reply = httpx.post(f"{server.url}/v1/tasks", json={"prompt": name, "priority": priority})
-            assert reply.status_code == 202
+        for name, priority in [("low", "low"), ("normal", "normal"), ("high", "high")]:
+            body = {"prompt": name, "priority": priority, "max_tokens": 2}
+            reply = httpx.post(f"{server.url}/v1/tasks", json=body)
+            assert reply.status_code == 202 and reply.json()["status"] == "queued"
             ids[reply.json()["id"]] = name
-        order: list[str] = []
-        deadline = time.monotonic() + 20
-        while len(order) < 4 and time.monotonic() < deadline:
-            for task_id, name in ids.items():
-                if (
-                    name not in order
-                    and httpx.get(f"{server.url}/v1/tasks/{task_id}").json()["status"] == "succeeded"
-                ):
-                    order.append(name)
-            time.sleep(0.01)
-    assert order == ["blocker", "high", "normal", "low"]
+        httpx.delete(f"{server.url}/v1/tasks/{blocker}")  # the node frees with all three queued
+        order = run_order(app, server.url, ids)
+    assert order == ["high", "normal", "low"]
 
 
 def test_priority_header_on_chat_completions_is_accepted(tmp_path):
@@ -102,7 +122,11 @@ def test_no_node_and_no_backup_is_503_with_the_reason():
     dead = f"http://127.0.0.1:{free_port()}/v1"
     cfg = config(model_pool={"default": "glm"}, models={"glm": {"backend": "openai", "source": dead}})
     with ThreadedServer(create_app(cfg)) as server:
-        time.sleep(0.5)  # let the probe fail
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait for the probe to fail the upstream node
+            if httpx.get(f"{server.url}/readyz").json()["nodes"][0]["state"] == "failed":
+                break
+            time.sleep(0.02)
         reply = httpx.post(f"{server.url}/v1/completions", json={"prompt": "x"})
         assert reply.status_code == 503
         error = reply.json()["error"]
@@ -110,22 +134,21 @@ def test_no_node_and_no_backup_is_503_with_the_reason():
 
 
 def test_queue_timeout_and_queue_full_answer_503():
-    cfg = config(
-        models={"sim": {"backend": "simulated", "options": {"c": 0.2, "output_tokens": 20}}},
-        gateway={"queue_timeout": "0.3s", "max_queue": 1},
-    )
+    cfg = config(models=LONG, gateway={"queue_timeout": "0.3s", "max_queue": 1})
     with ThreadedServer(create_app(cfg)) as server:
-        busy = httpx.post(f"{server.url}/v1/tasks", json={"prompt": "x"})  # occupies the only node for 4 s
-        assert busy.status_code == 202
-        time.sleep(0.1)
+        busy = hold_the_node(server.url)
         waiting = httpx.post(f"{server.url}/v1/tasks", json={"prompt": "queued"})
         full = httpx.post(f"{server.url}/v1/completions", json={"prompt": "one too many"})
         assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
         assert full.headers["retry-after"] == "1"
-        time.sleep(0.8)
-        task = httpx.get(f"{server.url}/v1/tasks/{waiting.json()['id']}").json()
+        deadline = time.monotonic() + 20  # the control tick (every 0.1 s) expires it after 0.3 s
+        while time.monotonic() < deadline:
+            task = httpx.get(f"{server.url}/v1/tasks/{waiting.json()['id']}").json()
+            if task["status"] != "queued":
+                break
+            time.sleep(0.02)
         assert task["status"] == "failed" and task["error"]["code"] == "queue_timeout"
-        httpx.delete(f"{server.url}/v1/tasks/{busy.json()['id']}")
+        httpx.delete(f"{server.url}/v1/tasks/{busy}")
 
 
 def test_requests_are_validated_in_openai_error_shape():
@@ -171,7 +194,7 @@ def test_scaling_down_drains_nodes_before_removing_them():
                 )
                 for i in range(3)
             ]
-            await asyncio.sleep(0.1)  # all three nodes busy
+            assert [e.node.running for e in runtime.entries.values()] == [1, 1, 1]  # all three busy
             scheduler.workers = 1
             await runtime.tick()
             states = sorted(e.node.state.value for e in runtime.entries.values())
@@ -187,9 +210,16 @@ def test_scaling_down_drains_nodes_before_removing_them():
             assert [e.node.state for e in live] == [NodeState.READY]
             assert runtime.desired_workers == 1
             scheduler.workers = 2
-            await runtime.tick()
-            await asyncio.sleep(0.05)
-            await runtime.tick()
+            await runtime.tick()  # grows the cluster; the next ticks place and load the new node
+
+            async def ticked_healthy() -> int:
+                await runtime.tick()
+                return sum(e.node.healthy for e in runtime.entries.values())
+
+            for _ in range(500):
+                if await ticked_healthy() == 2:
+                    break
+                await asyncio.sleep(0.01)
             assert sum(e.node.healthy for e in runtime.entries.values()) == 2
         finally:
             await runtime.stop()

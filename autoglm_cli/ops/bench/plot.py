@@ -1,4 +1,5 @@
-"""The PNG of a bench run: latency over time above, node count and request rate below.
+"""The PNG of a bench run: latency over time on top, time to first token and time per
+output token in the middle, node count and request rate below.
 
 matplotlib is the optional extra `plot` (`pip install 'autoglm[plot]'`); it is
 imported here only, with the non-interactive Agg backend.
@@ -50,12 +51,12 @@ def write_plot(
     bin_s = bin_s or max(1.0, round(span / 40))
     ok = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5), height_ratios=(3, 2))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(10, 8.5), height_ratios=(3, 2, 2))
     top.scatter([r.scheduled_s for r in ok], [r.latency_s for r in ok], s=4, alpha=0.35, label="request")
     if failed:
         failed_x, failed_y = [r.scheduled_s for r in failed], [r.latency_s for r in failed]
         top.scatter(failed_x, failed_y, s=12, marker="x", color="red", label="error")
-    centres, p50, p99 = _binned_percentiles(ok, bin_s)
+    centres, p50, p99 = _binned_percentiles(ok, bin_s, lambda r: r.latency_s)
     if centres:
         top.plot(centres, p50, color="black", linewidth=1.2, label=f"p50 per {bin_s:g} s")
         top.plot(centres, p99, color="darkorange", linewidth=1.2, label=f"p99 per {bin_s:g} s")
@@ -63,6 +64,7 @@ def write_plot(
     top.set_title(title)
     top.legend(loc="upper left", fontsize=8)
     top.grid(alpha=0.3)
+    _token_panel(middle, ok, bin_s)
 
     arrivals = _rate(records, bin_s)
     if samples and any(s.actual is not None for s in samples):
@@ -102,10 +104,46 @@ def write_plot(
     return path
 
 
-def _binned_percentiles(records: Sequence[RequestRecord], bin_s: float):
+def _token_panel(axis, ok: Sequence[RequestRecord], bin_s: float) -> None:
+    """TTFT p50/p99 per bin (seconds, left axis) and TPOT p50/p99 per bin (ms, right axis)."""
+    centres, p50, p99 = _binned_percentiles(ok, bin_s, lambda r: r.ttft_s)
+    if not centres:
+        axis.text(
+            0.01, 0.8, "no first-token times (requests not streamed)", transform=axis.transAxes, fontsize=8
+        )
+        axis.set_ylabel("time to first token (s)")
+        return
+    axis.plot(centres, p50, color="tab:purple", linewidth=1.2, label="TTFT p50")
+    axis.plot(centres, p99, color="tab:purple", linestyle="--", linewidth=1.0, label="TTFT p99")
+    axis.set_ylabel("time to first token (s)")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    lines = axis.get_legend_handles_labels()
+    centres, p50, p99 = _binned_percentiles(ok, bin_s, lambda r: r.tpot_s)
+    if centres:
+        right = axis.twinx()
+        right.plot(centres, [v * 1000 for v in p50], color="tab:brown", linewidth=1.2, label="TPOT p50")
+        right.plot(
+            centres,
+            [v * 1000 for v in p99],
+            color="tab:brown",
+            linestyle="--",
+            linewidth=1.0,
+            label="TPOT p99",
+        )
+        right.set_ylabel("time per output token (ms)")
+        right.set_ylim(0, max(p99) * 1000 * 1.1 or 1)
+        more = right.get_legend_handles_labels()
+        lines = (lines[0] + more[0], lines[1] + more[1])
+    axis.legend(*lines, loc="upper left", fontsize=8)
+
+
+def _binned_percentiles(records: Sequence[RequestRecord], bin_s: float, measure):
     bins: dict[int, list[float]] = {}
     for r in records:
-        bins.setdefault(int(r.scheduled_s // bin_s), []).append(r.latency_s)
+        value = measure(r)
+        if value is not None:
+            bins.setdefault(int(r.scheduled_s // bin_s), []).append(value)
     centres, p50, p99 = [], [], []
     for index in sorted(bins):
         values = sorted(bins[index])

@@ -6,6 +6,10 @@ production). Latency is measured from the scheduled time, so time a request spen
 waiting for a free connection counts against the server, not for it (no
 coordinated omission). `max_in_flight` only bounds file descriptors; how late
 requests left because of it is reported.
+
+Requests stream (`stream: true`, usage in the last chunk), so each record also has
+the time its first token arrived: time to first token (TTFT) from the scheduled
+time, and time per output token (TPOT) = (end - first token) / (tokens - 1).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class ReplaySettings:
     ignore_eos: bool = False  # vLLM / SGLang extension: generate exactly max_tokens
     max_prompt_tokens: int | None = None
     max_output_tokens: int | None = None
+    stream: bool = True  # measure the first token (TTFT, TPOT); False: one JSON answer
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,24 @@ class RequestRecord:
     max_tokens: int
     completion_tokens: int | None = None  # from the response's usage
     fallback: bool = False  # the gateway served it with the backup model
+    first_token_s: float | None = None  # when the first token arrived (streamed requests)
 
     @property
     def latency_s(self) -> float:
         return self.done_s - self.scheduled_s
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token, from the scheduled arrival (None: not streamed, or no token)."""
+        return None if self.first_token_s is None else self.first_token_s - self.scheduled_s
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first (None: fewer than two tokens, or not streamed)."""
+        tokens = self.completion_tokens
+        if self.first_token_s is None or tokens is None or tokens < 2:
+            return None
+        return (self.done_s - self.first_token_s) / (tokens - 1)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +102,9 @@ def request_body(settings: ReplaySettings, index: int, request: TraceRequest) ->
     }
     if settings.ignore_eos:
         body["ignore_eos"] = True
+    if settings.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     return body, prompt_tokens, max(1, max_tokens)
 
 
@@ -134,16 +156,27 @@ async def _one(
     status: int | None = None
     error: str | None = None
     completion_tokens: int | None = None
+    first_token: float | None = None
     fallback = False
     try:
-        response = await client.post("chat/completions", json=body)
-        status = response.status_code
-        fallback = response.headers.get(FALLBACK_HEADER, "").lower() == "backup"
-        if status >= 400:
-            error = f"http {status}"
+        if settings.stream:
+            async with client.stream("POST", "chat/completions", json=body) as response:
+                status = response.status_code
+                fallback = response.headers.get(FALLBACK_HEADER, "").lower() == "backup"
+                if status >= 400:
+                    error = f"http {status}"
+                    await response.aread()
+                else:
+                    first_token, completion_tokens, error = await _read_stream(response, start)
         else:
-            usage = response.json().get("usage") or {}
-            completion_tokens = usage.get("completion_tokens")
+            response = await client.post("chat/completions", json=body)
+            status = response.status_code
+            fallback = response.headers.get(FALLBACK_HEADER, "").lower() == "backup"
+            if status >= 400:
+                error = f"http {status}"
+            else:
+                usage = response.json().get("usage") or {}
+                completion_tokens = usage.get("completion_tokens")
     except httpx.TimeoutException:
         error = "timeout"
     except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
@@ -163,7 +196,34 @@ async def _one(
         max_tokens=max_tokens,
         completion_tokens=completion_tokens,
         fallback=fallback,
+        first_token_s=first_token,
     )
     if on_done is not None:
         on_done(record)
     return record
+
+
+async def _read_stream(response: httpx.Response, start: float) -> tuple[float | None, int | None, str | None]:
+    """Read a chat completion's server-sent events: (first token time from `start`, completion
+    tokens (the usage chunk's, else the content chunks counted), error)."""
+    first_token: float | None = None
+    pieces = 0
+    usage_tokens: int | None = None
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        event = json.loads(data)
+        if "error" in event:  # the server failed mid-stream
+            return first_token, None, "error in stream"
+        for choice in event.get("choices") or ():
+            if (choice.get("delta") or {}).get("content") or choice.get("text"):
+                pieces += 1
+                if first_token is None:
+                    first_token = time.perf_counter() - start
+        usage = event.get("usage")
+        if usage:
+            usage_tokens = usage.get("completion_tokens")
+    return first_token, usage_tokens if usage_tokens is not None else pieces, None

@@ -5,6 +5,8 @@ accepted, model known), replays the trace open-loop while scraping the node coun
 from `/metrics` when the endpoint is an autoglm gateway, then summarises: throughput,
 latency percentiles of the successful requests, errors by kind, fallbacks, node
 count over time, and optionally a PNG and the per-request records (JSON lines).
+Requests stream, so latency comes with time to first token (TTFT) and time per
+output token (TPOT) percentiles.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ class BenchReport:
     duration_s: float  # from the start of the replay to the last answer
     throughput_rps: float  # successful requests per second of replay
     output_tokens_per_s: float | None
-    latency: LatencySummary  # successful requests, from their scheduled arrival
+    latency: LatencySummary  # successful requests, from their scheduled arrival to the last byte
+    ttft: LatencySummary  # time to first token of the successful requests, from their scheduled arrival
+    tpot: LatencySummary  # time per output token after the first (requests with two tokens or more)
     max_send_lag_s: float  # how late the client sent a request (0 unless --max-in-flight bit)
     nodes: NodeStats | None
     node_samples: tuple[NodeSample, ...]
@@ -181,7 +185,18 @@ async def _run(trace, settings: ReplaySettings, options: BenchOptions, *, on_don
 
 
 def _write_records(path: Path, records: list[RequestRecord]) -> str:
-    lines = (json.dumps({**asdict(record), "latency_s": record.latency_s}) + "\n" for record in records)
+    lines = (
+        json.dumps(
+            {
+                **asdict(record),
+                "latency_s": record.latency_s,
+                "ttft_s": record.ttft_s,
+                "tpot_s": record.tpot_s,
+            }
+        )
+        + "\n"
+        for record in records
+    )
     atomic_write(path, "".join(lines))
     return str(path)
 
@@ -226,6 +241,8 @@ def _report(options, model, records, samples, plot, requests_file) -> BenchRepor
         throughput_rps=len(ok) / end if end > 0 else 0.0,
         output_tokens_per_s=sum(tokens) / end if tokens and end > 0 else None,
         latency=LatencySummary.of([r.latency_s for r in ok]),
+        ttft=LatencySummary.of([r.ttft_s for r in ok if r.ttft_s is not None]),
+        tpot=LatencySummary.of([r.tpot_s for r in ok if r.tpot_s is not None]),
         max_send_lag_s=max((r.sent_s - r.scheduled_s for r in records), default=0.0),
         nodes=_node_stats(samples, end),
         node_samples=tuple(samples),

@@ -93,11 +93,11 @@ def create_app(
     return app
 
 
-def _error_response(err: ApiError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
+    def _error_response(err: ApiError) -> JSONResponse:
+        app.state.gateway.metrics.count_error(err)  # once: the runtime may have counted it
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return _error_response(exc)

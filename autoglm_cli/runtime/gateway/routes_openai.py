@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
@@ -167,7 +166,7 @@ async def _stream(job: Job, kind: str, runtime: Runtime, *, include_usage: bool)
     try:
         first = await job.events.get()
     except asyncio.CancelledError:
-        runtime._spawn(runtime.cancel(job), name=f"autoglm-cancel-{job.id}")
+        runtime.cancel_soon(job)
         raise
     if first is None and job.error is not None:
         runtime.release(job)
@@ -232,9 +231,5 @@ async def _events(
         yield _sse("[DONE]")
     finally:
         if not finished and not job.finished:  # the client went away mid-stream
-            runtime._spawn(runtime.cancel(job), name=f"autoglm-cancel-{job.id}")
+            runtime.cancel_soon(job)
         runtime.release(job)
-
-
-def now() -> int:
-    return int(time.time())

@@ -14,7 +14,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 Clock = Callable[[], float]
 MONOTONIC: Clock = time.monotonic
@@ -143,6 +143,28 @@ class Scheduler(Protocol):
         """A node is gone for good (its worker left or was replaced)."""
         ...
 
+    # -- optional: `BaseScheduler` has a default for each ----------------------------
+
+    # Called with each change of the desired node count (a `dynamic.ScaleEvent`): the runtime
+    # counts it and logs it. A policy without such events leaves the list alone.
+    listeners: list[Callable[[Any], None]]
+    # The worker count the policy last decided; the runtime uses it when `adjust_workers`
+    # returns None (None: no opinion).
+    desired_workers: int | None
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Requests waiting in the gateway's queue, at the start of every control tick."""
+        ...
+
+    def nodes_to_remove(self, count: int) -> list[Node] | None:
+        """The nodes to drain to shrink by `count` (None: the cluster's own removal order)."""
+        ...
+
+    def task_estimate_error(self) -> float | None:
+        """How far its per-request service-time estimates are off (0 exact .. 1 no idea);
+        None: the policy makes no estimates."""
+        ...
+
 
 class NoNodeAvailable(RuntimeError):
     """No healthy node serves the task's model (the caller may fall back to the backup model)."""
@@ -167,6 +189,9 @@ class BaseScheduler:
         self.window = window
         self.nodes: dict[str, Node] = {}  # insertion order = order nodes were added
         self._arrivals: collections.deque[float] = collections.deque()
+        self.listeners: list[Callable[[Any], None]] = []  # no scale events here
+        self.desired_workers: int | None = None
+        self.queue_depth = 0
 
     # -- observations --------------------------------------------------------
 
@@ -188,6 +213,17 @@ class BaseScheduler:
 
     def on_node_removed(self, node: Node) -> None:
         self.nodes.pop(node.id, None)
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.queue_depth = max(0, depth)
+
+    # -- optional decisions: none by default -------------------------------------
+
+    def nodes_to_remove(self, count: int) -> list[Node] | None:
+        return None  # the cluster's removal order
+
+    def task_estimate_error(self) -> float | None:
+        return None
 
     # -- helpers for policies ------------------------------------------------
 

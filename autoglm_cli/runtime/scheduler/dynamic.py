@@ -429,6 +429,10 @@ class DynamicScheduler:
         estimate = self.task_cost.estimate(task) if self.settings.task_cost else None
         return self.mean_service_s if estimate is None else estimate
 
+    def task_estimate_error(self) -> float:
+        """The `autoglm_scheduler_task_estimate_error` gauge: 1 until it has estimates."""
+        return self._estimate_doubt()
+
     def _estimate_doubt(self) -> float:
         """How far off task estimates are (0: exact .. 1: no better than not knowing)."""
         if not self.settings.task_cost or not self.task_cost.ready:

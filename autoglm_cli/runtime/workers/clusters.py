@@ -1,8 +1,9 @@
 """Where worker nodes come from: a Dask cluster, or the gateway process itself.
 
 A cluster knows its workers (by address), places a model node on one
-(`place`), and grows or shrinks (`scale`). `Runtime` drives it from the control
-tick; the scheduler's `adjust_workers` decides the size.
+(`place`), and grows or shrinks (`scale`, `retire`): the `Cluster` protocol. The
+runtime's fleet and scaler drive it from the control tick; the scheduler's
+`adjust_workers` decides the size.
 
 - `DaskCluster`: a `LocalCluster` that `serve` owns (worker processes, one
   thread each; each worker's nanny restarts it when it dies), or an existing
@@ -18,6 +19,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..backends.base import BackendSettings
 from .handles import ActorHandle, HostHandle, NodeHandle
@@ -30,6 +32,41 @@ class WorkerInfo:
     address: str
     name: str = ""
     models: tuple[str, ...] = field(default=())  # models its plugin preloaded (autoglm worker --model)
+
+
+class Cluster(Protocol):
+    """What the runtime asks of a cluster (both clusters below implement all of it)."""
+
+    engine: str  # shown in /readyz and on each node
+    can_scale: bool  # False: someone else sizes it (the runtime publishes the count, runs the hook)
+
+    async def start(self, n_workers: int) -> None: ...
+
+    async def scale(self, n: int) -> None:
+        """Grow or shrink to `n` workers (shrinking removes `removal_order()` first)."""
+        ...
+
+    def removal_order(self) -> list[str]:
+        """Worker addresses `scale` removes first when shrinking."""
+        ...
+
+    async def retire(self, addresses: list[str]) -> None:
+        """Remove exactly these workers (drained and idle) for good."""
+        ...
+
+    async def workers(self) -> dict[str, WorkerInfo]: ...
+
+    async def preloaded_models(self, address: str) -> tuple[str, ...]:
+        """Models the worker at `address` loaded itself (`autoglm worker --model`); () if none."""
+        ...
+
+    async def place(self, address: str, settings: BackendSettings) -> NodeHandle:
+        """A node serving `settings.model` on the worker at `address`."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> dict: ...
 
 
 class InlineCluster:
@@ -59,6 +96,9 @@ class InlineCluster:
 
     async def workers(self) -> dict[str, WorkerInfo]:
         return {name: WorkerInfo(name, name) for name in self._names}
+
+    async def preloaded_models(self, address: str) -> tuple[str, ...]:
+        return ()  # its nodes live in this process: nothing runs before the runtime places them
 
     async def place(self, address: str, settings: BackendSettings) -> NodeHandle:
         from .host import ModelHost
@@ -157,6 +197,8 @@ class DaskCluster:
         return {a: WorkerInfo(a, str(w.get("name", ""))) for a, w in running.items()}
 
     async def preloaded_models(self, address: str) -> tuple[str, ...]:
+        if not self.address:  # a cluster of our own: its workers run no `autoglm worker` plugin
+            return ()
         from .plugin import worker_models
 
         try:

@@ -112,9 +112,6 @@ class ActorHandle(_RemoteHandle):
         super().__init__(actor, timeout=timeout)
         self.future = future
 
-    async def load(self) -> dict:
-        return await self._call(self.target.load(), timeout=None)
-
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # the client may already be closing
             self.future.release()

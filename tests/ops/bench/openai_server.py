@@ -1,7 +1,8 @@
 """A small but real OpenAI-compatible server (FastAPI on uvicorn, 127.0.0.1) for `autoglm bench`.
 
 It answers chat completions after a simulated service time (a + c x max_tokens) with
-at most `slots` requests served at once, records what it was sent, can fail every
+at most `slots` requests served at once (streamed, `stream: true`: the first token
+after `a`, then one token every `c`), records what it was sent, can fail every
 Nth request, mark responses as served by the backup model, require a key, and
 export an autoglm-style node gauge on /metrics.
 """
@@ -9,6 +10,7 @@ export an autoglm-style node gauge on /metrics.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request  # module level: the handlers' annotations must resolve
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 
 @dataclass
@@ -62,12 +64,21 @@ def make_app(state: StubState):
             error = {"message": "injected failure", "type": "server_error", "code": None}
             return JSONResponse({"error": error}, status_code=500)
         max_tokens = int(body.get("max_tokens") or 16)
-        async with gate:
-            await asyncio.sleep(state.base_s + state.per_token_s * max_tokens)
         prompt = body["messages"][-1]["content"]
         headers = (
             {"x-autoglm-fallback": "backup"} if state.fallback_every and n % state.fallback_every == 0 else {}
         )
+        usage = {
+            "prompt_tokens": len(prompt.split()),
+            "completion_tokens": max_tokens,
+            "total_tokens": len(prompt.split()) + max_tokens,
+        }
+        if body.get("stream"):
+            return StreamingResponse(
+                stream_tokens(n, body, max_tokens, usage), media_type="text/event-stream", headers=headers
+            )
+        async with gate:
+            await asyncio.sleep(state.base_s + state.per_token_s * max_tokens)
         return JSONResponse(
             {
                 "id": f"chatcmpl-{n}",
@@ -81,14 +92,37 @@ def make_app(state: StubState):
                         "finish_reason": "length",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": len(prompt.split()),
-                    "completion_tokens": max_tokens,
-                    "total_tokens": len(prompt.split()) + max_tokens,
-                },
+                "usage": usage,
             },
             headers=headers,
         )
+
+    async def stream_tokens(n: int, body: dict, max_tokens: int, usage: dict):
+        def event(data) -> str:
+            return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion.chunk",
+                "model": body.get("model"),
+                "choices": [choice],
+            }
+
+        async with gate:
+            yield event(chunk({"role": "assistant", "content": ""}))
+            await asyncio.sleep(state.base_s)
+            for i in range(max_tokens):
+                if i:
+                    await asyncio.sleep(state.per_token_s)
+                yield event(chunk({"content": "ok "}))
+        yield event(chunk({}, "length"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield event(
+                {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            )
+        yield event("[DONE]")
 
     if state.metrics:
 
