@@ -44,6 +44,7 @@ from .scheduler import (
 )
 from .scheduler.base import MONOTONIC, Clock
 from .scheduler.model_pool import ModelPoolPolicy
+from .workers.capacity import apply_capacity
 
 log = logging.getLogger("autoglm.runtime")
 scale_log = logging.getLogger("autoglm.scale")  # one JSON line per scale event
@@ -586,6 +587,7 @@ class Runtime:
         for key in ("pid", "host", "upstream"):
             if status.get(key) is not None:
                 entry.node.extra[key] = status[key]
+        apply_capacity(entry.node, status, accepted=self.config.workers.concurrency)
         if status.get("state") == "ready":
             if entry.node.state is not NodeState.READY:
                 log.info("node %s ready: %s on %s", entry.node.id, entry.model, entry.node.address)
@@ -622,7 +624,7 @@ class Runtime:
             entry = self._new_node(
                 model, kind=NodeKind.ACTOR, address=address, capacity=self.config.workers.concurrency
             )
-            entry.node.slots = 1  # one model thread: it runs one request, queues the rest
+            entry.node.slots = 1  # until its status says how many it batches (apply_capacity in _load)
             entry.worker = address
             try:
                 entry.handle = await self.cluster.place(address, self.catalogue.models[model])

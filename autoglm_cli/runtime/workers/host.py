@@ -4,7 +4,11 @@ The same host runs inside a Dask worker (wrapped by `ModelActor`) and in the
 gateway process (engine "inline"). Its methods are coroutines so that, inside a
 Dask actor, they run on the worker's event loop and many can be in flight at
 once (a long-poll `pull` never blocks a `cancel`); the model itself runs on a
-single dedicated thread.
+single dedicated thread. A backend that batches (transformers: it has `submit`)
+runs every request in one continuous batch on its own loop thread, and the host
+advertises how many sequences and KV-cache tokens that batch holds (`status()`:
+`max_batch`, `kv_cache_tokens`, `batch`); any other backend runs one request at
+a time on the host's thread (`max_batch` 1).
 
 Streaming: `start_stream` launches a generation that appends each piece of text
 to a per-request buffer; the caller long-polls `pull(id, wait)`, which returns
@@ -93,7 +97,17 @@ class ModelHost:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "streams": len(self._streams),
+            **self.capacity(),
         }
+
+    def capacity(self) -> dict:
+        """What the node can run at once: `max_batch` sequences, `kv_cache_tokens` (None: unknown),
+        and its batch now (`running`, `waiting`, `max_running`: the largest batch so far)."""
+        stats = getattr(self._backend, "batch_stats", None)
+        if stats is None:
+            return {"max_batch": 1, "kv_cache_tokens": None, "batch": None}
+        batch = stats()
+        return {"max_batch": batch["max_batch"], "kv_cache_tokens": batch["kv_cache_tokens"], "batch": batch}
 
     def close(self) -> None:
         for stream in self._streams.values():
@@ -114,19 +128,48 @@ class ModelHost:
                 code="model_not_ready",
             )
 
+    @property
+    def _batching(self) -> bool:
+        return hasattr(self._backend, "submit")
+
+    def _batched(self, request: GenerationRequest, emit, should_stop) -> asyncio.Future:
+        """Hand `request` to the backend's batch loop; the future settles when it ends."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settle(result, error) -> None:  # on the event loop
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def on_done(result, error) -> None:  # on the batch loop's thread
+            loop.call_soon_threadsafe(settle, result, error)
+
+        self._backend.submit(request, emit, should_stop, on_done)
+        return future
+
     async def generate(self, request: GenerationRequest) -> dict:
         """Run one request to the end; `{"ok": True, "result": {...}}` or `{"ok": False, "error": {...}}`."""
         cancel = threading.Event()
         self._cancels[request.id] = cancel
         try:
             self._check_ready()
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
-                self._executor, self._backend.generate, request, None, cancel.is_set
-            )
+            if self._batching:
+                result = await self._batched(request, None, cancel.is_set)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self._executor, self._backend.generate, request, None, cancel.is_set
+                )
             return {"ok": True, "result": result.to_dict()}
         except ApiError as err:
             return {"ok": False, "error": err.to_dict()}
+        except asyncio.CancelledError:
+            cancel.set()  # nobody waits for it anymore: stop generating
+            raise
         except Exception as exc:
             return {"ok": False, "error": _unexpected(exc)}
         finally:
@@ -143,24 +186,26 @@ class ModelHost:
             stream.chunks.append(piece)
             loop.call_soon_threadsafe(stream.event.set)
 
-        def run() -> dict:
-            if stream.cancel.is_set():
-                return {"ok": True, "result": None}
-            self._check_ready()
-            return {
-                "ok": True,
-                "result": self._backend.generate(request, emit, stream.cancel.is_set).to_dict(),
-            }
-
         def finished(future: asyncio.Future) -> None:
             try:
-                stream.outcome = future.result()
+                result = future.result()
+                stream.outcome = {"ok": True, "result": None if result is None else result.to_dict()}
             except ApiError as err:
                 stream.outcome = {"ok": False, "error": err.to_dict()}
             except Exception as exc:
                 stream.outcome = {"ok": False, "error": _unexpected(exc)}
             stream.done = True
             stream.event.set()
+
+        if self._batching and self.state == "ready":
+            self._batched(request, emit, stream.cancel.is_set).add_done_callback(finished)
+            return
+
+        def run():
+            if stream.cancel.is_set():
+                return None
+            self._check_ready()
+            return self._backend.generate(request, emit, stream.cancel.is_set)
 
         loop.run_in_executor(self._executor, run).add_done_callback(finished)
 
