@@ -82,6 +82,7 @@ class BatchStats:
     max_running: int = 0  # the largest batch so far
     steps: int = 0  # decode steps so far
     sequences: int = 0  # sequences finished or failed so far
+    cancelled: int = 0  # of which cancelled (by their caller, or a client that went away)
 
 
 @dataclass
@@ -206,6 +207,8 @@ class BatchLoop:
 
     def _finish(self, seq: Sequence) -> None:
         self.stats.sequences += 1
+        if seq.result is not None and seq.result.finish_reason == "cancelled":
+            self.stats.cancelled += 1
         try:
             seq.on_done(seq.result if seq.error is None else None, seq.error)
         except Exception:  # the caller's callback: never let it stop the loop

@@ -214,6 +214,7 @@ class TransformersBackend:
             "waiting": stats.waiting if stats else 0,
             "max_running": stats.max_running if stats else 0,
             "steps": stats.steps if stats else 0,
+            "cancelled": stats.cancelled if stats else 0,
         }
 
     def context_limit(self) -> int | None:

@@ -63,3 +63,10 @@ def worker_models() -> list[str]:
     from .registry import loaded_models
 
     return loaded_models()
+
+
+def worker_capacity() -> dict[str, dict]:
+    """Run on a worker through `client.run`: each hosted model's capacity and batch now."""
+    from .registry import hosts
+
+    return {name: host.capacity() for name, host in hosts().items()}
