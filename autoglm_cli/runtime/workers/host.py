@@ -14,7 +14,10 @@ Streaming: `start_stream` launches a generation that appends each piece of text
 to a per-request buffer; the caller long-polls `pull(id, wait)`, which returns
 as soon as there is new text (everything accumulated since the previous pull,
 so fast generation is batched into fewer calls) or when `wait` runs out. A
-stream nobody pulls for `ABANDON_AFTER` seconds is cancelled.
+stream nobody pulls for `ABANDON_AFTER` seconds is cancelled. Streams started
+on a `channel` (one per gateway handle) are long-polled together with
+`pull_channel(channel, ids, wait)`: one call brings the new text of every
+stream in a batch, instead of one call per stream per token.
 
 Errors never escape as exceptions: a failed generation comes back as
 `{"ok": False, "error": ApiError.to_dict()}`, so any exception the caller sees
@@ -51,6 +54,7 @@ class _Stream:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     cancel: threading.Event = field(default_factory=threading.Event)
     last_pull: float = field(default_factory=time.monotonic)
+    channel: str | None = None
 
 
 class ModelHost:
@@ -63,6 +67,7 @@ class ModelHost:
         self._streams: dict[str, _Stream] = {}
         self._cancels: dict[str, threading.Event] = {}
         self._load_task: asyncio.Future | None = None
+        self._channels: dict[str, asyncio.Event] = {}  # channel -> "one of its streams has news"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -175,16 +180,23 @@ class ModelHost:
         finally:
             self._cancels.pop(request.id, None)
 
-    async def start_stream(self, request: GenerationRequest) -> None:
-        """Start generating `request` into a buffer that `pull(request.id)` drains."""
+    async def start_stream(self, request: GenerationRequest, channel: str | None = None) -> None:
+        """Start generating `request` into a buffer that `pull(request.id)` (or, on a channel,
+        `pull_channel`) drains."""
         self._reap_abandoned()
         loop = asyncio.get_running_loop()
-        stream = _Stream()
+        stream = _Stream(channel=channel)
         self._streams[request.id] = stream
+        news = self._channels.setdefault(channel, asyncio.Event()) if channel is not None else None
+
+        def wake() -> None:  # on the event loop
+            stream.event.set()
+            if news is not None:
+                news.set()
 
         def emit(piece: str) -> None:  # on the model thread
             stream.chunks.append(piece)
-            loop.call_soon_threadsafe(stream.event.set)
+            loop.call_soon_threadsafe(wake)
 
         def finished(future: asyncio.Future) -> None:
             try:
@@ -195,7 +207,7 @@ class ModelHost:
             except Exception as exc:
                 stream.outcome = {"ok": False, "error": _unexpected(exc)}
             stream.done = True
-            stream.event.set()
+            wake()
 
         if self._batching and self.state == "ready":
             self._batched(request, emit, stream.cancel.is_set).add_done_callback(finished)
@@ -231,6 +243,29 @@ class ModelHost:
             del self._streams[request_id]
             return {"chunks": chunks, "done": True, "outcome": stream.outcome}
         return {"chunks": chunks, "done": False, "outcome": None}
+
+    async def pull_channel(self, channel: str, ids: list[str], wait: float = 1.0) -> dict[str, dict]:
+        """`pull` for every stream of `channel` at once: `{id: reply}` for those with news (new
+        text, or done), and for each of `ids` this host does not know (done, `unknown_stream`)."""
+        news = self._channels.setdefault(channel, asyncio.Event())
+        mine = {rid: s for rid, s in self._streams.items() if s.channel == channel}
+        now = time.monotonic()
+        for stream in mine.values():
+            stream.last_pull = now
+        if not any(s.chunks or s.done for s in mine.values()) and all(i in mine for i in ids):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(news.wait(), wait)
+        news.clear()
+        replies = {}
+        for rid in ids:
+            if rid not in self._streams:
+                replies[rid] = await self.pull(rid)
+        for rid, stream in mine.items():
+            if stream.chunks or stream.done:
+                replies[rid] = await self.pull(rid, 0)
+        if not any(s.channel == channel for s in self._streams.values()):
+            self._channels.pop(channel, None)
+        return replies
 
     async def cancel(self, request_id: str) -> bool:
         """Ask a running generation to stop at its next token."""
