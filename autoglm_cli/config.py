@@ -104,6 +104,7 @@ class Workers:
     # GPUs per worker process: "auto" gives each worker its own GPU (or GPU set) when the host has
     # several (CUDA_VISIBLE_DEVICES per worker); "none" leaves it alone; "0,1,2,3": share out these.
     gpus: str = "auto"
+    gpus_per_worker: int = 1
     control_interval: Duration = Duration(1)  # the scheduler's control tick
     memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
     dashboard: bool = False  # Dask's dashboard for the embedded cluster

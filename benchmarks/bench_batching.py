@@ -185,62 +185,54 @@ def main() -> int:
     model = build_model(work)
     size = sum(f.stat().st_size for f in model.glob("*.safetensors")) / 1e6
     env = {"PYTHONPATH": str(ROOT)}
+    # Both gateways and the in-process anchor are up at once and measured in turns, so that each
+    # side sees the same load on a shared machine.
+    with (
+        ServeProcess(serve_config(work, model, 32), env=env, ready_timeout=300) as batched,
+        ServeProcess(serve_config(work, model, 1), env=env, ready_timeout=300) as single,
+    ):
+        threads = worker_threads(batched.url)
+        import torch
 
-    gw: dict = {}
-    with ServeProcess(serve_config(work, model, 32), env=env, ready_timeout=300) as server:
-        threads = worker_threads(server.url)
-        lone(server.url)  # warm-up
-        asyncio.run(streams(server.url, 8))
-        for n in (8, 32):
-            gw[n] = [asyncio.run(streams(server.url, n)) for _ in range(args.rounds)]
-        gw["lone"] = [lone(server.url) for _ in range(args.rounds)]
-    with ServeProcess(serve_config(work, model, 1), env=env, ready_timeout=300) as server:
-        lone(server.url)
-        gw["lone1"] = [lone(server.url) for _ in range(args.rounds)]
-        gw["eight1"] = [asyncio.run(streams(server.url, 8)) for _ in range(1)]
-
-    import torch
-
-    torch.set_num_threads(threads)  # the anchor gets what the worker gets
-    local = InProcess(model)
-    local.generate(8)  # warm-up
-    anchor = {n: med(local.generate(n) for _ in range(args.rounds)) for n in (8, 32)}
-    anchor1 = med(local.generate(1) for _ in range(args.rounds))
-    loop_lone = med(local.loop_lone() for _ in range(args.rounds))
-    local.close()
+        torch.set_num_threads(threads)  # the anchor gets what the worker gets
+        local = InProcess(model)
+        for url in (batched.url, single.url):  # warm-up
+            lone(url)
+        asyncio.run(streams(batched.url, 8))
+        local.generate(8)
+        rows: dict[str, list] = {
+            k: [] for k in ("gw8", "gen8", "gw32", "gen32", "lone", "lone1", "loop", "gen1")
+        }
+        for _ in range(args.rounds):
+            rows["gw8"].append(asyncio.run(streams(batched.url, 8)))
+            rows["gen8"].append(local.generate(8))
+            rows["gw32"].append(asyncio.run(streams(batched.url, 32)))
+            rows["gen32"].append(local.generate(32))
+            rows["lone"].append(lone(batched.url))
+            rows["lone1"].append(lone(single.url))
+            rows["loop"].append(local.loop_lone())
+            rows["gen1"].append(TOKENS / local.generate(1))
+        one = asyncio.run(streams(single.url, 8))  # today's one-at-a-time node, for the record
+        local.close()
 
     print(
         f"model {size:.0f} MB (Llama, hidden 512, 8 layers), {TOKENS} tokens a stream, greedy; "
         f"torch threads {threads} (worker and anchor); {os.cpu_count()} CPUs; medians of {args.rounds}"
     )
-    print(f"{'':34} {'gateway':>10} {'generate':>10} {'ratio':>7}  goal")
+
+    def row(label: str, ours: float, anchor: float, goal: str = "") -> None:
+        print(f"{label:38} {ours:10.1f} {anchor:10.1f} {ours / anchor:6.2f}x  {goal}")
+
+    print(f"{'':38} {'autoglm':>10} {'anchor':>10} {'ratio':>7}  goal")
     for n in (8, 32):
-        tok_s = med(r["tok_s"] for r in gw[n])
-        print(
-            f"{n:>2} streams, tokens/s{'':15} {tok_s:10.0f} {anchor[n]:10.0f} {tok_s / anchor[n]:6.2f}x  >= 0.8x"
-        )
-    one = gw["eight1"][0]
-    print(
-        f" 8 streams, max_batch 1, tokens/s{'':3} {one['tok_s']:10.0f} {anchor[8]:10.0f} "
-        f"{one['tok_s'] / anchor[8]:6.2f}x  (one at a time)"
-    )
-    first = med(r["ttft_first"] for r in gw[8])
-    last = med(r["ttft_last"] for r in gw[8])
-    print(
-        f" 8 streams, TTFT last / first (ms) {last * 1000:10.1f} {first * 1000:10.1f} {last / first:6.2f}x  <= 2x"
-    )
-    print(
-        f" 8 streams, max_batch 1: TTFT last / first (ms) {one['ttft_last'] * 1000:.1f} / "
-        f"{one['ttft_first'] * 1000:.1f} = {one['ttft_last'] / one['ttft_first']:.2f}x"
-    )
-    new, old = med(gw["lone"]), med(gw["lone1"])
-    print(
-        f"lone request ms, max_batch 32 vs 1 {new * 1000:10.1f} {old * 1000:10.1f} {new / old:6.2f}x  <= 1.1x"
-    )
-    print(
-        f"lone, in process: batch loop vs generate(1) (ms) {loop_lone * 1000:.1f} / "
-        f"{TOKENS / anchor1 * 1000:.1f} = {loop_lone / (TOKENS / anchor1):.2f}x"
-    )
+        tok_s = med(r["tok_s"] for r in rows[f"gw{n}"])
+        row(f"{n} streams: tokens/s vs generate({n})", tok_s, med(rows[f"gen{n}"]), ">= 0.8x")
+    row("8 streams, max_batch 1: tokens/s", one["tok_s"], med(rows["gen8"]), "(one at a time)")
+    first = med(r["ttft_first"] for r in rows["gw8"]) * 1000
+    row("8 streams: TTFT ms, last vs first", med(r["ttft_last"] for r in rows["gw8"]) * 1000, first, "<= 2x")
+    row("8, max_batch 1: TTFT ms, last vs first", one["ttft_last"] * 1000, one["ttft_first"] * 1000)
+    row("lone request ms: max_batch 32 vs 1", med(rows["lone"]) * 1000, med(rows["lone1"]) * 1000, "<= 1.1x")
+    row("lone, in process: loop vs generate(1)", med(rows["loop"]) * 1000, med(rows["gen1"]) * 1000)
     return 0
 
 

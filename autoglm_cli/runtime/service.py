@@ -222,6 +222,8 @@ class Runtime:
             memory_limit=workers.memory_limit,
             dashboard=workers.dashboard,
             log_level=python_log_level(self.config),
+            gpus=workers.gpus,
+            gpus_per_worker=workers.gpus_per_worker,
         )
 
     async def stop(self) -> None:
