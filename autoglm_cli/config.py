@@ -96,7 +96,15 @@ class Workers:
     # "inline": nodes run in the gateway process (simulated load tests, tiny setups).
     engine: Literal["dask", "inline"] = "dask"
     scheduler_address: str | None = None  # an existing Dask scheduler (serve --dask-scheduler)
-    concurrency: int = 1  # requests one model node runs at once
+    concurrency: int = 1  # requests the gateway sends one node at once (at least the node's max_batch)
+    # The transformers backend runs a node's requests in one continuous batch: at most this many
+    # sequences, holding at most `max_batch_tokens` KV-cache tokens (None: what fits the device).
+    max_batch: int = 32
+    max_batch_tokens: int | None = None
+    # GPUs per worker process: "auto" gives each worker its own GPU (or GPU set) when the host has
+    # several (CUDA_VISIBLE_DEVICES per worker); "none" leaves it alone; "0,1,2,3": share out these.
+    gpus: str = "auto"
+    gpus_per_worker: int = 1
     control_interval: Duration = Duration(1)  # the scheduler's control tick
     memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
     dashboard: bool = False  # Dask's dashboard for the embedded cluster
