@@ -214,7 +214,19 @@ class CacheMigration:
 @dataclass(frozen=True)
 class Config:
     model_pool: ModelPool = field(default_factory=ModelPool)
-    scheduler: Literal["static", "dynamic", "priority-based"] = "static"
+    # dynamic (ours), static (legacy round robin), priority-based (dynamic + aging priorities), or
+    # a baseline to compare with (runtime/scheduler/baselines.py)
+    scheduler: Literal[
+        "static",
+        "dynamic",
+        "priority-based",
+        "round-robin",
+        "random",
+        "least-requests",
+        "least-tokens",
+        "p2c",
+        "prefix-hash",
+    ] = "static"
     dependencies: list[str] = field(default_factory=list)
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     read_timeout: Duration = Duration(60)

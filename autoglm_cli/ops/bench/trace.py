@@ -66,7 +66,7 @@ MOONCAKE_BLOCK_TOKENS = 512  # tokens per `hash_ids` block in the Mooncake trace
 
 
 def trace_format(path: str | Path) -> str:
-    """"azure-csv" or "mooncake-jsonl", from the file's first non-blank character."""
+    """ "azure-csv" or "mooncake-jsonl", from the file's first non-blank character."""
     path = Path(path)
     try:
         with path.open("rb") as handle:

@@ -149,7 +149,6 @@ class DynamicScheduler:
         self.recent_rate = 0.0
         self.backlog = 0
         self.desired_workers = s.min_workers
-        self.raw_desired = s.min_workers
         self.panic = False
         self.scale_events = {"up": 0, "down": 0}
         self.events: deque[ScaleEvent] = deque(maxlen=256)
@@ -327,7 +326,6 @@ class DynamicScheduler:
             if panic_need > wanted:
                 wanted, reason = panic_need, "panic"
         raw = self._bounded(wanted)
-        self.raw_desired = raw
         self._history.append((now, raw, self._bounded(forecast_need)))
         while self._history and self._history[0][0] <= now - s.stable_window_s:
             self._history.popleft()
