@@ -34,11 +34,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 from .task_cost import TaskCostModel
 
-ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
+ROUTINGS = ("auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline")
 _SPEED_SAMPLE_CAP = math.log(4.0)  # one completion moves a node's speed by at most this (log)
 
 
@@ -68,8 +69,16 @@ class DynamicSettings:
     power_of_two_above: int = 8  # more ready candidates than this: sample two
     max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
     priorities: bool = False  # `scheduler: priority-based`: the gateway queue honours priorities
-    # "least-time" is the policy; the two baselines exist only as benchmark anchors.
-    routing: str = "least-time"
+    # "auto": "cache-aware" on batching nodes (slots > 1), "least-time" on one-at-a-time nodes;
+    # the two "-baseline" routings exist only as old benchmark anchors (see baselines.py).
+    routing: str = "auto"
+    # cache-aware routing (affinity.py): the router's record of each node's prefix cache holds
+    # this many tokens per node (None: the node's reported `kv_cache_tokens`, else 1M), in blocks
+    # of `prefix_block_tokens`; a request running on a node costs `running_weight_tokens` of
+    # prefill in the score (its decode slows the batch the new request joins).
+    prefix_cache_tokens: int | None = None
+    prefix_block_tokens: int = 512
+    running_weight_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
@@ -158,6 +167,9 @@ class DynamicScheduler:
         self._changes = 0
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
+        self.prefix_index = PrefixIndex()
+        self.prefill_backlog = PrefillBacklog()
+        self.output_lengths = OutputLengthModel()
 
     @classmethod
     def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
@@ -206,6 +218,8 @@ class DynamicScheduler:
 
     def remove_node(self, node_id: str) -> Node | None:
         node = self.nodes.pop(node_id, None)
+        self.prefix_index.remove_node(node_id)
+        self.prefill_backlog.remove_node(node_id)
         self._update_mean_speed()
         return node
 
@@ -237,11 +251,27 @@ class DynamicScheduler:
         if times is not None:
             times[1] = self._clock()
 
+    def on_first_token(self, task: Task, node: Node) -> None:
+        """`task`'s first token came from `node` (optional: without it, a task's prefill counts
+        as pending until it ends)."""
+        self.prefill_backlog.done(task.id)
+
     def on_completion(
-        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
+        self,
+        task: Task,
+        node: Node,
+        service_time: float,
+        ok: bool,
+        *,
+        rtt: float | None = None,
+        output_tokens: int | None = None,
     ) -> None:
         """`node` is done with `task` after `service_time` seconds. ok=False: no whole answer
-        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it."""
+        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it.
+        `output_tokens`: how many tokens it generated (the response's usage), where known."""
+        self.prefill_backlog.done(task.id)
+        if ok and output_tokens is not None and output_tokens > 0:
+            self.output_lengths.observe(task.prompt_tokens, output_tokens)
         inflight = _inflight(node)
         order = list(inflight)
         if inflight.pop(task.id, None) is not None:
@@ -386,6 +416,9 @@ class DynamicScheduler:
             after = [n for n in ordered if n.created_at > self._rr_last]
             best = (after or ordered)[0]
             self._rr_last = best.created_at
+        elif routing == "cache-aware" or (routing == "auto" and self._slots(candidates[0]) > 1):
+            with_room = [n for n in candidates if self._has_room(n)]
+            best = self._route_cache_aware(task, with_room or candidates)
         else:
             with_room = [n for n in candidates if self._has_room(n)]
             pool = with_room or candidates
@@ -393,6 +426,31 @@ class DynamicScheduler:
                 pool = self._rng.sample(pool, 2)
             best = min(pool, key=lambda n: (self.expected_completion_s(n, task), self._rng.random()))
         _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
+        return best
+
+    def _route_cache_aware(self, task: Task, pool: list[Node]) -> Node:
+        """The node where `task`'s first token comes soonest, in prefill tokens: the prefill
+        backlog it joins there plus its own prompt tokens not in that node's prefix cache (as
+        far as the router's record knows), plus a charge per request running there. A cached
+        prefix pulls a conversation back to its node until the queue there costs more than
+        prefilling elsewhere: affinity bounded by load, on one scale."""
+        s = self.settings
+        hashes = task.prefix_hashes
+        matched = self.prefix_index.match(hashes) if hashes else {}
+        prompt = max(0, task.prompt_tokens)
+        per_block = prompt / len(hashes) if hashes else 0.0
+        backlog = self.prefill_backlog.tokens
+        weight = s.running_weight_tokens
+        best, best_score, best_uncached = pool[0], math.inf, prompt
+        for node in pool:
+            uncached = prompt - per_block * matched.get(node.id, 0)
+            score = backlog.get(node.id, 0) + uncached + weight * (node.running + node.queued)
+            if score < best_score:
+                best, best_score, best_uncached = node, score, uncached
+        self.prefill_backlog.add(task.id, best.id, int(best_uncached))
+        if hashes:
+            size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
+            self.prefix_index.insert(best.id, hashes, blocks_for(size, s.prefix_block_tokens))
         return best
 
     # --- helpers ----------------------------------------------------------------------------
