@@ -78,7 +78,7 @@ class DynamicSettings:
     # prefill in the score (its decode slows the batch the new request joins).
     prefix_cache_tokens: int | None = None
     prefix_block_tokens: int = 512
-    running_weight_tokens: float = 0.0
+    running_weight_tokens: float = 1000.0
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
