@@ -348,7 +348,6 @@ class EngineSimulation:
         for h in seq.hashes:
             if h not in cache:
                 break
-            cache.move_to_end(h)
             hit += 1
         return min(seq.task.prompt_tokens, hit * self.engine.block_tokens)
 
@@ -361,7 +360,8 @@ class EngineSimulation:
             self._prompt_tokens += seq.task.prompt_tokens
             self._cached_tokens += seq.cached
             if limit:
-                for h in seq.hashes:
+                # Last block first: the LRU evicts a prompt from its tail, as engines do.
+                for h in reversed(seq.hashes):
                     cache[h] = None
                     cache.move_to_end(h)
                 while len(cache) > limit:

@@ -51,14 +51,23 @@ class PrefixIndex:
     def insert(self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int) -> None:
         if capacity_blocks <= 0 or not hashes:
             return
-        lru = self._lru.setdefault(node_id, OrderedDict())
+        lru = self._lru.get(node_id)
+        if lru is None:
+            lru = self._lru[node_id] = OrderedDict()
         holders_of = self._holders
-        for h in hashes:
+        touch = lru.move_to_end
+        # Last block first, so that the first blocks are the most recent: the LRU then evicts a
+        # prompt from its tail, as engines do, and what stays is always a prefix.
+        for h in reversed(hashes):
             if h in lru:
-                lru.move_to_end(h)
+                touch(h)
             else:
                 lru[h] = None
-                holders_of.setdefault(h, {})[node_id] = None
+                holders = holders_of.get(h)
+                if holders is None:
+                    holders_of[h] = {node_id: None}
+                else:
+                    holders[node_id] = None
         while len(lru) > capacity_blocks:
             old, _ = lru.popitem(last=False)
             self._forget(old, node_id)

@@ -419,6 +419,9 @@ class DynamicScheduler:
         elif routing == "cache-aware" or (routing == "auto" and self._slots(candidates[0]) > 1):
             with_room = [n for n in candidates if self._has_room(n)]
             best = self._route_cache_aware(task, with_room or candidates)
+            # Batching nodes run everything at once: the least-time bookkeeping is not needed.
+            _inflight(best)[task.id] = [self._clock(), None, self.mean_service_s]
+            return best
         else:
             with_room = [n for n in candidates if self._has_room(n)]
             pool = with_room or candidates

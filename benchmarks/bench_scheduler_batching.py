@@ -1,0 +1,214 @@
+"""Issue #15: every scheduling policy on batching nodes, side by side, in one run.
+
+    .venv/bin/python benchmarks/bench_scheduler_batching.py [--json] [--quick]
+
+One table per trace with every policy's figures (the runtime's policy objects, through
+`autoglm bench --simulate`'s simulation, engine_sim.py), and each goal checked against the
+BEST baseline on that very metric:
+
+1. Mooncake conversation trace, 8 nodes, at a load where the best baseline meets both
+   SLOs for 60-80% of requests: dynamic mean TTFT <= 0.5x, p99 TTFT <= 0.7x, goodput >= 1.2x.
+2. Azure code and conv traces (no prefix information), max_tokens 4096 on every request:
+   p99 end-to-end <= 0.9x and mean <= 0.8x.
+3. (autoscaling with a 60 s model load: the dynamic autoscaler against a fixed fleet of the
+   same node-seconds; the Knative-style reactive anchor is not built yet.)
+4. route_task decision p99 <= 50 us at 32 nodes, in-process.
+
+No policy sees an output length: clients send max_tokens 4096 and outputs stop at the
+trace's length. --quick runs the first 15 minutes of each trace (seconds instead of a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from autoglm_cli.ops.bench.engine_sim import EngineModel, EngineSimulation
+from autoglm_cli.ops.bench.sim import SimClock
+from autoglm_cli.ops.bench.trace import load_trace, scale
+from autoglm_cli.runtime.scheduler.base import Node, NodeState, Task
+from autoglm_cli.runtime.scheduler.dynamic import DynamicSettings
+from autoglm_cli.runtime.scheduler.registry import POLICIES, make_policy
+
+TRACES = Path(__file__).resolve().parent / "traces"
+ENGINE = EngineModel()
+SLO_TTFT_S, SLO_TPOT_S = 5.0, 0.1
+NODES = 8
+BASELINES = [p for p in POLICIES if p != "dynamic"]
+# Speed-ups chosen so that the best baseline meets both SLOs for 60-80% of requests (goal 1's
+# setting; the same criterion for the Azure traces).
+SETTINGS = {
+    "mooncake": ("mooncake_conversation_trace.jsonl", 1.5),
+    "azure-code": ("AzureLLMInferenceTrace_code.csv", 3.5),
+    "azure-conv": ("AzureLLMInferenceTrace_conv.csv", 6.0),
+}
+
+
+def run_policy(name: str, trace, *, nodes: int = NODES, seed: int = 1, **sim) -> dict:
+    clock = SimClock()
+    settings = DynamicSettings(min_workers=nodes, max_workers=nodes, slots_per_node=ENGINE.max_batch)
+    policy = make_policy(name, settings, clock, workers=nodes, rng=random.Random(seed))
+    began = time.perf_counter()
+    result = EngineSimulation(policy, trace, clock=clock, engine=ENGINE, nodes=nodes, **sim).run()
+    wall = time.perf_counter() - began
+    ttft, tpot, e2e = result.ttft(), result.tpot(), result.e2e()
+    return {
+        "policy": name,
+        "ttft_mean_s": ttft.mean_s,
+        "ttft_p50_s": ttft.p50_s,
+        "ttft_p99_s": ttft.p99_s,
+        "tpot_p50_s": tpot.p50_s,
+        "tpot_p99_s": tpot.p99_s,
+        "e2e_mean_s": e2e.mean_s,
+        "e2e_p99_s": e2e.p99_s,
+        "goodput": result.goodput(SLO_TTFT_S, SLO_TPOT_S),
+        "node_seconds": result.node_seconds,
+        "prefix_hit_rate": result.prefix_hit_rate,
+        "wall_s": wall,
+        "simulated_s": result.duration_s,
+    }
+
+
+def table(key: str, quick: bool) -> dict:
+    file, speedup = SETTINGS[key]
+    trace = scale(load_trace(TRACES / file), speedup=speedup, duration_s=900.0 if quick else None)
+    rows = [run_policy(name, trace) for name in POLICIES]
+    return {"trace": file, "speedup": speedup, "requests": len(trace), "nodes": NODES, "rows": rows}
+
+
+def best(rows: list[dict], metric: str, *, higher: bool = False) -> tuple[str, float]:
+    base = [r for r in rows if r["policy"] != "dynamic"]
+    pick = (max if higher else min)(base, key=lambda r: r[metric])
+    return pick["policy"], pick[metric]
+
+
+def ratios(result: dict, goals: dict[str, tuple[float, bool]]) -> dict:
+    """Per metric: dynamic / the best baseline on it, and whether the goal holds."""
+    dyn = next(r for r in result["rows"] if r["policy"] == "dynamic")
+    out = {}
+    for metric, (goal, higher) in goals.items():
+        name, value = best(result["rows"], metric, higher=higher)
+        ratio = dyn[metric] / value if value else float("nan")
+        out[metric] = {
+            "best_baseline": name,
+            "ratio": ratio,
+            "goal": goal,
+            "ok": ratio >= goal if higher else ratio <= goal,
+        }
+    return out
+
+
+def route_latency(nodes: int = 32, decisions: int = 20000) -> dict:
+    """route_task's own time at 32 nodes (prefix hashes from the Mooncake trace), per policy."""
+    trace = load_trace(TRACES / SETTINGS["mooncake"][0])[:decisions]
+    out = {}
+    for name in POLICIES:
+        clock = SimClock()
+        settings = DynamicSettings(min_workers=nodes, max_workers=nodes, slots_per_node=ENGINE.max_batch)
+        policy = make_policy(name, settings, clock, workers=nodes, rng=random.Random(1))
+        fleet = []
+        for i in range(nodes):
+            node = Node(
+                id=f"node-{i}",
+                models=frozenset({"m"}),
+                state=NodeState.READY,
+                capacity=1 << 30,
+                slots=ENGINE.max_batch,
+                kv_cache_tokens=ENGINE.kv_cache_tokens,
+            )
+            policy.on_node_change(node)
+            fleet.append(node)
+        times = []
+        live: list[tuple[Task, Node]] = []
+        for index, request in enumerate(trace):
+            clock.now = request.offset_s
+            task = Task(
+                id=str(index),
+                model="m",
+                prompt_tokens=request.prompt_tokens,
+                max_tokens=4096,
+                prefix_hashes=request.prefix_hashes,
+            )
+            policy.on_arrival(task)
+            began = time.perf_counter_ns()
+            node = policy.route_task(task)
+            times.append(time.perf_counter_ns() - began)
+            node.running += 1
+            live.append((task, node))
+            if len(live) > nodes * 16:  # keep ~16 requests a node in flight
+                done, where = live.pop(0)
+                where.running -= 1
+                policy.on_completion(done, where, 10.0, True)
+        times.sort()
+        out[name] = {
+            "p50_us": times[len(times) // 2] / 1000,
+            "p99_us": times[int(len(times) * 0.99)] / 1000,
+        }
+    out["ok"] = out["dynamic"]["p99_us"] <= 50.0
+    return out
+
+
+def render(results: dict) -> str:
+    lines = []
+    for key in SETTINGS:
+        res = results[key]
+        lines.append(
+            f"{key}: {res['trace']} x{res['speedup']}, {res['requests']} requests, {res['nodes']} nodes,"
+            f" SLO TTFT {SLO_TTFT_S} s / TPOT {SLO_TPOT_S * 1000:.0f} ms, max_tokens 4096"
+        )
+        lines.append(
+            "  policy          TTFT mean   p99    TPOT p50   p99     e2e mean    p99   goodput  hit   sim s"
+        )
+        for r in res["rows"]:
+            lines.append(
+                f"  {r['policy']:14s} {r['ttft_mean_s']:7.2f} {r['ttft_p99_s']:7.2f}"
+                f"  {r['tpot_p50_s'] * 1000:7.1f} {r['tpot_p99_s'] * 1000:7.1f} ms"
+                f" {r['e2e_mean_s']:7.2f} {r['e2e_p99_s']:7.2f}  {r['goodput']:6.1%} {r['prefix_hit_rate']:5.1%}"
+                f" {r['wall_s']:5.2f}"
+            )
+        for metric, g in res["goals"].items():
+            sign = ">=" if metric == "goodput" else "<="
+            lines.append(
+                f"  goal {metric}: dynamic / {g['best_baseline']} = {g['ratio']:.2f} (goal {sign} {g['goal']})"
+                f" {'ok' if g['ok'] else 'MISSED'}"
+            )
+    lat = results["route_latency"]
+    lines.append(
+        "route_task at 32 nodes (us): "
+        + ", ".join(
+            f"{name} p50 {v['p50_us']:.1f} p99 {v['p99_us']:.1f}" for name, v in lat.items() if name != "ok"
+        )
+    )
+    return "\n".join(lines)
+
+
+GOALS = {
+    "mooncake": {"ttft_mean_s": (0.5, False), "ttft_p99_s": (0.7, False), "goodput": (1.2, True)},
+    "azure-code": {"e2e_p99_s": (0.9, False), "e2e_mean_s": (0.8, False)},
+    "azure-conv": {"e2e_p99_s": (0.9, False), "e2e_mean_s": (0.8, False)},
+}
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    results: dict = {}
+    for key in SETTINGS:
+        results[key] = table(key, quick)
+        results[key]["goals"] = ratios(results[key], GOALS[key])
+    results["route_latency"] = route_latency()
+    if "--json" in sys.argv:
+        print(json.dumps(results, indent=2))
+    else:
+        print(render(results))
+    ok = (
+        all(g["ok"] for key in SETTINGS for g in results[key]["goals"].values())
+        and results["route_latency"]["ok"]
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
