@@ -79,6 +79,7 @@ class RequestRecord:
     prompt_tokens: int
     output_tokens: int
     cached_tokens: int
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,7 @@ class EngineSimulation:
                 task.prompt_tokens,
                 seq.output,
                 seq.cached,
+                node.id,
             )
         )
         kwargs: dict = {}
