@@ -193,7 +193,7 @@ class PrefixHash(RoutingPolicy):
         return _stable_hash(task.id)
 
     def _ring(self, nodes: list[Node]) -> None:
-        ids = tuple(sorted(n.id for n in nodes))
+        ids = tuple(n.id for n in nodes)
         if ids == self._ring_of:
             by_id = {n.id: n for n in nodes}
             self._owners = [by_id[o.id] for o in self._owners]

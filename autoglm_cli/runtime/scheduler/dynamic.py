@@ -403,8 +403,12 @@ class DynamicScheduler:
 
         Only nodes the runtime may send more to (`free_slots`) are candidates.
         """
+        # healthy, serves the model, has a free slot (inline: this runs on every request)
+        ready, model = NodeState.READY, task.model
         candidates = [
-            n for n in self.nodes.values() if n.healthy and n.serves(task.model) and n.free_slots > 0
+            n
+            for n in self.nodes.values()
+            if n.state is ready and model in n.models and n.running < n.capacity
         ]
         if not candidates:
             raise NoNodeAvailable(task.model)
@@ -417,7 +421,12 @@ class DynamicScheduler:
             best = (after or ordered)[0]
             self._rr_last = best.created_at
         elif routing == "cache-aware" or (routing == "auto" and self._slots(candidates[0]) > 1):
-            with_room = [n for n in candidates if self._has_room(n)]
+            limit = self.settings.max_outstanding_per_slot
+            with_room = (
+                candidates
+                if limit is None
+                else [n for n in candidates if n.queued + n.running < limit * self._slots(n)]
+            )
             best = self._route_cache_aware(task, with_room or candidates)
             # Batching nodes run everything at once: the least-time bookkeeping is not needed.
             _inflight(best)[task.id] = [self._clock(), None, self.mean_service_s]
