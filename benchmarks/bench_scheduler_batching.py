@@ -50,7 +50,12 @@ SETTINGS = {
 
 def run_policy(name: str, trace, *, nodes: int = NODES, seed: int = 1, **sim) -> dict:
     clock = SimClock()
-    settings = DynamicSettings(min_workers=nodes, max_workers=nodes, slots_per_node=ENGINE.max_batch)
+    settings = DynamicSettings(
+        min_workers=nodes,
+        max_workers=nodes,
+        slots_per_node=ENGINE.max_batch,
+        prefix_cache_tokens=ENGINE.prefix_cache_tokens,
+    )
     policy = make_policy(name, settings, clock, workers=nodes, rng=random.Random(seed))
     began = time.perf_counter()
     result = EngineSimulation(policy, trace, clock=clock, engine=ENGINE, nodes=nodes, **sim).run()

@@ -110,6 +110,7 @@ def simulate(options: SimulateOptions, *, engine: EngineModel | None = None) -> 
         max_workers=high,
         slots_per_node=engine.max_batch,
         prefix_block_tokens=engine.block_tokens,
+        prefix_cache_tokens=engine.prefix_cache_tokens,  # the operator knows the engine's cache size
     )
     policy = make_policy(options.policy, settings, clock, workers=start, rng=random.Random(options.seed))
     began = time.perf_counter()

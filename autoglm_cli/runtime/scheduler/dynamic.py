@@ -74,11 +74,18 @@ class DynamicSettings:
     routing: str = "auto"
     # cache-aware routing (affinity.py): the router's record of each node's prefix cache holds
     # this many tokens per node (None: the node's reported `kv_cache_tokens`, else 1M), in blocks
-    # of `prefix_block_tokens`; a request running on a node costs `running_weight_tokens` of
-    # prefill in the score (its decode slows the batch the new request joins).
+    # of `prefix_block_tokens`. A node's score, in prompt tokens: its prefill backlog + the new
+    # prompt's tokens not cached there x (`prefill_weight` + `stall_weight` x requests there: a
+    # prefill also stalls every sequence decoding on that node) + `running_weight_tokens` per
+    # request there (its decode slows the batch the new one joins) + `waiting_weight_tokens`
+    # per request the engine reports waiting. Weights measured on the Mooncake and Azure traces
+    # (docs/benchmarks.md, "Scheduler on batching nodes").
     prefix_cache_tokens: int | None = None
     prefix_block_tokens: int = 512
     running_weight_tokens: float = 1000.0
+    waiting_weight_tokens: float = 0.0
+    prefill_weight: float = 3.0
+    stall_weight: float = 0.1
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
@@ -456,7 +463,14 @@ class DynamicScheduler:
         best, best_score, best_uncached = pool[0], math.inf, prompt
         for node in pool:
             uncached = prompt - per_block * matched.get(node.id, 0)
-            score = backlog.get(node.id, 0) + uncached + weight * (node.running + node.queued)
+            load = node.running + node.queued
+            score = (
+                backlog.get(node.id, 0)
+                + uncached * (s.prefill_weight + s.stall_weight * load)
+                + weight * load
+            )
+            if node.engine_waiting:
+                score += s.waiting_weight_tokens * node.engine_waiting
             if score < best_score:
                 best, best_score, best_uncached = node, score, uncached
         self.prefill_backlog.add(task.id, best.id, int(best_uncached))
