@@ -470,6 +470,13 @@ class EngineSimulation:
 
     # --- the fleet -------------------------------------------------------------------------
 
+    def in_flight(self) -> int:
+        """Requests in the system: waiting at the gateway or sent to a node and not finished."""
+        return len(self.queue) + sum(s.node.running for s in self._nodes.values() if s.gone_at is None)
+
+    def ready_nodes(self) -> int:
+        return sum(1 for s in self._nodes.values() if s.gone_at is None and s.node.state is NodeState.READY)
+
     def _active(self) -> list[_EngineNode]:
         return [
             s

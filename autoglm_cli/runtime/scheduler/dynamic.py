@@ -80,6 +80,12 @@ class DynamicSettings:
     # request there (its decode slows the batch the new one joins) + `waiting_weight_tokens`
     # per request the engine reports waiting. Weights measured on the Mooncake and Azure traces
     # (docs/benchmarks.md, "Scheduler on batching nodes").
+    # A model load this long (seconds) means a burst is over before a node started for it can
+    # serve: with load_time_s > 0 the pool keeps, as a floor, the capacity for the busiest
+    # `peak_window_s` of arrivals seen in the last `peak_memory_s` (0: no floor, react only).
+    load_time_s: float = 0.0
+    peak_window_s: float = 10.0
+    peak_memory_s: float = 600.0
     prefix_cache_tokens: int | None = None
     prefix_block_tokens: int = 512
     running_weight_tokens: float = 1000.0
@@ -175,6 +181,7 @@ class DynamicScheduler:
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
         self.prefix_index = PrefixIndex()
+        self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
         self.prefill_backlog = PrefillBacklog()
         self.output_lengths = OutputLengthModel()
 
@@ -327,6 +334,7 @@ class DynamicScheduler:
     def predict_load(self) -> float:
         for rate in self._arrivals.close():
             self._forecaster.update(rate)
+            self._rates.append(rate)
         self.predicted_load = self._forecaster.forecast(1)
         return self.predicted_load
 
@@ -344,6 +352,8 @@ class DynamicScheduler:
             max(0, n.queued + n.running - self._slots(n)) for n in self.nodes.values() if n.healthy
         )
         forecast_need = math.ceil(target_load * service / per_node - 1e-9)
+        if s.load_time_s > 0:  # the recent peak as a floor: a node started for it comes too late
+            forecast_need = max(forecast_need, math.ceil(self._recent_peak() * service / per_node - 1e-9))
         wanted, reason = forecast_need, "forecast"
         # A deadband against noise: the forecast alone grows the pool only when it would
         # load the current pool past `scale_up_utilisation` (then to the target size);
@@ -375,6 +385,19 @@ class DynamicScheduler:
             if down is not None:
                 self._change(now, current, *down)
         return self.desired_workers
+
+    def _recent_peak(self) -> float:
+        """The highest mean arrival rate over `peak_window_s` in the rates kept."""
+        width = max(1, int(self.settings.peak_window_s / self.settings.forecast_interval_s))
+        rates = list(self._rates)
+        if len(rates) < width:
+            return sum(rates) / width
+        total = sum(rates[:width])
+        best = total
+        for i in range(width, len(rates)):
+            total += rates[i] - rates[i - width]
+            best = max(best, total)
+        return best / width
 
     def _bounded(self, workers: int) -> int:
         return min(self.settings.max_workers, max(self.settings.min_workers, workers))
