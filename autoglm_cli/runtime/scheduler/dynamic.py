@@ -78,7 +78,9 @@ class DynamicSettings:
     # prompt's tokens not cached there x (`prefill_weight` + `stall_weight` x requests there: a
     # prefill also stalls every sequence decoding on that node) + `running_weight_tokens` per
     # request there (its decode slows the batch the new one joins) + `waiting_weight_tokens`
-    # per request the engine reports waiting. Weights measured on the Mooncake and Azure traces
+    # per request the engine reports waiting + `kv_overflow_weight` per token its KV would exceed
+    # the node's `kv_cache_tokens` by (the requests sent there, at prompt + learned output
+    # length, as the router counts them). Weights measured on the Mooncake and Azure traces
     # (docs/benchmarks.md, "Scheduler on batching nodes").
     # A model load this long (seconds) means a burst is over before a node started for it can
     # serve: with load_time_s > 0 the pool keeps, as a floor, the capacity for the busiest
@@ -92,6 +94,7 @@ class DynamicSettings:
     waiting_weight_tokens: float = 0.0
     prefill_weight: float = 3.0
     stall_weight: float = 0.1
+    kv_overflow_weight: float = 0.3
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
@@ -181,6 +184,8 @@ class DynamicScheduler:
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
         self.prefix_index = PrefixIndex()
+        self._kv_tokens: dict[str, int] = {}  # node -> KV tokens its requests will hold (estimated)
+        self._kv_of: dict[str, tuple[str, int]] = {}  # task -> (node, its estimate)
         self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
         self.prefill_backlog = PrefillBacklog()
         self.output_lengths = OutputLengthModel()
@@ -234,6 +239,7 @@ class DynamicScheduler:
         node = self.nodes.pop(node_id, None)
         self.prefix_index.remove_node(node_id)
         self.prefill_backlog.remove_node(node_id)
+        self._kv_tokens.pop(node_id, None)
         self._update_mean_speed()
         return node
 
@@ -284,6 +290,9 @@ class DynamicScheduler:
         (the node failed, the request was refused, cancelled or abandoned): learn nothing from it.
         `output_tokens`: how many tokens it generated (the response's usage), where known."""
         self.prefill_backlog.done(task.id)
+        held = self._kv_of.pop(task.id, None)
+        if held is not None and held[0] in self._kv_tokens:
+            self._kv_tokens[held[0]] -= held[1]
         if ok and output_tokens is not None and output_tokens > 0:
             self.output_lengths.observe(task.prompt_tokens, output_tokens)
         inflight = _inflight(node)
@@ -484,6 +493,8 @@ class DynamicScheduler:
         backlog = self.prefill_backlog.tokens
         weight = s.running_weight_tokens
         best, best_score, best_uncached = pool[0], math.inf, prompt
+        kv = self._kv_tokens
+        need = prompt + int(self.output_lengths.predict(prompt))  # KV it will hold at its end
         for node in pool:
             uncached = prompt - per_block * matched.get(node.id, 0)
             load = node.running + node.queued
@@ -494,9 +505,16 @@ class DynamicScheduler:
             )
             if node.engine_waiting:
                 score += s.waiting_weight_tokens * node.engine_waiting
+            if node.kv_cache_tokens:
+                # Past the KV cache the engine makes it wait for sequences to finish.
+                over = kv.get(node.id, 0) + need - node.kv_cache_tokens
+                if over > 0:
+                    score += s.kv_overflow_weight * over
             if score < best_score:
                 best, best_score, best_uncached = node, score, uncached
         self.prefill_backlog.add(task.id, best.id, int(best_uncached))
+        kv[best.id] = kv.get(best.id, 0) + need
+        self._kv_of[task.id] = (best.id, need)
         if hashes:
             size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
             self.prefix_index.insert(best.id, hashes, blocks_for(size, s.prefix_block_tokens))
