@@ -19,16 +19,32 @@ from collections import OrderedDict
 
 
 class PrefixIndex:
-    def __init__(self) -> None:
+    """Every `stride`-th block of a prompt (and its last) is recorded: block hashes are chained,
+    so holding block i means holding the prefix up to it, and a match is exact to within
+    `stride - 1` blocks for a `stride`-th of the work on every request."""
+
+    def __init__(self, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError("stride must be >= 1")
+        self.stride = stride
         self._holders: dict[int, dict[str, None]] = {}  # block hash -> nodes holding it
         self._lru: dict[str, OrderedDict[int, None]] = {}  # node -> its blocks, oldest first
+
+    def _sampled(self, hashes: tuple[int, ...]) -> list[tuple[int, int]]:
+        """(blocks up to and including it, hash) of the recorded blocks, in prompt order."""
+        last = len(hashes)
+        picked = [(i, hashes[i - 1]) for i in range(self.stride, last + 1, self.stride)]
+        if last and last % self.stride:
+            picked.append((last, hashes[-1]))
+        return picked
 
     def match(self, hashes: tuple[int, ...]) -> dict[str, int]:
         """Per node, how many leading blocks of `hashes` it holds (nodes with none left out)."""
         matched: dict[str, int] = {}
         alive: set[str] | None = None
         holders_of = self._holders
-        for depth, h in enumerate(hashes, start=1):
+        sampled = self._sampled(hashes)
+        for index, (depth, h) in enumerate(sampled):
             holders = holders_of.get(h)
             if not holders:
                 break
@@ -37,11 +53,11 @@ class PrefixIndex:
                 break
             if len(alive) == 1:  # one node left: walk on without sets
                 (only,) = alive
-                for h2 in hashes[depth:]:
+                for depth2, h2 in sampled[index + 1 :]:
                     holders = holders_of.get(h2)
                     if not holders or only not in holders:
                         break
-                    depth += 1
+                    depth = depth2
                 matched[only] = depth
                 break
             for node_id in alive:
@@ -49,7 +65,8 @@ class PrefixIndex:
         return matched
 
     def insert(self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int) -> None:
-        if capacity_blocks <= 0 or not hashes:
+        capacity = capacity_blocks // self.stride
+        if capacity <= 0 or not hashes:
             return
         lru = self._lru.get(node_id)
         if lru is None:
@@ -58,7 +75,7 @@ class PrefixIndex:
         touch = lru.move_to_end
         # Last block first, so that the first blocks are the most recent: the LRU then evicts a
         # prompt from its tail, as engines do, and what stays is always a prefix.
-        for h in reversed(hashes):
+        for _, h in reversed(self._sampled(hashes)):
             if h in lru:
                 touch(h)
             else:
@@ -68,7 +85,7 @@ class PrefixIndex:
                     holders_of[h] = {node_id: None}
                 else:
                     holders[node_id] = None
-        while len(lru) > capacity_blocks:
+        while len(lru) > capacity:
             old, _ = lru.popitem(last=False)
             self._forget(old, node_id)
 

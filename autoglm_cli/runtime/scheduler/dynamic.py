@@ -90,6 +90,7 @@ class DynamicSettings:
     peak_memory_s: float = 600.0
     prefix_cache_tokens: int | None = None
     prefix_block_tokens: int = 512
+    prefix_index_stride: int = 1  # record every n-th block only: n times less work, less precise
     running_weight_tokens: float = 1000.0
     waiting_weight_tokens: float = 0.0
     prefill_weight: float = 3.0
@@ -183,7 +184,7 @@ class DynamicScheduler:
         self._changes = 0
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
-        self.prefix_index = PrefixIndex()
+        self.prefix_index = PrefixIndex(s.prefix_index_stride)
         self._kv_tokens: dict[str, int] = {}  # node -> KV tokens its requests will hold (estimated)
         self._kv_of: dict[str, tuple[str, int]] = {}  # task -> (node, its estimate)
         self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
@@ -490,26 +491,26 @@ class DynamicScheduler:
         matched = self.prefix_index.match(hashes) if hashes else {}
         prompt = max(0, task.prompt_tokens)
         per_block = prompt / len(hashes) if hashes else 0.0
-        backlog = self.prefill_backlog.tokens
-        weight = s.running_weight_tokens
-        best, best_score, best_uncached = pool[0], math.inf, prompt
+        backlog = self.prefill_backlog.tokens.get
+        depth = matched.get
         kv = self._kv_tokens
         need = prompt + int(self.output_lengths.predict(prompt))  # KV it will hold at its end
+        prefill_w, stall_w, running_w = s.prefill_weight, s.stall_weight, s.running_weight_tokens
+        waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
+        best, best_score, best_uncached = pool[0], math.inf, prompt
         for node in pool:
-            uncached = prompt - per_block * matched.get(node.id, 0)
+            node_id = node.id
+            uncached = prompt - per_block * depth(node_id, 0)
             load = node.running + node.queued
-            score = (
-                backlog.get(node.id, 0)
-                + uncached * (s.prefill_weight + s.stall_weight * load)
-                + weight * load
-            )
+            score = backlog(node_id, 0) + uncached * (prefill_w + stall_w * load) + running_w * load
             if node.engine_waiting:
-                score += s.waiting_weight_tokens * node.engine_waiting
-            if node.kv_cache_tokens:
+                score += waiting_w * node.engine_waiting
+            capacity = node.kv_cache_tokens
+            if capacity:
                 # Past the KV cache the engine makes it wait for sequences to finish.
-                over = kv.get(node.id, 0) + need - node.kv_cache_tokens
+                over = kv.get(node_id, 0) + need - capacity
                 if over > 0:
-                    score += s.kv_overflow_weight * over
+                    score += kv_w * over
             if score < best_score:
                 best, best_score, best_uncached = node, score, uncached
         self.prefill_backlog.add(task.id, best.id, int(best_uncached))
