@@ -50,9 +50,7 @@ class KnativeScaler:
             self._panic_since = now
         elif self._panic_since is not None and now - self._panic_since >= self.stable_window_s:
             self._panic_since = None
-        if self._panic_since is not None:
-            desired = max(panic, self.desired)  # no scale-down while panicking
-        else:
-            desired = stable
+        # No scale-down while panicking.
+        desired = max(panic, self.desired) if self._panic_since is not None else stable
         self.desired = max(self.min_nodes, min(self.max_nodes, desired))
         return self.desired
