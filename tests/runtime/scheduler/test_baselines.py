@@ -129,3 +129,25 @@ def test_dynamic_learns_output_lengths_from_completions_only():
     for i in range(50):
         policy.on_completion(task(i, prompt=1000), node, 1.0, True, output_tokens=40)
     assert before != 40 and policy.output_lengths.predict(1000) == pytest.approx(40, rel=0.2)
+
+
+def test_with_a_model_load_dynamic_keeps_the_recent_peak_as_a_floor(clock):
+    def run(load_time_s: float) -> int:
+        clock.now = 1000.0
+        settings = DynamicSettings(
+            min_workers=1, max_workers=10, slots_per_node=1, load_time_s=load_time_s, service_time_prior_s=1.0
+        )
+        policy = DynamicScheduler(settings, clock=clock, rng=random.Random(0))
+        fleet(policy, 1)
+        for _ in range(10):  # a 10 s burst of 5 requests a second
+            for _ in range(5):
+                policy.on_arrival(task(0))
+            clock.advance(1.0)
+            policy.tick()
+        for _ in range(120):  # then two quiet minutes
+            clock.advance(1.0)
+            policy.tick()
+        return policy.desired_workers
+
+    assert run(0.0) == 1  # react only: the burst is forgotten
+    assert run(60.0) >= 5  # a node for the next such burst would load too late: keep them
