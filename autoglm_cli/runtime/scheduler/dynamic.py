@@ -90,7 +90,7 @@ class DynamicSettings:
     peak_memory_s: float = 600.0
     prefix_cache_tokens: int | None = None
     prefix_block_tokens: int = 512
-    prefix_index_stride: int = 1  # record every n-th block only: n times less work, less precise
+    prefix_index_stride: int = 1  # record every n-th block only (affinity.py): less work, less precise
     running_weight_tokens: float = 1000.0
     waiting_weight_tokens: float = 0.0
     prefill_weight: float = 3.0
