@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from ..ops.bench.run import BenchReport
     from ..ops.bench.simulate import SimulateReport
 
-HELP = "Replay a request trace against an OpenAI-compatible endpoint and report latency"
+HELP = (
+    "Replay a request trace against an OpenAI-compatible endpoint and report latency"
+    " (--simulate: through a simulated fleet, to plan capacity)"
+)
 DEFAULT_PLOT = Path("autoglm-bench.png")
 
 
