@@ -81,7 +81,14 @@ class RoutingPolicy(BaseScheduler):
     # -- observations ------------------------------------------------------------
 
     def on_completion(
-        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None, **_: object
+        self,
+        task: Task,
+        node: Node,
+        service_time: float,
+        ok: bool,
+        *,
+        rtt: float | None = None,
+        output_tokens: int | None = None,
     ) -> None:
         super().on_completion(task, node, service_time, ok)
         sent = self._sent.pop(task.id, None)
