@@ -443,6 +443,13 @@ class DynamicScheduler:
 
         Only nodes the runtime may send more to (`free_slots`) are candidates.
         """
+        routing = self.settings.routing
+        if routing == "cache-aware" or routing == "auto":
+            best = self._route_cache_aware(task, auto=routing == "auto")
+            if best is not None:
+                # Batching nodes run everything at once: the least-time bookkeeping is not needed.
+                _inflight(best)[task.id] = [self._clock(), None, self.mean_service_s]
+                return best
         # healthy, serves the model, has a free slot (inline: this runs on every request)
         ready, model = NodeState.READY, task.model
         candidates = [
@@ -452,7 +459,6 @@ class DynamicScheduler:
         ]
         if not candidates:
             raise NoNodeAvailable(task.model)
-        routing = self.settings.routing
         if routing == "random-baseline":
             best = self._rng.choice(candidates)
         elif routing == "round-robin-baseline":
@@ -460,17 +466,6 @@ class DynamicScheduler:
             after = [n for n in ordered if n.created_at > self._rr_last]
             best = (after or ordered)[0]
             self._rr_last = best.created_at
-        elif routing == "cache-aware" or (routing == "auto" and self._slots(candidates[0]) > 1):
-            limit = self.settings.max_outstanding_per_slot
-            with_room = (
-                candidates
-                if limit is None
-                else [n for n in candidates if n.queued + n.running < limit * self._slots(n)]
-            )
-            best = self._route_cache_aware(task, with_room or candidates)
-            # Batching nodes run everything at once: the least-time bookkeeping is not needed.
-            _inflight(best)[task.id] = [self._clock(), None, self.mean_service_s]
-            return best
         else:
             with_room = [n for n in candidates if self._has_room(n)]
             pool = with_room or candidates
@@ -480,12 +475,15 @@ class DynamicScheduler:
         _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
         return best
 
-    def _route_cache_aware(self, task: Task, pool: list[Node]) -> Node:
+    def _route_cache_aware(self, task: Task, *, auto: bool) -> Node | None:
         """The node where `task`'s first token comes soonest, in prefill tokens: the prefill
         backlog it joins there plus its own prompt tokens not in that node's prefix cache (as
         far as the router's record knows), plus a charge per request running there. A cached
         prefix pulls a conversation back to its node until the queue there costs more than
-        prefilling elsewhere: affinity bounded by load, on one scale."""
+        prefilling elsewhere: affinity bounded by load, on one scale. Nodes under the dispatch
+        limit first. None when `auto` and the nodes do not batch (then least-time routes).
+
+        One pass over the nodes (it runs on every request)."""
         s = self.settings
         hashes = task.prefix_hashes
         matched = self.prefix_index.match(hashes) if hashes else {}
@@ -497,8 +495,19 @@ class DynamicScheduler:
         need = prompt + int(self.output_lengths.predict(prompt))  # KV it will hold at its end
         prefill_w, stall_w, running_w = s.prefill_weight, s.stall_weight, s.running_weight_tokens
         waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
-        best, best_score, best_uncached = pool[0], math.inf, prompt
-        for node in pool:
+        limit, default_slots = s.max_outstanding_per_slot, s.slots_per_node
+        ready, model = NodeState.READY, task.model
+        best = full = None
+        best_score = full_score = math.inf
+        best_uncached = full_uncached = prompt
+        for node in self.nodes.values():
+            if node.state is not ready or model not in node.models or node.running >= node.capacity:
+                continue
+            slots = node.slots or node.capacity or default_slots
+            if auto:
+                if slots <= 1:
+                    return None
+                auto = False  # the first candidate decides, as for least-time
             node_id = node.id
             uncached = prompt - per_block * depth(node_id, 0)
             load = node.running + node.queued
@@ -511,8 +520,15 @@ class DynamicScheduler:
                 over = kv.get(node_id, 0) + need - capacity
                 if over > 0:
                     score += kv_w * over
-            if score < best_score:
-                best, best_score, best_uncached = node, score, uncached
+            if limit is None or load < limit * slots:
+                if score < best_score:
+                    best, best_score, best_uncached = node, score, uncached
+            elif score < full_score:
+                full, full_score, full_uncached = node, score, uncached
+        if best is None:
+            best, best_uncached = full, full_uncached
+        if best is None:
+            raise NoNodeAvailable(task.model)
         self.prefill_backlog.add(task.id, best.id, int(best_uncached))
         kv[best.id] = kv.get(best.id, 0) + need
         self._kv_of[task.id] = (best.id, need)
