@@ -256,7 +256,8 @@ def _simulate(run, *, trace: Path, max_output_tokens: int | None, duration: floa
             slo_ttft_s=options["slo_ttft"],
             slo_tpot_s=options["slo_tpot"],
             # What clients send: a constant bound, as most do (the output length is unknown).
-            max_tokens=4096 if max_output_tokens is None else max_output_tokens,
+            # --max-output-tokens 0: clients send none.
+            max_tokens=4096 if max_output_tokens is None else (max_output_tokens or None),
             load_s=options["load_time"],
             prefix_cache_tokens=options["prefix_cache_tokens"],
         )
