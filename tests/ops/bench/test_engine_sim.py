@@ -143,3 +143,16 @@ def test_a_bad_mooncake_row_names_its_line(tmp_path):
     bad.write_text('{"timestamp": 0, "input_length": 1, "output_length": 1}\n{"timestamp": 1}\n')
     with pytest.raises(TraceError, match=r"t.jsonl:2: not a valid Mooncake trace row"):
         load_trace(bad)
+
+
+def test_clients_may_send_no_max_tokens_and_outputs_run_to_their_end():
+    seen = []
+    clock = SimClock()
+    policy = make_policy("least-tokens", workers=1)
+    route = policy.route_task
+    policy.route_task = lambda task: seen.append(task.max_tokens) or route(task)
+    result = EngineSimulation(
+        policy, [TraceRequest(0.0, 10, 5000)], clock=clock, nodes=1, max_tokens=None, rtt_s=0.0
+    ).run()
+    assert seen == [0]  # no bound sent (the Task's "unbounded")
+    assert result.records[0].output_tokens == 5000
