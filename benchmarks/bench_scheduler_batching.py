@@ -1,6 +1,6 @@
 """Issue #15: every scheduling policy on batching nodes, side by side, in one run.
 
-    .venv/bin/python benchmarks/bench_scheduler_batching.py [--json] [--quick]
+    .venv/bin/python benchmarks/bench_scheduler_batching.py [--json] [--quick] [--route-only]   # ~4 min here
 
 One table per trace with every policy's figures (the runtime's policy objects, through
 `autoglm bench --simulate`'s simulation, engine_sim.py), and each goal checked against the
