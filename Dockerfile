@@ -12,6 +12,13 @@ FROM ${BASE_IMAGE}
 
 # Optional extras, e.g. EXTRAS=transformers for the torch backend.
 ARG EXTRAS=""
+ARG APP_VERSION=unknown
+
+# OCI labels; `autoglm deploy` passes APP_VERSION from autoglm_cli/__init__.py.
+LABEL org.opencontainers.image.title="autoglm" \
+      org.opencontainers.image.description="autoglm runtime: an OpenAI-compatible gateway over a scheduler and Dask workers" \
+      org.opencontainers.image.version="${APP_VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 ARG APP_UID=10001
 
 ENV VIRTUAL_ENV=/opt/autoglm \

@@ -96,13 +96,22 @@ class Workers:
     # "inline": nodes run in the gateway process (simulated load tests, tiny setups).
     engine: Literal["dask", "inline"] = "dask"
     scheduler_address: str | None = None  # an existing Dask scheduler (serve --dask-scheduler)
-    concurrency: int = 1  # requests one model node runs at once
+    concurrency: int = 1  # requests the gateway sends one node at once (at least the node's max_batch)
+    # The transformers backend runs a node's requests in one continuous batch: at most this many
+    # sequences, holding at most `max_batch_tokens` KV-cache tokens (None: what fits the device).
+    max_batch: int = 32
+    max_batch_tokens: int | None = None
+    # GPUs per worker process: "auto" gives each worker its own GPU (or GPU set) when the host has
+    # several (CUDA_VISIBLE_DEVICES per worker); "none" leaves it alone; "0,1,2,3": share out these.
+    gpus: str = "auto"
+    gpus_per_worker: int = 1
     control_interval: Duration = Duration(1)  # the scheduler's control tick
     memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
     dashboard: bool = False  # Dask's dashboard for the embedded cluster
-    # How the dynamic scheduler picks a node: "least-time" (least expected completion time);
-    # "random-baseline" and "round-robin-baseline" exist only as benchmark anchors.
-    routing: Literal["least-time", "random-baseline", "round-robin-baseline"] = "least-time"
+    # How the dynamic scheduler picks a node: "least-time" (least expected completion time),
+    # "cache-aware" (prefix cache + prefill backlog, for batching nodes), "auto" (cache-aware on
+    # nodes that batch, least-time on the others); the "-baseline" ones are old benchmark anchors.
+    routing: Literal["auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline"] = "auto"
     # When serve does not own the cluster (--dask-scheduler): a command run on every change of the
     # desired worker count, e.g. "kubectl scale deploy/autoglm-worker --replicas={n}" ({n}: the count).
     scale_hook: str | None = None
@@ -217,7 +226,19 @@ class CacheMigration:
 @dataclass(frozen=True)
 class Config:
     model_pool: ModelPool = field(default_factory=ModelPool)
-    scheduler: Literal["static", "dynamic", "priority-based"] = "static"
+    # dynamic (ours), static (legacy round robin), priority-based (dynamic + aging priorities), or
+    # a baseline to compare with (runtime/scheduler/baselines.py)
+    scheduler: Literal[
+        "static",
+        "dynamic",
+        "priority-based",
+        "round-robin",
+        "random",
+        "least-requests",
+        "least-tokens",
+        "p2c",
+        "prefix-hash",
+    ] = "static"
     dependencies: list[str] = field(default_factory=list)
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     read_timeout: Duration = Duration(60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ def plan(
 ) -> WorkerPlan:
     from ..runtime.backends import THREADED
     from ..runtime.models import model_settings
+    from ..runtime.workers.gpus import ENV_GPUS, ENV_PER_WORKER, host_gpus
 
     if "://" not in scheduler:
         raise UsageError(
@@ -71,12 +73,17 @@ def plan(
         "--preload", PLUGIN_MODULE,
         "--no-dashboard",
     ]  # fmt: skip
+    env = {"AUTOGLM_WORKER_MODELS": ",".join(names)}
+    gpus = host_gpus(config.workers.gpus)
+    if len(gpus) > 1:  # each worker process takes its own GPU set (runtime/workers/gpus.py)
+        env[ENV_GPUS] = ",".join(gpus)
+        env[ENV_PER_WORKER] = str(config.workers.gpus_per_worker)
+        name = name or (f"autoglm-{socket.gethostname()}" if nworkers > 1 else None)  # names end in -0, -1
     if name:
         command += ["--name", name]
     if host:
         command += ["--host", host]
     command += list(extra)
-    env = {"AUTOGLM_WORKER_MODELS": ",".join(names)}
     if config_path is not None:
         env["AUTOGLM_CONFIG"] = str(config_path.resolve())
     return WorkerPlan(scheduler=scheduler, models=tuple(names), command=tuple(command), env=env)

@@ -63,6 +63,7 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)
+        self._cache_collector = None  # see watch_weights_cache
         r = self.registry
         self.http_requests = Counter(
             "http_requests",
@@ -150,6 +151,14 @@ class Metrics:
             self.queue_depth.labels(priority.name.lower()).set(0)
         for state in NodeState:
             self.nodes.labels(state.value).set(0)
+
+    def watch_weights_cache(self, cache_dir) -> None:
+        """Expose the free and total bytes of the disk holding `cache_dir` (once per registry)."""
+        from .disk_metrics import WeightsCacheDiskCollector
+
+        if self._cache_collector is None:
+            self._cache_collector = WeightsCacheDiskCollector(cache_dir)
+            self.registry.register(self._cache_collector)
 
     def watch_nodes(self, source: Callable[[], Iterable[NodeLoad]]) -> None:
         """Read the per-node gauges (`autoglm_requests_in_flight`, `autoglm_node_batch_occupancy`)

@@ -58,10 +58,13 @@ def test_priority_based_runs_the_dynamic_scheduler_and_an_aged_low_task_overtake
 
 
 def test_the_default_failing_on_every_node_falls_back_to_the_backup_with_header_and_metric():
-    # The default's upstream accepts connections but answers 500: its node fails the request
-    # after its retries, on every attempt; the model pool then sends it to the backup.
+    # The default's upstream accepts connections but answers 500 to every request. Each 500 is
+    # first the request's own (the client gets it); BREAKER_THRESHOLD of them in a row open the
+    # endpoint's breaker, and the model pool then sends requests to the backup.
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
+
+    from autoglm_cli.runtime.fleet import BREAKER_THRESHOLD
 
     broken = FastAPI()
 
@@ -85,6 +88,9 @@ def test_the_default_failing_on_every_node_falls_back_to_the_backup_with_header_
         )
         with ThreadedServer(create_app(cfg)) as server:
             api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0)
+            for _ in range(BREAKER_THRESHOLD):
+                with pytest.raises(openai.InternalServerError, match="boom"):
+                    api.chat.completions.create(model="glm", messages=[{"role": "user", "content": "x"}])
             raw = api.chat.completions.with_raw_response.create(
                 model="glm", messages=[{"role": "user", "content": "x"}]
             )

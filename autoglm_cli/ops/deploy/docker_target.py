@@ -234,7 +234,7 @@ class DockerTarget:
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
             self._wheels(root, settings.extras, context / "wheels")
-            buildargs = {"EXTRAS": ",".join(settings.extras)}
+            buildargs = {"EXTRAS": ",".join(settings.extras), "APP_VERSION": __version__}
             if settings.base_image:
                 buildargs["BASE_IMAGE"] = settings.base_image
             try:

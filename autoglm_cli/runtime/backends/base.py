@@ -37,6 +37,8 @@ class BackendSettings:
     retry_tries: int = 3  # the config's `retry` section, for upstream calls
     retry_base: float = 1.0
     retry_max_delay: float = 30.0
+    max_batch: int = 32  # sequences one node batches at once (`workers.max_batch`)
+    max_batch_tokens: int | None = None  # KV-cache tokens of its batch (None: what fits)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ...hf_paths import hub_cache_dir
 from ...redact import redact
 from ..auth import Authenticator, RateLimiter
 from ..errors import ApiError
@@ -40,6 +41,7 @@ def create_app(
     """The gateway for `config`: starts its runtime (workers, nodes) when the server starts."""
     metrics = runtime.metrics if runtime is not None else Metrics()
     runtime = runtime or Runtime(config, metrics=metrics, warn=warn)
+    metrics.watch_weights_cache(hub_cache_dir(config.weights.cache_dir))
     auth = config.gateway.auth
     if auth and keys_file is None:
         from ..auth import resolve_keys_file

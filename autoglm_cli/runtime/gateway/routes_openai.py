@@ -22,6 +22,7 @@ router = APIRouter()
 FALLBACK_HEADER = "x-autoglm-fallback"  # "backup": the backup model answered for the default
 FALLBACK_FROM_HEADER = "x-autoglm-fallback-from"  # the model that was asked for
 PRIORITY_HEADER = "x-autoglm-priority"
+DISCONNECT_POLL = 0.25  # seconds between checks that a waiting non-streaming client is still there
 
 
 def _runtime(request: Request) -> Runtime:
@@ -153,11 +154,25 @@ async def _serve(body: _Generation, kind: str, request: Request, key: KeyRecord,
     if body.stream:
         return await _stream(job, kind, runtime, include_usage=body.include_usage())
     try:
-        result = await job.done
+        result = await _result_unless_gone(job, request, runtime)
     finally:
         runtime.release(job)
+    if result is None:  # the client hung up: nobody reads this
+        return JSONResponse(ApiError("client closed request", status=499, code="cancelled").body(), 499)
     make = chat_body if kind == "chat" else completion_body
     return JSONResponse(make(job, result), headers=_headers(job))
+
+
+async def _result_unless_gone(job: Job, request: Request, runtime: Runtime) -> GenerationResult | None:
+    """The job's result; None when the client disconnected first (its generation is cancelled,
+    so a node never keeps generating an answer nobody will read)."""
+    while True:
+        done, _ = await asyncio.wait({job.done}, timeout=DISCONNECT_POLL)
+        if done:
+            return job.done.result()
+        if await request.is_disconnected():
+            await runtime.cancel(job)
+            return None
 
 
 async def _stream(job: Job, kind: str, runtime: Runtime, *, include_usage: bool):

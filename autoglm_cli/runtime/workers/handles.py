@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -52,12 +53,20 @@ def unwrap(outcome: dict | None) -> GenerationResult:
 
 
 class _RemoteHandle:
-    """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target."""
+    """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target.
+
+    Streams go through one channel per handle: a single long-poll (`pull_channel`) at a time
+    brings the new text of all of them and hands each its part, so a batch of N streams costs
+    one call per round trip, not N.
+    """
 
     def __init__(self, target: Any, *, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
         self._cancels: set[asyncio.Task] = set()  # cancels sent in the background, held until done
+        self._channel = f"autoglm-{uuid.uuid4().hex[:16]}"
+        self._listeners: dict[str, asyncio.Queue] = {}
+        self._puller: asyncio.Future | None = None
 
     async def _call(self, awaitable: Awaitable, timeout: float | None = None) -> Any:
         try:
@@ -76,12 +85,16 @@ class _RemoteHandle:
         return unwrap(await self._call(self.target.generate(request)))
 
     async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult:
-        await self._call(self.target.start_stream(request))
+        replies: asyncio.Queue = asyncio.Queue()
+        self._listeners[request.id] = replies
         try:
+            await self._call(self.target.start_stream(request, self._channel))
+            if self._puller is None or self._puller.done():
+                self._puller = asyncio.ensure_future(self._pull_channel())
             while True:
-                reply = await self._call(
-                    self.target.pull(request.id, PULL_WAIT), timeout=PULL_WAIT + PULL_SLACK
-                )
+                reply = await replies.get()
+                if isinstance(reply, BaseException):
+                    raise reply
                 for piece in reply["chunks"]:
                     on_chunk(piece)
                 if reply["done"]:
@@ -93,6 +106,29 @@ class _RemoteHandle:
             self._cancels.add(task)
             task.add_done_callback(self._cancels.discard)
             raise
+        finally:
+            self._listeners.pop(request.id, None)
+
+    async def _pull_channel(self) -> None:
+        """Long-poll the channel while any stream listens; a failed poll fails them all."""
+        while self._listeners:
+            try:
+                replies = await self._call(
+                    self.target.pull_channel(self._channel, list(self._listeners), PULL_WAIT),
+                    timeout=PULL_WAIT + PULL_SLACK,
+                )
+            except (NodeFailure, ApiError) as exc:
+                for queue in self._listeners.values():
+                    queue.put_nowait(exc)
+                return
+            except asyncio.CancelledError:
+                for queue in self._listeners.values():
+                    queue.put_nowait(NodeFailure("the stream poller was cancelled"))
+                raise
+            for request_id, reply in replies.items():
+                queue = self._listeners.get(request_id)
+                if queue is not None:
+                    queue.put_nowait(reply)
 
     async def cancel(self, request_id: str) -> None:
         with contextlib.suppress(NodeFailure):  # a dead node is not running it anymore either
