@@ -131,7 +131,8 @@ def test_requests_on_a_killed_worker_are_rescued(tmp_path):
         assert statuses == [200] * 8
 
 
-def test_ctrl_c_drains_in_flight_requests_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_drains_in_flight_requests_and_exits_cleanly(tmp_path, how):
     config = write_config(
         tmp_path / "drain.yaml",
         {
@@ -154,7 +155,10 @@ def test_ctrl_c_drains_in_flight_requests_and_exits_cleanly(tmp_path):
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 futures = [pool.submit(chat, url, stream=i == 1) for i in range(2)]
                 time.sleep(0.7)
-                os.killpg(proc.pid, signal.SIGINT)
+                if how == "ctrl-c":  # a terminal's Ctrl-C reaches the whole process group
+                    os.killpg(proc.pid, signal.SIGINT)
+                else:  # a service manager's stop: the main process only
+                    proc.send_signal(signal.SIGTERM)
                 replies = [f.result() for f in futures]
             assert proc.wait(60) == 0
         finally:
