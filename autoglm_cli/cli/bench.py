@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from ..ops.bench.run import BenchReport
 
 HELP = "Replay a request trace against an OpenAI-compatible endpoint and report latency"
+EXAMPLES = (
+    "autoglm bench http://127.0.0.1:8000/v1 \\",
+    "    -t benchmarks/traces/AzureLLMInferenceTrace_code.csv \\",
+    "    --start 180 --duration 30 --speedup 2 --plot bench.png",
+)
 DEFAULT_PLOT = Path("autoglm-bench.png")
 
 

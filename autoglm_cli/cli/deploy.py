@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from ..ops.deploy import DeployReport
 
 HELP = "Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback."
+EXAMPLES = (
+    "autoglm deploy --config examples/local.yaml",
+    "autoglm deploy --status --config examples/local.yaml",
+    "autoglm deploy --target systemd --config examples/systemd.yaml > a.service",
+    "autoglm deploy --stop --config examples/local.yaml",
+)
 
 
 def command(

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from ..ops.envcheck import CheckPlan, EnvReport
 
 HELP = "Check binaries, packages, GPUs, disk, memory, Docker, network and ports before a deploy"
+EXAMPLES = (
+    "autoglm env-check --config examples/local.yaml",
+    "autoglm env-check --only binaries --only ports",
+    "autoglm env-check --list-checks --json",
+)
 
 # Kept in step with ops.envcheck.CATEGORIES (a test checks it); spelled out here so
 # `--help` does not import the checks.

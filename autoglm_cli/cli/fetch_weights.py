@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from ..ops.weights.fetch import FetchReport
 
 HELP = "Download model weights resumably, hashed while downloading, into the HF cache"
+EXAMPLES = (
+    "autoglm fetch-weights zai-org/glm-4-9b-chat --include '*.json'",
+    "autoglm fetch-weights --config examples/local.yaml     # the config's models",
+    "autoglm fetch-weights https://host/m.gguf --sha256 HEX --local-dir weights/",
+)
 
 
 def command(

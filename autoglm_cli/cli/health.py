@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from ..ops.health import HealthReport
 
 HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics, GPU, disk."
+EXAMPLES = (
+    "autoglm health --config examples/local.yaml",
+    "autoglm health --config examples/local.yaml --watch --interval 5",
+    "autoglm health --url http://127.0.0.1:8000 --json",
+)
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 

@@ -18,6 +18,11 @@ from .context import start
 from .options import JsonOption, QuietOption, typer_app
 
 HELP = "Create, list and revoke API keys for the gateway"
+EXAMPLES = (
+    "autoglm keys create --name ci --rate-limit 600 --keys-file ./keys.json",
+    "autoglm keys list --keys-file ./keys.json",
+    "autoglm keys revoke KEY_ID --keys-file ./keys.json",
+)
 
 app = typer_app(help=HELP, no_args_is_help=True)
 

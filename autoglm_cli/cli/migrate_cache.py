@@ -19,12 +19,16 @@ if TYPE_CHECKING:
     from ..ops.cache.report import MigrationReport
 
 HELP = "Move caches to a new layout from a mapping table, journaled and resumable"
+EXAMPLES = (
+    "autoglm migrate-cache --map 'THUDM/=zai-org/{name}'          # the plan",
+    "autoglm migrate-cache --map 'THUDM/=zai-org/{name}' --yes    # apply",
+    "autoglm migrate-cache --status",
+)
 
 MapOption = Annotated[
     Optional[list[str]],
     typer.Option(
         "--map",
-        "-m",
         metavar="OLD=NEW",
         help="A mapping row: old prefix = new template ({name}, {id} or {rest}), "
         "e.g. 'THUDM/=zai-org/{name}'. Repeatable; replaces the config's cache_migrations.",

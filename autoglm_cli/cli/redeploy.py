@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 # tests/cli/test_redeploy.py keeps the two the same.
 _STEPS_HELP = "clone, env-check, migrate-cache, fetch-weights, verify, deploy, health"
 HELP = f"{_STEPS_HELP} in one resumable run."
+EXAMPLES = (
+    "autoglm redeploy --config examples/local.yaml",
+    "autoglm redeploy --config examples/local.yaml --dry-run",
+    "autoglm redeploy --only fetch-weights --only verify",
+)
 
 _STYLE = {"ok": "green", "earlier": "green", "skipped": "dim", "failed": "bold red", "planned": "cyan"}
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from autoglm_cli import __version__
-from tests.conftest import run_autoglm
+from tests.conftest import REPO_ROOT, run_autoglm
 
 COMMANDS = [
     "clone",
@@ -95,3 +96,139 @@ def test_json_flag_before_and_after_the_subcommand_gives_the_same_document(cli, 
     assert first.exit_code == second.exit_code
     assert json.loads(first.stdout)["command"] == json.loads(second.stdout)["command"]
     assert json.loads(first.stdout)["schema"] == "autoglm/v1"
+
+
+# -- one parse, global options anywhere, errors as sentences -----------------------------
+
+SIMULATED = REPO_ROOT / "examples" / "simulated.yaml"
+
+
+def test_worker_passes_everything_after_double_dash_to_dask(cli):
+    result = cli("worker", "tcp://h:8786", "--dry-run", "--config", SIMULATED, "--", "--nthreads", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["--nthreads", "2"]
+
+
+def test_worker_json_before_the_subcommand_keeps_the_extra_args(cli):
+    result = cli(
+        "--json", "--config", SIMULATED, "worker", "tcp://h:8786", "--dry-run", "--", "--nthreads", "2"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.json["result"]["command"][-2:] == ["--nthreads", "2"]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_and_json_are_accepted_before_or_after_every_subcommand(cli, where, tmp_path):
+    config = tmp_path / "autoglm.yaml"
+    config.write_text("gateway: {keys_file: ./from-config.json}\n")
+    flags = ["--config", str(config), "--json"]
+    argv = [*flags, "keys", "list"] if where == "before" else ["keys", "list", *flags]
+    result = cli(*argv)
+    assert result.exit_code == 0, result.stderr
+    assert result.json["result"]["keys_file"].endswith("from-config.json")
+
+
+def test_env_check_takes_config_after_the_subcommand(cli, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("env_check: {ports: [0]}\n")  # invalid: proves this file was read
+    result = cli("env-check", "--only", "ports", "--config", config, "--json")
+    assert result.exit_code == 2
+    assert result.json["error"]["field"] == "env_check.ports[0]"
+
+
+def _boom(*args, **kwargs):
+    raise AssertionError("a file without any hash cannot be cached (https://user:s3cret@hub.example/x)")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_70(cli, monkeypatch):
+    from autoglm_cli.ops import envcheck
+
+    monkeypatch.setattr(envcheck, "run_checks", _boom)
+    monkeypatch.delenv("AUTOGLM_DEBUG", raising=False)
+    result = cli("env-check", "--only", "ports")
+    assert result.exit_code == 70
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "AssertionError" in lines[0] and "this is a bug in autoglm" in lines[0]
+    assert "AUTOGLM_DEBUG=1" in lines[0]
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+
+
+def test_debug_prints_a_redacted_traceback_and_keeps_exit_code_and_json(cli, monkeypatch):
+    from autoglm_cli.ops import envcheck
+
+    monkeypatch.setattr(envcheck, "run_checks", _boom)
+    monkeypatch.setenv("AUTOGLM_DEBUG", "1")
+    result = cli("--json", "env-check", "--only", "ports")
+    assert result.exit_code == 70
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "s3cret" not in result.stderr and "s3cret" not in result.stdout
+    assert result.json["error"]["exit_code"] == 70
+
+
+def test_an_interrupt_says_so_and_exits_130(cli, monkeypatch):
+    from autoglm_cli.ops import envcheck
+
+    def interrupted(*args, progress, **kwargs):
+        progress.task("checking the environment")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(envcheck, "run_checks", interrupted)
+    result = cli("env-check", "--only", "ports")
+    assert result.exit_code == 130
+    assert "interrupted during checking the environment" in result.stderr
+
+
+# -- help reads as one tool ----------------------------------------------------------------
+
+
+def _all_commands():
+    from typer import _click
+
+    from autoglm_cli.cli.app import COMMANDS
+    from autoglm_cli.cli.app import cli as root
+
+    ctx = _click.Context(root)
+    for name in COMMANDS:
+        command = root.materialized(ctx, name)
+        subs = getattr(command, "commands", None)
+        if subs:
+            for sub_name, sub in subs.items():
+                yield f"{name} {sub_name}", sub
+        else:
+            yield name, command
+
+
+def test_short_flags_mean_one_thing_across_the_tool():
+    meaning: dict[str, str] = {}
+    for name, command in _all_commands():
+        for param in command.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            for short in (o for o in param.opts if len(o) == 2 and o != "-h"):
+                assert meaning.setdefault(short, longs[0]) == longs[0], (name, short, longs, meaning[short])
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _all_commands()])
+def test_help_has_examples_and_placeholders_in_words(cli, name):
+    result = cli(*name.split(), "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout, result.stdout
+    assert not re.search(r"<[a-z]", result.stdout), result.stdout  # `<list[str]>`, `<int range>`
+    assert max(map(len, result.stdout.splitlines())) <= 80
+    for option in ("--json", "--quiet", "--config", "--verbose", "--no-color"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script_for_each_shell(cli, shell):
+    result = cli("--show-completion", shell)
+    assert result.exit_code == 0
+    assert "_AUTOGLM_COMPLETE" in result.stdout
+
+
+def test_completion_offers_subcommands_and_their_options():
+    env = {"_AUTOGLM_COMPLETE": "complete_bash", "COMP_WORDS": "autoglm env-check --on", "COMP_CWORD": "2"}
+    result = run_autoglm(env=env)
+    assert "--only" in result.stdout, (result.stdout, result.stderr)
+    env = {"_AUTOGLM_COMPLETE": "complete_bash", "COMP_WORDS": "autoglm fetch-", "COMP_CWORD": "1"}
+    assert "fetch-weights" in run_autoglm(env=env).stdout

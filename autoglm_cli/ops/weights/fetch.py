@@ -277,7 +277,7 @@ def _run_files(
 ) -> tuple[FileOutcome, ...]:
     """Reuse what verifies, check the disk for the rest, download it in parallel."""
     total_bytes = sum(f.size or 0 for f in files)
-    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None)
+    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None, unit="bytes")
     try:
         reused = _verify_existing(files, layout, commit, ctx, total)
         missing = [f for f in files if f.path not in reused]
