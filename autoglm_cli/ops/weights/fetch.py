@@ -23,6 +23,7 @@ from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
+from ...units import size_text
 from .cache_layout import HubCacheLayout, LocalDirLayout
 from .download import Downloader, FileOutcome, mismatch, partial_bytes
 from .hashing import hash_file
@@ -394,4 +395,4 @@ def _remote_of(files: Sequence[RemoteFile], path: str) -> RemoteFile:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+    return size_text(n)
