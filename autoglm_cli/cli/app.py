@@ -24,6 +24,7 @@ from ..errors import (
     UsageError,
 )
 from . import output as output_mod
+from ._coerce import use_plain_coercion
 from .context import GlobalOptions
 from .lazy import AutoglmGroup, LazyCommand
 from .options import ConfigOption, JsonOption, QuietOption, VerboseOption, typer_app
@@ -148,6 +149,7 @@ def root(
 
 
 cli = typer.main.get_command(app)
+use_plain_coercion(cli)  # no pydantic import for plain option types (see _coerce.py)
 for _name, _module in COMMANDS.items():
     cli.add_command(LazyCommand(_name, _module, help_text=_HELP_OVERRIDES.get(_name)))
 

@@ -21,6 +21,7 @@ import typer
 from typer import _click  # typer vendors click; its Command/Context are these
 from typer.core import TyperCommand, TyperGroup
 
+from ._coerce import use_plain_coercion
 from .options import add_global_options, typer_app
 
 PACKAGE = "autoglm_cli.cli"
@@ -132,6 +133,7 @@ class LazyCommand(TyperCommand):
             command.name = self.name
             add_global_options(command)
             name_placeholders(command)
+            use_plain_coercion(command)
             self._loaded = command
         return self._loaded
 
