@@ -102,7 +102,6 @@ def command(
 
 def render(console: Console, report: DeployReport) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     style = {"deployed": "green", "unchanged": "green", "rolled_back": "bold yellow"}.get(report.action, "")
     if report.exit_code and report.action not in ("rolled_back",):
@@ -121,9 +120,6 @@ def render(console: Console, report: DeployReport) -> None:
         "unchanged",
         "rolled_back",
     ):
-        table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
-        table.add_column(style="dim")
-        table.add_column(overflow="fold")
         rows = [
             ("target", record.target),
             ("url", record.url),
@@ -142,10 +138,10 @@ def render(console: Console, report: DeployReport) -> None:
             ("weights", record.weights_revision),
             ("log", record.log_path if record.target == "local" else None),
         ]
+        # One line per field, never hard-wrapped: paths, ids and URLs are copied whole.
         for key, value in rows:
             if value not in (None, ""):
-                table.add_row(key, escape(str(value)))
-        console.print(table)
+                console.print(f"[dim]{key:<9}[/]{escape(str(value))}", soft_wrap=True, highlight=False)
     if report.removed:
         removed = escape(", ".join(report.removed))
         console.print(f"[dim]removed {len(report.removed)} old image tag(s) no container uses: {removed}[/]")

@@ -9,6 +9,7 @@ import typer
 
 from .context import start
 from .options import JsonOption, QuietOption
+from .output import duration_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -120,7 +121,7 @@ def _summary_line(report: EnvReport) -> str:
         verdict = "[yellow]ready, with warnings[/]"
     else:
         verdict = "[green]ready[/]"
-    return f"{counts} ({report.elapsed_s:.1f} s) - {verdict}"
+    return f"{counts} ({duration_text(report.elapsed_s)}) - {verdict}"
 
 
 def _render_plan(console: Console, plan: CheckPlan) -> None:

@@ -112,8 +112,11 @@ def _render_list(console, report: KeyListing) -> None:
     from rich.table import Table
 
     table = Table(title=report.keys_file, title_justify="left")
-    for column in ("id", "name", "models", "permissions", "rate limit", "created"):
-        table.add_column(column)
+    # The id is what `keys revoke` takes: never truncated nor wrapped; the rest folds.
+    id_width = max(len("id"), *(len(key["id"]) for key in report.keys))
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    for column in ("name", "models", "permissions", "rate limit", "created"):
+        table.add_column(column, overflow="fold")
     for key in report.keys:
         table.add_row(
             key["id"],

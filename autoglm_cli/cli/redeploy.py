@@ -16,6 +16,7 @@ from .options import (
     StateDirOption,
     TargetOption,
 )
+from .output import duration_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,7 +90,7 @@ def render(console: Console, report: RedeployReport) -> None:
         table.add_row(
             step.name,
             f"[{style}]{step.status}[/]",
-            f"{step.duration_s:.1f} s"
+            duration_text(step.duration_s)
             if step.status not in ("planned", "skipped") and step.duration_s
             else "",
             escape(step.detail),
@@ -113,7 +114,7 @@ def render(console: Console, report: RedeployReport) -> None:
         )
     elif any(s.status == "not selected" for s in report.steps):
         ran = ", ".join(s.name for s in report.steps if s.status not in ("not selected", "earlier"))
-        console.print(f"[green]done[/]: {ran} in {report.duration_s:.1f} s")
+        console.print(f"[green]done[/]: {ran} in {duration_text(report.duration_s)}")
     else:
         where = f" at {report.deployment.url}" if report.deployment else ""
-        console.print(f"[green]redeployed{where}[/] in {report.duration_s:.1f} s")
+        console.print(f"[green]redeployed{where}[/] in {duration_text(report.duration_s)}")

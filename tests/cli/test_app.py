@@ -232,3 +232,28 @@ def test_completion_offers_subcommands_and_their_options():
     assert "--only" in result.stdout, (result.stdout, result.stderr)
     env = {"_AUTOGLM_COMPLETE": "complete_bash", "COMP_WORDS": "autoglm fetch-", "COMP_CWORD": "1"}
     assert "fetch-weights" in run_autoglm(env=env).stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "--port", "abc", "--dry-run"], "'abc' is not a valid integer"),
+        (["serve", "--port", "70000", "--dry-run"], "not in the range"),
+        (["deploy", "--target", "nope"], "'nope' is not one of 'local', 'docker', 'systemd'"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(cli, argv, message):
+    result = cli(*argv)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_running_a_command_does_not_import_pydantic(tmp_path):
+    code = (
+        "import sys\n"
+        "from autoglm_cli.cli.app import main\n"
+        f"main(['keys', 'list', '--keys-file', {str(tmp_path / 'k.json')!r}, '--json'])\n"
+        "print('PYDANTIC=' + str('pydantic' in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "PYDANTIC=False" in proc.stdout
