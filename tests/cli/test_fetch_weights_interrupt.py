@@ -38,7 +38,10 @@ def test_ctrl_c_says_what_is_kept_and_a_rerun_resumes(tmp_path):
         assert proc.returncode == 130, err
         # The file in flight is kept: still partial, or whole when its download
         # finished before the worker threads stopped.
-        kept = r"error: interrupted: (\S+ \S+ kept in 1 partial file\(s\) under|the files fetched so far are kept in) "
+        kept = (
+            r"error: interrupted: "
+            r"(\S+ \S+ kept in 1 partial file\(s\) under|the files fetched so far are kept in) "
+        )
         assert re.match(kept + re.escape(str(cache)), err), err
         assert "rerun the same command to" in err
         assert "Traceback" not in err
