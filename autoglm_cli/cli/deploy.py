@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 from .context import start
 from .health import health_table
 from .options import (
@@ -75,7 +76,7 @@ def command(
     elif status:
         report = ops.status(run.config, state_dir=state_dir)
     else:
-        with run.out.progress() as progress:
+        with run.out.progress() as progress, interrupt_says_what_runs(run, state_dir):
             report = ops.deploy(
                 run.config,
                 target=target.value if target else None,
@@ -98,6 +99,41 @@ def command(
         if report.tidy_problem:
             run.out.warn(f"deployed and healthy; old images not all removed: {report.tidy_problem}")
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: render(console, report))
+
+
+@contextmanager
+def interrupt_says_what_runs(run, state_dir):
+    """Ctrl-C mid-deploy: ops puts the previous deployment back; tell the user what runs now."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted_deploy(run, state_dir) from None
+
+
+def interrupted_deploy(run, state_dir) -> Interrupted:
+    from ..ops import deploy as ops
+
+    during = f"interrupted during {run.out.phase}" if run.out.phase else "interrupted"
+    try:
+        now = ops.status(run.config, state_dir=state_dir)
+    except Exception as exc:  # the state cannot be read: still say what was interrupted
+        return Interrupted(f"{during}; cannot tell what runs now: {exc}", remedy="")
+    record = now.deployment
+    # ops.deploy's own steps replace the running deployment; redeploy's earlier ones do not.
+    replacing = any(
+        word in (run.out.phase or "") for word in ("health gate", "stopping the running", "preparing")
+    )
+    if now.action == "status" and record is not None:
+        where = (
+            f"pid {record.pid}" if record.pid else (record.container_name or record.unit_path or record.url)
+        )
+        what = (
+            "rolled back to the previous deployment" if replacing else "the running deployment is untouched"
+        )
+        return Interrupted(f"{during}: {what} ({where}, version {record.version})", remedy="")
+    if replacing:
+        return Interrupted(f"{during}: the new deployment was stopped; nothing runs now", remedy="")
+    return Interrupted(f"{during}; no deployment runs", remedy="")
 
 
 def render(console: Console, report: DeployReport) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .context import start
+from .deploy import interrupt_says_what_runs
 from .options import (
     ConfigOption,
     DryRunOption,
@@ -55,7 +56,7 @@ def command(
     run = start(ctx, "redeploy", json=json, quiet=quiet, config_path=config)
     from ..ops.redeploy import redeploy
 
-    with run.out.progress() as progress:
+    with run.out.progress() as progress, interrupt_says_what_runs(run, state_dir):
         report = redeploy(
             run.config,
             from_step=from_step,

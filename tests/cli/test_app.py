@@ -257,3 +257,16 @@ def test_running_a_command_does_not_import_pydantic(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "PYDANTIC=False" in proc.stdout
+
+
+def test_ctrl_c_in_the_health_gate_says_what_runs_now(cli, monkeypatch, tmp_path):
+    from autoglm_cli.ops import deploy as deploy_ops
+
+    def interrupted_in_the_gate(*args, progress, **kwargs):
+        progress.task("health gate (up to 60 s)")
+        raise KeyboardInterrupt  # ops has put back what ran before (here: nothing)
+
+    monkeypatch.setattr(deploy_ops, "deploy", interrupted_in_the_gate)
+    result = cli("deploy", "--config", SIMULATED, "--state-dir", tmp_path / "state")
+    assert result.exit_code == 130
+    assert "interrupted during health gate (up to 60 s): the new deployment was stopped" in result.stderr
