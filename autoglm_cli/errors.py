@@ -162,6 +162,16 @@ class DiskSpaceError(EnvironmentFailure):
     default_remedy = "Free disk space or point the cache elsewhere; --force skips this check."
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a sentence: "no such file or directory: weights/x", not `FileNotFoundError(2, ...)`."""
+    if isinstance(exc, OSError) and exc.strerror:
+        what = exc.strerror[0].lower() + exc.strerror[1:]
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return f"{what}: {' -> '.join(names)}" if names else what
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 # --- exit code 130 and 70: stopped by the user, or by a bug ---
 
 
@@ -178,7 +188,7 @@ class InternalError(AutoglmError):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> InternalError:
-        what = str(exc).strip().splitlines()[0] if str(exc).strip() else "(no message)"
+        what = describe(exc) if str(exc).strip() else "(no message)"
         return cls(
             f"unexpected {type(exc).__name__}: {what} - this is a bug in autoglm; "
             "AUTOGLM_DEBUG=1 shows the traceback",

@@ -22,6 +22,7 @@ from ..errors import (
     ExitCode,
     InternalError,
     UsageError,
+    describe,
 )
 from . import output as output_mod
 from ._coerce import use_plain_coercion
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         # An I/O failure no layer below anticipated: say what failed, not a traceback.
         if debug:
             _print_traceback(exc)
-        return _fallback_output(args).error(EnvironmentFailure(str(exc)))
+        return _fallback_output(args).error(EnvironmentFailure(describe(exc)))
     except Exception as exc:  # a bug: one line, exit 70; the traceback only on request
         if debug:
             _print_traceback(exc)

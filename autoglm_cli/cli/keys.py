@@ -112,10 +112,11 @@ def _render_list(console, report: KeyListing) -> None:
     from rich.table import Table
 
     table = Table(title=report.keys_file, title_justify="left")
-    # The id is what `keys revoke` takes: never truncated nor wrapped; the rest folds.
-    id_width = max(len("id"), *(len(key["id"]) for key in report.keys))
-    table.add_column("id", no_wrap=True, min_width=id_width)
-    for column in ("name", "models", "permissions", "rate limit", "created"):
+    # The id and the name are what `keys revoke` takes: never truncated nor wrapped.
+    for column in ("id", "name"):  # what `keys revoke` takes
+        width = max(len(column), *(len(key[column]) for key in report.keys))
+        table.add_column(column, no_wrap=True, min_width=width)
+    for column in ("models", "permissions", "rate limit", "created"):
         table.add_column(column, overflow="fold")
     for key in report.keys:
         table.add_row(

@@ -270,3 +270,16 @@ def test_ctrl_c_in_the_health_gate_says_what_runs_now(cli, monkeypatch, tmp_path
     result = cli("deploy", "--config", SIMULATED, "--state-dir", tmp_path / "state")
     assert result.exit_code == 130
     assert "interrupted during health gate (up to 60 s): the new deployment was stopped" in result.stderr
+
+
+def test_an_unanticipated_os_error_is_a_sentence(cli, monkeypatch):
+    from autoglm_cli.ops import envcheck
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "weights/x")
+
+    monkeypatch.setattr(envcheck, "run_checks", missing)
+    result = cli("env-check", "--only", "ports")
+    assert result.exit_code == 3
+    assert "error: no such file or directory: weights/x" in result.stderr
+    assert "Errno" not in result.stderr and "FileNotFoundError(" not in result.stderr
