@@ -13,14 +13,23 @@ def _counts_bytes(task: Task) -> bool:
 
 
 class CountColumn(ProgressColumn):
-    """`12.0 MiB/250.0 MiB` for a byte task, `3/8` for items; just the count when the total is unknown."""
+    """`12.0/250.0 MiB` for a byte task, `3/8` for items; just the count when the total is unknown."""
 
     def render(self, task: Task) -> Text:
-        fmt = size_text if _counts_bytes(task) else (lambda n: f"{n:.0f}")
-        done = fmt(task.completed)
-        return Text(
-            f"{done}/{fmt(task.total)}" if task.total is not None else done, style="progress.download"
-        )
+        if task.total is None and not task.completed:
+            return Text("")  # a wait with no count (a health gate): the elapsed time shows it moves
+        if not _counts_bytes(task):
+            done = f"{task.completed:.0f}"
+            shown = f"{done}/{task.total:.0f}" if task.total is not None else done
+            return Text(shown, style="progress.download")
+        done = size_text(task.completed)
+        if task.total is None:
+            return Text(done, style="progress.download")
+        total = size_text(task.total)
+        # "12.0/214.0 KiB", not "12.0 KiB/214.0 KiB", when both share a unit: it fits 80 columns.
+        number, _, unit = done.partition(" ")
+        shown = f"{number}/{total}" if total.endswith(" " + unit) else f"{done}/{total}"
+        return Text(shown, style="progress.download")
 
 
 class RateColumn(ProgressColumn):
