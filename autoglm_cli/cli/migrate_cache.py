@@ -160,6 +160,9 @@ def command(
         _render_plan(run.out.stderr, preview, footer=False)
         if preview.problems:
             return int(preview.exit_code)
+        if not any(e.todo for r in preview.rows for e in r.entries):
+            run.out.note("Nothing to migrate; nothing changed.")  # no question without a choice
+            return run.out.result(preview, exit_code=preview.exit_code)
         if not typer.confirm("Apply this migration?", default=False, err=True):
             run.out.note("Nothing changed.")
             return 0
