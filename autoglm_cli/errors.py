@@ -27,7 +27,7 @@ EXIT_CODE_HELP = {
     ExitCode.USAGE: "usage or config error",
     ExitCode.ENVIRONMENT: "environment or I/O failure after retries",
     ExitCode.ROLLED_BACK: "deploy failed and the previous version was restored",
-    ExitCode.INTERNAL: "unexpected error: a bug in autoglm (AUTOGLM_DEBUG=1 shows the traceback)",
+    ExitCode.INTERNAL: "a bug in autoglm (AUTOGLM_DEBUG=1 shows the traceback)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

@@ -283,3 +283,9 @@ def test_an_unanticipated_os_error_is_a_sentence(cli, monkeypatch):
     assert result.exit_code == 3
     assert "error: no such file or directory: weights/x" in result.stderr
     assert "Errno" not in result.stderr and "FileNotFoundError(" not in result.stderr
+
+
+def test_root_help_fits_80_columns(cli):
+    result = cli("--help")
+    assert max(map(len, result.stdout.splitlines())) <= 80, result.stdout
+    assert "70  a bug in autoglm" in result.stdout
