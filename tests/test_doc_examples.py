@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from autoglm_cli.testing.hub_server import HubServer, fake_model_files
+from autoglm_cli.testing.servers import free_port
 from tests.conftest import REPO_ROOT
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
@@ -88,10 +89,10 @@ def collect() -> list[Example]:
 
 CONFIG = """\
 # The config a reader of docs/worker.md and docs/redeploy.md has in ./autoglm.yaml
-model_pool: {default: glm-4-9b-chat, backup: null}
+model_pool: {{default: glm-4-9b-chat, backup: null}}
 models:
-  glm-4-9b-chat: {source: zai-org/glm-4-9b-chat, backend: transformers}
-gateway: {host: 127.0.0.1, port: 8000, keys_file: ./keys.json}
+  glm-4-9b-chat: {{source: zai-org/glm-4-9b-chat, backend: transformers}}
+gateway: {{host: 127.0.0.1, port: {port}, keys_file: ./keys.json}}
 """
 
 
@@ -120,7 +121,8 @@ def sandbox(tmp_path, docs_hub) -> tuple[Path, dict[str, str]]:
     weights.mkdir()
     for name, data in fake_model_files(shard_size=2048, shards=3).items():
         (weights / name).write_bytes(data)
-    (work / "autoglm.yaml").write_text(CONFIG)
+    # A free port, so `env-check --only ports` does not depend on what else runs here.
+    (work / "autoglm.yaml").write_text(CONFIG.format(port=free_port()))
     (work / "broken.yaml").write_text("gateway:\n  port: eighty\n")
     autoglm = bin_dir / "autoglm"
     autoglm.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m autoglm_cli "$@"\n')
