@@ -158,9 +158,7 @@ def add_global_options(command) -> None:
     the values given before the subcommand are in `ctx.obj` either way (`context.start`).
     """
     for sub in getattr(command, "commands", {}).values():
-        add_global_options(sub)
-    if getattr(command, "commands", None) is not None:
-        return  # a group: its subcommands take the options
+        add_global_options(sub)  # a group takes them too: `keys --json list`, `keys list --json`
     taken = {opt for param in command.params for opt in (*param.opts, *getattr(param, "secondary_opts", ()))}
     for param in _global_params():
         if param.opts[0] in taken:
