@@ -160,11 +160,12 @@ def _fallback_output(argv: list[str]) -> Output:
     current = output_mod.active()
     if current is not None:
         return current
+    command = next((arg for arg in argv if arg in COMMANDS), "autoglm")
     if "--json" in argv:
-        return Output(Mode.JSON)
+        return Output(Mode.JSON, command=command)
     if "--quiet" in argv or "-q" in argv:
-        return Output(Mode.QUIET)
-    return Output(Mode.HUMAN)
+        return Output(Mode.QUIET, command=command)
+    return Output(Mode.HUMAN, command=command)
 
 
 def _print_traceback(exc: BaseException) -> None:

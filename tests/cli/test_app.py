@@ -289,3 +289,9 @@ def test_root_help_fits_80_columns(cli):
     result = cli("--help")
     assert max(map(len, result.stdout.splitlines())) <= 80, result.stdout
     assert "70  a bug in autoglm" in result.stdout
+
+
+def test_a_usage_error_names_the_command_in_json(cli):
+    result = cli("verify", "--no-such-flag", "--json")
+    assert result.exit_code == 2
+    assert result.json["command"] == "verify"
