@@ -101,6 +101,9 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ["NO_COLOR"] = "1"
+    # An installed CLI runs from .pyc files; with PYTHONDONTWRITEBYTECODE set (as in some
+    # shells and CI images) the project's own modules would be compiled on every run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     commands = {
         "autoglm --help": [_script("autoglm"), "--help"],
         "hf --help": [_script("hf"), "--help"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import os
 from pathlib import Path
@@ -146,9 +147,18 @@ def _global_params() -> list:
     ) -> None:
         pass
 
-    holder = typer_app()
-    holder.command()(options)
-    return list(typer.main.get_command(holder).params)
+    global _GLOBAL_PROTOTYPES
+    if _GLOBAL_PROTOTYPES is None:  # built once per process: typer's build is the costly part
+        holder = typer_app()
+        holder.command()(options)
+        _GLOBAL_PROTOTYPES = list(typer.main.get_command(holder).params)
+    fresh = [copy.copy(param) for param in _GLOBAL_PROTOTYPES]
+    for param in fresh:
+        param.opts = list(param.opts)  # add_global_options may drop a short flag of one copy
+    return fresh
+
+
+_GLOBAL_PROTOTYPES: list | None = None
 
 
 def add_global_options(command) -> None:
