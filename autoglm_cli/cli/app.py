@@ -51,7 +51,7 @@ COMMANDS: dict[str, str] = {
 }
 
 # The one-line help of a command whose module's HELP does not fit (an alias).
-_HELP_OVERRIDES = {"verify": "Same command as verify-sha256 (a shorter name)."}
+_HELP_OVERRIDES = {"verify": "The same command as verify-sha256, by a shorter name"}
 
 # "\b" keeps click from re-wrapping the table.
 _EXIT_CODES = "\b\nExit codes:\n" + "\n".join(f"  {int(c):>3}  {text}" for c, text in EXIT_CODE_HELP.items())

@@ -102,6 +102,7 @@ class LazyCommand(TyperCommand):
     """Stands in for a subcommand in the root group until that subcommand is chosen."""
 
     def __init__(self, name: str, module: str, *, help_text: str | None = None) -> None:
+        # help_text: the line `autoglm --help` shows instead of HELP's (an alias says what it is).
         super().__init__(name=name)
         self.module_name = f"{PACKAGE}.{module}"
         self.help_text = help_text
@@ -125,7 +126,7 @@ class LazyCommand(TyperCommand):
                 single = typer_app()
                 single.command(
                     self.name,
-                    help=self.help_text or module.HELP,
+                    help=module.HELP + (f"\n\n{self.help_text}." if self.help_text else ""),
                     epilog=epilog,
                     context_settings=getattr(module, "CONTEXT_SETTINGS", None),
                 )(module.command)
