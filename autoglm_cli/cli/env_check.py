@@ -9,6 +9,7 @@ import typer
 
 from .context import start
 from .options import JsonOption, QuietOption
+from .output import duration_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
     from ..ops.envcheck import CheckPlan, EnvReport
 
 HELP = "Check binaries, packages, GPUs, disk, memory, Docker, network and ports before a deploy"
+EXAMPLES = (
+    "autoglm env-check --config examples/local.yaml",
+    "autoglm env-check --only binaries --only ports",
+    "autoglm env-check --list-checks --json",
+)
 
 # Kept in step with ops.envcheck.CATEGORIES (a test checks it); spelled out here so
 # `--help` does not import the checks.
@@ -115,7 +121,7 @@ def _summary_line(report: EnvReport) -> str:
         verdict = "[yellow]ready, with warnings[/]"
     else:
         verdict = "[green]ready[/]"
-    return f"{counts} ({report.elapsed_s:.1f} s) - {verdict}"
+    return f"{counts} ({duration_text(report.elapsed_s)}) - {verdict}"
 
 
 def _render_plan(console: Console, plan: CheckPlan) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..errors import Interrupted
+from ..hf_paths import hub_cache_dir
 from .context import start
 from .options import JobsOption, JsonOption, QuietOption
-from .output import size_text
+from .output import duration_text, size_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,6 +20,11 @@ if TYPE_CHECKING:
     from ..ops.weights.fetch import FetchReport
 
 HELP = "Download model weights resumably, hashed while downloading, into the HF cache"
+EXAMPLES = (
+    "autoglm fetch-weights zai-org/glm-4-9b-chat --include '*.json'",
+    "autoglm fetch-weights --config examples/local.yaml     # the config's models",
+    "autoglm fetch-weights https://host/m.gguf --sha256 HEX --local-dir weights/",
+)
 
 
 def command(
@@ -85,11 +93,39 @@ def command(
         sha256=sha256,
         sha256_url=sha256_url,
     )
-    with run.out.progress(bytes_=True) as progress:
-        report = fetch_weights(
-            wanted, config=config, options=options, progress=progress, note=run.out.note, warn=run.out.warn
-        )
+    started = time.time()
+    try:
+        with run.out.progress(bytes_=True) as progress:
+            report = fetch_weights(
+                wanted,
+                config=config,
+                options=options,
+                progress=progress,
+                note=run.out.note,
+                warn=run.out.warn,
+            )
+    except KeyboardInterrupt:
+        root = local_dir or hub_cache_dir(str(cache_dir or "") or config.weights.cache_dir)
+        raise interrupted(root, started) from None
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+
+
+def interrupted(root: Path, since: float) -> Interrupted:
+    """What Ctrl-C left: the partial files written in this run, kept so a rerun resumes."""
+    from ..ops.weights.download import PARTIAL_SUFFIX
+
+    kept = [p for p in root.rglob(f"*{PARTIAL_SUFFIX}") if p.is_file() and p.stat().st_mtime >= since - 1]
+    if not kept:
+        return Interrupted(
+            f"interrupted: the files fetched so far are kept in {root}; rerun the same command to finish",
+            remedy="",
+        )
+    total = sum(p.stat().st_size for p in kept)
+    return Interrupted(
+        f"interrupted: {size_text(total)} kept in {len(kept)} partial file(s) under {root}; "
+        "rerun the same command to resume",
+        remedy="",
+    )
 
 
 def _render(console: Console, report: FetchReport) -> None:
@@ -111,5 +147,5 @@ def _render(console: Console, report: FetchReport) -> None:
         console.print(table)
     console.print(
         f"{report.files} files: {size_text(report.bytes_fetched)} fetched, "
-        f"{size_text(report.bytes_reused)} reused, {report.duration_s:.1f}s"
+        f"{size_text(report.bytes_reused)} reused, {duration_text(report.duration_s)}"
     )

@@ -12,6 +12,10 @@ from .context import start
 from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
 HELP = "Run the OpenAI-compatible gateway and the scheduler over Dask workers"
+EXAMPLES = (
+    "autoglm serve --config examples/simulated.yaml --keys-file ./keys.json",
+    "autoglm serve --config examples/simulated.yaml --dry-run",
+)
 
 
 def command(
@@ -37,7 +41,7 @@ def command(
         ),
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", "-w", min=0, help="Worker processes (workers.count).")
+        Optional[int], typer.Option("--workers", min=0, help="Worker processes (workers.count).")
     ] = None,
     dry_run: DryRunOption = False,
     json: JsonOption = False,

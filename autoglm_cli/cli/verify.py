@@ -23,6 +23,11 @@ HELP = (
     "--hf REPO checks a Hub snapshot against the Hub's hashes. "
     "Exit 0 all ok, 1 mismatch/missing/unreadable, 2 malformed manifest or usage error."
 )
+EXAMPLES = (
+    "autoglm verify-sha256 --generate weights/ --output weights/SHA256SUMS",
+    "autoglm verify weights/SHA256SUMS --quiet      # only the problems",
+    "autoglm verify --hf zai-org/glm-4-9b-chat      # the cache against the Hub",
+)
 
 # sha256sum's --quiet: the failures are still printed (the shared --quiet prints nothing).
 VerifyQuietOption = Annotated[

@@ -16,6 +16,10 @@ from .context import start
 from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
 HELP = "Join this machine to a Dask cluster as a model worker"
+EXAMPLES = (
+    "autoglm worker tcp://10.0.0.5:8786 --config autoglm.yaml",
+    "autoglm worker tcp://10.0.0.5:8786 --dry-run -- --nthreads 2  # for dask",
+)
 CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -27,9 +31,7 @@ def command(
         Optional[list[str]],
         typer.Option("--model", "-m", help="Model to load (repeat; default: model_pool.default)."),
     ] = None,
-    nworkers: Annotated[
-        int, typer.Option("--nworkers", "-n", min=1, help="Worker processes on this machine.")
-    ] = 1,
+    nworkers: Annotated[int, typer.Option("--nworkers", min=1, help="Worker processes on this machine.")] = 1,
     name: Annotated[
         Optional[str], typer.Option("--name", help="Worker name (Dask appends -0, -1, ...).")
     ] = None,

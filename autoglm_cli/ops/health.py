@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, UsageError
 from ..redact import redact
+from ..units import size_text
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -463,8 +464,7 @@ def _disk(target: HealthTarget) -> Check:
     except OSError as exc:
         return Check("disk", Status.WARN, False, 0.0, f"cannot measure {path}: {exc}")
     ms = (time.perf_counter() - start) * 1000
-    free_gib = usage.free / 2**30
-    detail = f"{free_gib:.1f} GiB free of {usage.total / 2**30:.0f} GiB at {target.cache_dir}"
+    detail = f"{size_text(usage.free)} free of {size_text(usage.total)} at {target.cache_dir}"
     if usage.free < DISK_FAIL_BYTES:
         status = Status.FAIL
     elif usage.free < DISK_WARN_BYTES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..units import size_text
 from .redeploy import PipelineContext, StepOutcome
 
 
@@ -185,12 +186,7 @@ def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], li
     return default_sources(replace(config, model_pool=pool)), notes
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+_size = size_text
 
 
 def _plan_fetch(ctx: PipelineContext) -> str:

@@ -369,10 +369,10 @@ class HubServer:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
         if self._servers:
             return self.endpoint
-        hub = _Server((self.host, 0), _Handler, self, role="hub")
+        hub = _Server((self.host, port), _Handler, self, role="hub")
         cdn = _Server((self.host, 0), _Handler, self, role="cdn")
         self._servers = [hub, cdn]
         self.endpoint = f"http://{self.host}:{hub.server_address[1]}"
@@ -940,3 +940,67 @@ def fake_model_files(shard_size: int = 256 * 1024, *, shards: int = 2, seed: int
         weight_map[f"layers.{i}.weight"] = name
     files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
     return files
+
+
+# -- `python -m autoglm_cli.testing.hub_server DIR`: a local hub for the README's examples --
+
+
+def repos_in(directory: Path) -> dict[str, Path]:
+    """Every `ORG/NAME/` folder under `directory` that holds files: a repo served as `ORG/NAME`."""
+    found = {}
+    for org in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for repo in sorted(p for p in org.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if any(f.is_file() for f in repo.rglob("*")):
+                found[f"{org.name}/{repo.name}"] = repo
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the repos under DIR until Ctrl-C; print the endpoint to put in HF_ENDPOINT."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m autoglm_cli.testing.hub_server",
+        description="Serve every ORG/NAME folder under DIR as a Hugging Face Hub repo, offline. "
+        "`make demo` leaves its tiny model in .autoglm/demo/hub.",
+        epilog="example: python -m autoglm_cli.testing.hub_server .autoglm/demo/hub --port 8799 &\n"
+        "         HF_ENDPOINT=http://127.0.0.1:8799 autoglm redeploy --config examples/local.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directory", metavar="DIR", type=Path, help="folder holding ORG/NAME/ repo folders")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, metavar="PORT", help="port (default: any free one)")
+    args = parser.parse_args(argv)
+
+    if not args.directory.is_dir():
+        print(
+            f"error: {args.directory} is not a directory (run `make demo` to create .autoglm/demo/hub)",
+            file=sys.stderr,
+        )
+        return 2
+    repos = repos_in(args.directory)
+    if not repos:
+        print(f"error: no ORG/NAME/ folders with files under {args.directory}", file=sys.stderr)
+        return 2
+    server = HubServer(host=args.host)
+    for repo_id, folder in repos.items():
+        server.add_repo(repo_id, folder)
+    try:
+        endpoint = server.start(port=args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 3
+    print(f"serving {', '.join(repos)} at {endpoint}", flush=True)
+    print(f"use it with: export HF_ENDPOINT={endpoint}   (Ctrl-C stops)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

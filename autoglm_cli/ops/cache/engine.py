@@ -278,7 +278,7 @@ def _apply_row(prow: PlannedRow, runner: _Runner, pool: ThreadPoolExecutor) -> R
     runner.record(
         journal.row_status, prow.id, "in_progress", **_row_meta(prow), items=total_items, bytes=total_bytes
     )
-    task = runner.progress.task(f"{prow.row.label}", total=todo_bytes or None)
+    task = runner.progress.task(f"{prow.row.label}", total=todo_bytes or None, unit="bytes")
     entry_reports = []
     try:
         for pentry in prow.entries:
@@ -311,7 +311,7 @@ def _verify_all(rows: list[PlannedRow], journal: Journal, progress: Progress) ->
     items = [(p.kind, i) for r in rows for p in r.entries for i in p.entry.items]
     hashed = {i.target for _, i in items if i.action in (Action.COPY, Action.KEEP) or i.target in copies}
     total = sum(i.size for _, i in items if i.target in hashed)
-    task = progress.task("verifying before prune", total=total or None)
+    task = progress.task("verifying before prune", total=total or None, unit="bytes")
     failures = []
     for kind, item in items:
         problem = kind.verify(item, deep=True, copied=copies.get(item.target))

@@ -129,7 +129,7 @@ def hash_files(
     if not paths:
         return []
     sizes = [_size_hint(p) for p in paths]
-    task = progress.task(description, total=sum(sizes))
+    task = progress.task(description, total=sum(sizes), unit="bytes")
     cancel = threading.Event()
     workers = max(1, min(jobs or default_jobs(), len(paths)))
     results: list[HashResult | None] = [None] * len(paths)

@@ -135,7 +135,7 @@ class Downloader:
     ) -> FileOutcome:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial, sidecar = partial_paths(dest)
-        task = progress.task(remote.path, total=remote.size, transient=True)
+        task = progress.task(remote.path, total=remote.size, transient=True, unit="bytes")
         run = _Run(remote, partial, task, total)
         try:
             offset = partial_bytes(dest, remote)

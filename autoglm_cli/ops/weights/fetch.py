@@ -23,6 +23,7 @@ from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
+from ...units import size_text
 from .cache_layout import HubCacheLayout, LocalDirLayout
 from .download import Downloader, FileOutcome, mismatch, partial_bytes
 from .hashing import hash_file
@@ -277,7 +278,7 @@ def _run_files(
 ) -> tuple[FileOutcome, ...]:
     """Reuse what verifies, check the disk for the rest, download it in parallel."""
     total_bytes = sum(f.size or 0 for f in files)
-    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None)
+    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None, unit="bytes")
     try:
         reused = _verify_existing(files, layout, commit, ctx, total)
         missing = [f for f in files if f.path not in reused]
@@ -394,4 +395,4 @@ def _remote_of(files: Sequence[RemoteFile], path: str) -> RemoteFile:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+    return size_text(n)

@@ -28,7 +28,7 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.tasks: list[RecordingTask] = []
 
-    def task(self, description, total=None, *, transient=False):
+    def task(self, description, total=None, *, transient=False, unit=None):
         task = RecordingTask(description, total)
         self.tasks.append(task)
         return task
