@@ -232,14 +232,16 @@ class Dispatcher:
         # a refusal, a cancelled or abandoned request took a time that says nothing of the work.
         reported = False
 
-        def report(learn: bool) -> None:
+        def report(learn: bool, output_tokens: int | None = None) -> None:
             nonlocal reported
             reported = True
-            self.scheduler.on_completion(job.task, node, self.service_time(entry, started), learn)
+            self.scheduler.on_completion(
+                job.task, node, self.service_time(entry, started), learn, output_tokens=output_tokens
+            )
 
         try:
             if job.stream:
-                result = await entry.handle.stream(request, self._streamer(job, model))
+                result = await entry.handle.stream(request, self._streamer(job, model, node))
             else:
                 result = await entry.handle.generate(request)
         except NodeFailure as exc:
@@ -258,7 +260,8 @@ class Dispatcher:
             log.exception("request %s failed on node %s", job.id, node.id)
             self.fail(job, ApiError(f"internal error: {type(exc).__name__}"))
         else:
-            report(result.finish_reason != "cancelled" and not request.resume_text)  # a resumed one: part
+            whole = result.finish_reason != "cancelled" and not request.resume_text  # a resumed one: part
+            report(whole, result.completion_tokens if whole else None)
             self.pool.record_success(model)
             self.succeeded(job, result, node, request)
         finally:
@@ -268,13 +271,14 @@ class Dispatcher:
             if not self.stopping:
                 self.dispatch_ready()  # the freed slot takes the next queued task right away
 
-    def _streamer(self, job: Job, model: str):
-        """`job.push`, timing the first piece (time to first token)."""
+    def _streamer(self, job: Job, model: str, node: Node):
+        """`job.push`, timing the first piece (time to first token) and telling the policy."""
 
         def push(piece: str) -> None:
             if job.first_token_at is None:
                 job.first_token_at = now = self.clock()
                 self.metrics.time_to_first_token.labels(model).observe(now - job.task.arrived_at)
+                self.scheduler.on_first_token(job.task, node)
             job.push(piece)
 
         return push
