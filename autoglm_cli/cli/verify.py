@@ -45,7 +45,8 @@ def command(
         Optional[Path],
         typer.Argument(
             metavar="MANIFEST",
-            help="Manifest to check (`-` reads stdin). Names are relative to --root.",
+            help="Manifest to check (`-` reads stdin). Names are relative to the current directory "
+            "(as with sha256sum -c), or to --root.",
             show_default=False,
         ),
     ] = None,
@@ -69,7 +70,7 @@ def command(
         typer.Option(
             "--root",
             metavar="DIR",
-            help="Directory the names are relative to (default: the manifest's directory).",
+            help="Directory the names are relative to (default: the current directory, as sha256sum -c).",
         ),
     ] = None,
     ignore_missing: Annotated[
@@ -83,6 +84,14 @@ def command(
     ] = False,
     fail_on_extra: Annotated[
         bool, typer.Option("--fail-on-extra", help="Fail if files under the root are not in the manifest.")
+    ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Don't re-read files whose size, mtime, ctime, inode and device are unchanged since "
+            "this manifest last verified them (a record per manifest in the XDG state dir).",
+        ),
     ] = False,
     jobs: JobsOption = None,
     hf: Annotated[
@@ -118,9 +127,10 @@ def command(
     # The name it was called by (`verify` or `verify-sha256`), for the JSON document.
     run = start(ctx, ctx.command_path.rsplit(" ", 1)[-1], json=json, quiet=quiet or status)
     if hf is not None:
-        if manifest is not None or generate is not None or output is not None or strict:
+        if manifest is not None or generate is not None or output is not None or strict or incremental:
             raise UsageError(
-                "--hf REPO checks against the Hub: no MANIFEST, --generate, --output or --strict"
+                "--hf REPO checks against the Hub: "
+                "no MANIFEST, --generate, --output, --strict or --incremental"
             )
         return _verify_hub(
             run,
@@ -145,13 +155,15 @@ def command(
         used = ", ".join(name for name, value in hub_only.items() if value is not None)
         raise UsageError(f"{used} only apply with --hf REPO")
     if generate is not None:
-        _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_on_extra)
+        _refuse_with_generate(manifest, root, ignore_missing, strict, status, fail_on_extra, incremental)
         return _generate(run, generate, output, jobs)
     if manifest is None:
         raise UsageError("nothing to do: give a MANIFEST to check, or --generate DIR to write one")
     if output is not None:
         raise UsageError("--output only goes with --generate DIR")
-    return _verify(run, manifest, root, jobs, strict, ignore_missing, fail_on_extra, silent=status)
+    return _verify(
+        run, manifest, root, jobs, strict, ignore_missing, fail_on_extra, incremental, silent=status
+    )
 
 
 def _refuse_with_generate(
@@ -161,6 +173,7 @@ def _refuse_with_generate(
     strict: bool,
     status: bool,
     fail_on_extra: bool,
+    incremental: bool,
 ) -> None:
     if manifest is not None:
         raise UsageError("give either a MANIFEST to check or --generate DIR, not both")
@@ -170,6 +183,7 @@ def _refuse_with_generate(
         "--strict": strict,
         "--status": status,
         "--fail-on-extra": fail_on_extra,
+        "--incremental": incremental,
     }
     used = [name for name, on in flags.items() if on]
     if used:
@@ -187,21 +201,23 @@ def _verify(
     strict: bool,
     ignore_missing: bool,
     fail_on_extra: bool,
+    incremental: bool,
     *,
     silent: bool,
 ) -> int:
     from ..ops import checksums
 
-    data = sys.stdin.buffer.read() if str(manifest) == "-" else None
+    stream = sys.stdin.buffer if str(manifest) == "-" else None
     with run.out.progress(bytes_=True) as progress:
         report = checksums.verify_manifest(
             manifest,
             root=root,
-            data=data,
+            stream=stream,
             jobs=jobs,
             strict=strict,
             ignore_missing=ignore_missing,
             fail_on_extra=fail_on_extra,
+            incremental=incremental,
             progress=progress,
         )
     return _show(run, report, silent=silent)
