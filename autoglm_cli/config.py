@@ -32,6 +32,7 @@ from .errors import ConfigError
 DEFAULT_CONFIG_NAME = "autoglm.yaml"
 ENV_CONFIG = "AUTOGLM_CONFIG"
 ENV_OVERRIDE_PREFIX = "AUTOGLM_"
+_T = typing.TypeVar("_T")
 # Bad input stops early with a clear error: a real config is a few KiB and 4 or 5 levels deep.
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_CONFIG_DEPTH = 32
@@ -553,3 +554,30 @@ def read_config_text(path: Path) -> str:
             size = os.fstat(handle.fileno()).st_size
             _check_size(max(size, len(data)), str(path))
     return data.decode("utf-8")
+
+
+# --- overrides from the command line ---------------------------------------------
+
+
+def with_overrides(config: _T, overrides: typing.Mapping[str, Any]) -> _T:
+    """A copy of `config` with dotted fields replaced, e.g. `{"gateway.port": 9000}`.
+
+    The one way a command-line option overrides a config field. A value of None means
+    "not given" and leaves the field as it is. Raises KeyError for a field the schema
+    does not have (a bug in the caller).
+    """
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        head, _, rest = key.partition(".")
+        if head not in {f.name for f in dataclasses.fields(config)}:
+            raise KeyError(f"no config field {key!r}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            changes[head] = value
+    for head, fields in nested.items():
+        changes[head] = with_overrides(getattr(config, head), fields)
+    return dataclasses.replace(config, **changes) if changes else config

@@ -158,3 +158,14 @@ def test_an_alias_bomb_is_refused():
     text = "\n".join(lines) + "\nmodels:\n  m:\n    options: {bomb: *a8}\n"
     with pytest.raises(ConfigError, match="more than 100000 values"):
         parse_config(text, environ={})
+
+
+def test_with_overrides_replaces_dotted_fields_and_skips_none():
+    from autoglm_cli.config import with_overrides
+
+    config = parse_config("gateway: {port: 1, host: h}\n", environ={})
+    changed = with_overrides(config, {"gateway.port": 2, "gateway.host": None, "workers.count": 3})
+    assert (changed.gateway.port, changed.gateway.host, changed.workers.count) == (2, "h", 3)
+    assert with_overrides(config, {"gateway.port": None}) is config
+    with pytest.raises(KeyError):
+        with_overrides(config, {"gatewya.port": 1})

@@ -19,6 +19,7 @@ from ..errors import EXIT_CODE_HELP, AutoglmError, EnvironmentFailure, ExitCode,
 from . import (
     bench,
     clone,
+    config_cmd,
     deploy,
     env_check,
     fetch_weights,
@@ -107,6 +108,7 @@ _register(serve, "serve")
 _register(worker, "worker")
 _register(keys, "keys")
 _register(bench, "bench")
+_register(config_cmd, "config")
 
 
 def _fallback_output(argv: list[str]) -> Output:
