@@ -559,17 +559,18 @@ def read_config_text(path: Path) -> str:
 # --- overrides from the command line ---------------------------------------------
 
 
-def with_overrides(config: _T, overrides: typing.Mapping[str, Any]) -> _T:
+def with_overrides(config: _T, overrides: typing.Mapping[str, Any], *, none_means_unset: bool = True) -> _T:
     """A copy of `config` with dotted fields replaced, e.g. `{"gateway.port": 9000}`.
 
-    The one way a command-line option overrides a config field. A value of None means
-    "not given" and leaves the field as it is. Raises KeyError for a field the schema
-    does not have (a bug in the caller).
+    The one way a command-line option (or a deploy target) overrides a config field. A
+    value of None means "not given" and leaves the field as it is, unless
+    `none_means_unset` is False (then the field becomes None). Raises KeyError for a
+    field the schema does not have (a bug in the caller).
     """
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
     for key, value in overrides.items():
-        if value is None:
+        if value is None and none_means_unset:
             continue
         head, _, rest = key.partition(".")
         if head not in {f.name for f in dataclasses.fields(config)}:
@@ -579,5 +580,5 @@ def with_overrides(config: _T, overrides: typing.Mapping[str, Any]) -> _T:
         else:
             changes[head] = value
     for head, fields in nested.items():
-        changes[head] = with_overrides(getattr(config, head), fields)
+        changes[head] = with_overrides(getattr(config, head), fields, none_means_unset=none_means_unset)
     return dataclasses.replace(config, **changes) if changes else config

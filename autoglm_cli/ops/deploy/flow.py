@@ -97,16 +97,10 @@ def deploy(
     progress: Progress = NULL_PROGRESS,
 ) -> DeployReport:
     """Deploy `config` to `target` (default `deploy.target`); see the module docstring."""
-    from dataclasses import replace as dc_replace
+    from ...config import with_overrides
 
     target_name = target or config.deploy.target
-    if host or port:
-        config = dc_replace(
-            config,
-            gateway=dc_replace(
-                config.gateway, host=host or config.gateway.host, port=port or config.gateway.port
-            ),
-        )
+    config = with_overrides(config, {"gateway.host": host or None, "gateway.port": port or None})
     state = StateDir(resolve_state_dir(config, state_dir))
     backend = get_target(target_name)
     ctx = _context(config, state, write=not dry_run)
