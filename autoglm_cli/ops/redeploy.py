@@ -24,8 +24,9 @@ from ..errors import AutoglmError, ExitCode, UsageError
 from ..progress import NULL_PROGRESS, Progress
 from .deploy.snapshot import config_hash
 from .deploy.state import DeploymentState, StateDir, atomic_write, resolve_state_dir
+from .redeploy_context import PipelineContext, Step, StepOutcome
+from .redeploy_steps import STEP_TABLE, STEPS
 
-STEPS = ("clone", "env-check", "migrate-cache", "fetch-weights", "verify", "deploy", "health")
 JOURNAL_SCHEMA = 1
 
 
@@ -58,28 +59,6 @@ class RedeployReport:
     def exit_code(self) -> ExitCode:
         failed = self.failed
         return ExitCode(failed.exit_code or ExitCode.CHECK_FAILED) if failed else ExitCode.OK
-
-
-@dataclass
-class StepOutcome:
-    """What a step adapter returns; the engine adds timing and journaling."""
-
-    status: str  # ok | skipped | failed
-    detail: str
-    exit_code: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PipelineContext:
-    """Shared by the steps of one run."""
-
-    config: Any
-    state: StateDir
-    progress: Progress
-    target: str | None = None
-    force: bool = False
-    outputs: dict[str, Any] = field(default_factory=dict)  # step name -> its report, for later steps
 
 
 # --- the journal ---------------------------------------------------------------------
@@ -132,8 +111,6 @@ def redeploy(
     progress: Progress = NULL_PROGRESS,
 ) -> RedeployReport:
     """Run (or plan) the pipeline; see the module docstring."""
-    from . import redeploy_steps
-
     if from_step:
         _validate([from_step], "--from-step")
     _validate(only, "--only")
@@ -169,8 +146,8 @@ def redeploy(
         journal.setdefault("steps", {})
 
     failed = False
-    for name in STEPS:
-        step = redeploy_steps.STEP_FUNCTIONS[name]
+    for step in STEP_TABLE:
+        name = step.name
         if name not in selected:
             previous = earlier.get(name)
             if previous and resumed and previous.get("status") in ("ok", "skipped"):
@@ -214,7 +191,7 @@ def redeploy(
     )
 
 
-def _run_step(name: str, step, ctx: PipelineContext) -> StepResult:
+def _run_step(name: str, step: Step, ctx: PipelineContext) -> StepResult:
     t0 = time.perf_counter()
     try:
         outcome: StepOutcome = step.run(ctx)

@@ -7,17 +7,9 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from .redeploy import PipelineContext, StepOutcome
-
-
-@dataclass(frozen=True)
-class Step:
-    plan: Callable[[PipelineContext], str]
-    run: Callable[[PipelineContext], StepOutcome]
-
+from .redeploy_context import PipelineContext, Step, StepOutcome
 
 # --- clone: the service's code ---------------------------------------------------------------
 
@@ -298,12 +290,14 @@ def _run_health(ctx: PipelineContext) -> StepOutcome:
     )
 
 
-STEP_FUNCTIONS: dict[str, Step] = {
-    "clone": Step(_plan_clone, _run_clone),
-    "env-check": Step(_plan_env_check, _run_env_check),
-    "migrate-cache": Step(_plan_migrate, _run_migrate),
-    "fetch-weights": Step(_plan_fetch, _run_fetch),
-    "verify": Step(_plan_verify, _run_verify),
-    "deploy": Step(_plan_deploy, _run_deploy),
-    "health": Step(_plan_health, _run_health),
-}
+# The one step table: the order, the names (`--from-step`, `--only`, the help) derive from it.
+STEP_TABLE: tuple[Step, ...] = (
+    Step("clone", _plan_clone, _run_clone),
+    Step("env-check", _plan_env_check, _run_env_check),
+    Step("migrate-cache", _plan_migrate, _run_migrate),
+    Step("fetch-weights", _plan_fetch, _run_fetch),
+    Step("verify", _plan_verify, _run_verify),
+    Step("deploy", _plan_deploy, _run_deploy),
+    Step("health", _plan_health, _run_health),
+)
+STEPS: tuple[str, ...] = tuple(step.name for step in STEP_TABLE)
