@@ -276,7 +276,8 @@ def _plan_health(ctx: PipelineContext) -> str:
 
 
 def _run_health(ctx: PipelineContext) -> StepOutcome:
-    from .health import check_health, resolve_target
+    from .deploy.health_target import resolve_target
+    from .health import check_health
 
     report = check_health(resolve_target(ctx.config, state_dir=str(ctx.state.root)))
     ctx.outputs["health"] = report

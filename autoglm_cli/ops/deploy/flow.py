@@ -22,6 +22,7 @@ from ..health import HealthReport, HealthTarget, check_health
 from .base import LaunchContext, Target, read_env_file
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
+from .health_target import state_check
 from .model_info import default_model, health_timeout, hub_cache_dir
 from .ports import PortInUse, port_holder
 from .snapshot import write_snapshot
@@ -315,6 +316,7 @@ def _probe(record: DeploymentState, ctx: LaunchContext) -> HealthTarget:
         container=record.container_name if record.target == "docker" else None,
         api_key=ctx.state.read_health_key(),
         auth=ctx.config.gateway.auth,
+        state_check=state_check(record),
     )
 
 
