@@ -32,7 +32,7 @@ class ConfigSnapshot:
 
 def config_document(config: Config) -> dict[str, Any]:
     """The config as plain data (what the snapshot file holds)."""
-    from ...cli.output import to_jsonable
+    from ...jsonable import to_jsonable
 
     data = to_jsonable(config)
     for name in _NOT_CONFIG:
