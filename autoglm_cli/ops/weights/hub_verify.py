@@ -18,6 +18,7 @@ with `autoglm verify FILE`.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,11 @@ from .http import (
     policy_from_config,
     retry_after_header,
 )
+from .hub_auth import auth_refused
 from .sources import HubSnapshot, RemoteFile, endpoints_to_try, hub_token, resolve_hub
+
+_SPOOL_BYTES = 8 * 1024 * 1024  # a body larger than this goes to a temporary file, not memory
+_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,33 +77,52 @@ class _Hub:
         self._session = None
 
     def sha256_of_small_file(self, remote: RemoteFile) -> str:
-        """Download a small file into memory, check its git blob sha1, return its sha256."""
+        """Download a file the Hub gives no sha256 for, check its git blob sha1, return its sha256.
+
+        Streamed: a mirror that publishes no hashes at all may send a 150 MB shard this way,
+        so the body goes through a spooled temporary file (memory up to 8 MiB) and is read
+        again for the git blob id, whose header needs the length first.
+        """
         if self._session is None:
             self._session = make_session(self.settings, jobs=1, token=self.token, token_hosts=self.endpoints)
         session = self._session
 
-        def get() -> bytes:
-            response = session.get(remote.urls[0], timeout=self.settings.timeout)
-            if response.status_code in RETRY_STATUSES:
-                raise TransientHttpError(
-                    f"HTTP {response.status_code}",
-                    status=response.status_code,
-                    retry_after=retry_after_header(response.headers),
-                )
-            if not response.ok:
-                raise NetworkError(f"{redact_url(remote.urls[0])} answered HTTP {response.status_code}.")
-            return response.content
+        def get() -> tuple[str, str]:
+            with (
+                session.get(remote.urls[0], timeout=self.settings.timeout, stream=True) as response,
+                tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as body,
+            ):
+                if response.status_code in RETRY_STATUSES:
+                    raise TransientHttpError(
+                        f"HTTP {response.status_code}",
+                        status=response.status_code,
+                        retry_after=retry_after_header(response.headers),
+                    )
+                refused = auth_refused(remote.urls[0], response.status_code, token=self.token)
+                if refused is not None:
+                    raise refused
+                if not response.ok:
+                    raise NetworkError(f"{redact_url(remote.urls[0])} answered HTTP {response.status_code}.")
+                sha256, size = hashlib.sha256(), 0
+                for chunk in response.iter_content(_CHUNK_BYTES):
+                    sha256.update(chunk)
+                    body.write(chunk)
+                    size += len(chunk)
+                body.seek(0)
+                sha1 = hashlib.sha1(git_blob_header(size))  # noqa: S324 (git's object id)
+                while chunk := body.read(_CHUNK_BYTES):
+                    sha1.update(chunk)
+                return sha256.hexdigest(), sha1.hexdigest()
 
-        data = call_with_retry(
+        sha256, oid = call_with_retry(
             get, policy=self.policy, retry_if=lambda exc: isinstance(exc, TransientHttpError)
         )
-        oid = hashlib.sha1(git_blob_header(len(data)) + data).hexdigest()  # noqa: S324 (git's object id)
         if remote.git_oid and oid != remote.git_oid:
             raise IntegrityError(
                 f"{remote.path} from {redact_url(self.snapshot.endpoint)} does not match its git blob sha1 "
                 f"(expected {remote.git_oid}, got {oid})."
             )
-        return hashlib.sha256(data).hexdigest()
+        return sha256
 
     def close(self) -> None:
         if self._session is not None:

@@ -165,13 +165,19 @@ def resolve_hub(
                     f"{candidate} has no revision {revision!r} at {redact_url(endpoint)}.",
                     remedy="Check --revision (a branch, tag or commit sha).",
                 ) from None
-            except RepositoryNotFoundError:
+            except RepositoryNotFoundError as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = UsageError(
                     f"{candidate} was not found at {redact_url(endpoint)} (or it is private).",
                     remedy="Check the repo id, `moves` in the config, and HF_TOKEN for private repos.",
                 )
                 continue
             except (HfHubHTTPError, OSError, httpx2.TransportError) as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = NetworkError(
                     f"{redact_url(endpoint)} did not answer for {candidate}: {_short(exc)}"
                 )
@@ -352,6 +358,22 @@ def parse_sha256sum(text: str) -> list[tuple[str, str]]:
         if _SHA256.match(digest):
             out.append((digest.lower(), rest.strip().lstrip("*")))
     return out
+
+
+def _token_refused(exc: BaseException, endpoint: str, token: str | None) -> NetworkError | None:
+    """A 401/403 that is about the token, not about the repo (a missing repo is also a 401)."""
+    from .hub_auth import auth_refused
+
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    message = getattr(exc, "server_message", None) or ""
+    if status == 401 and (
+        type(exc).__name__ != "RepositoryNotFoundError" or "Invalid credentials" in message
+    ):
+        return auth_refused(endpoint, 401, token=token)
+    if status == 403:
+        return auth_refused(endpoint, 403, token=token)
+    return None
 
 
 def _transient_hub_error(exc: BaseException) -> bool:
