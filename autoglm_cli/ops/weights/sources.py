@@ -348,16 +348,21 @@ def _sha256_from_manifest(session, manifest_url: str, name: str, *, explicit: bo
 
 
 def parse_sha256sum(text: str) -> list[tuple[str, str]]:
-    """Lines `HEX  NAME` / `HEX *NAME` (or a bare HEX) -> [(hex, name)]."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        digest, _, rest = line.partition(" ")
-        if _SHA256.match(digest):
-            out.append((digest.lower(), rest.strip().lstrip("*")))
-    return out
+    """A `.sha256` file or manifest -> [(hex, name)], in order.
+
+    The lines `verify` reads (`ops.checksums.manifest`: GNU, BSD tag, escaped names),
+    plus a bare HEX line, which a `<file>.sha256` of one digest often is (name "").
+    """
+    from ..checksums.manifest import parse_manifest
+
+    parsed = parse_manifest(text.encode("utf-8", "surrogateescape"))
+    found = [(e.line, e.sha256, e.name) for e in parsed.entries]
+    found += [
+        (bad.line, bad.text.strip().lower(), "")
+        for bad in parsed.malformed
+        if _SHA256.match(bad.text.strip())
+    ]
+    return [(digest, name) for _, digest, name in sorted(found)]
 
 
 def _token_refused(exc: BaseException, endpoint: str, token: str | None) -> NetworkError | None:
