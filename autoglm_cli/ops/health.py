@@ -18,9 +18,7 @@ Targets: a state directory (the default), a URL (`--url`) or a container name.
 
 from __future__ import annotations
 
-import enum
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode
 from ..redact import redact
+from .status import Status
 
 if TYPE_CHECKING:
     from .deploy.state import DeploymentState  # a type only
@@ -41,13 +40,6 @@ DISK_FAIL_BYTES = 512 * 2**20
 GPU_WARN_FRACTION = 0.95
 # Families the gateway exports (issue #6); a scrape without them is not autoglm's.
 EXPECTED_METRICS = ("http_requests",)
-
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -338,33 +330,19 @@ def _metrics(session, target: HealthTarget, timeout: float) -> Check:
 
 
 def _gpu() -> Check:
+    from .envcheck.accelerators import query_gpus  # the one nvidia-smi query (env-check's)
+
     start = time.perf_counter()
-    if shutil.which("nvidia-smi") is None:
-        return Check("gpu", Status.SKIP, False, 0.0, "no GPU (nvidia-smi not found)")
-    try:
-        out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=index,name,memory.used,memory.total",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return Check(
-            "gpu", Status.WARN, False, (time.perf_counter() - start) * 1000, f"nvidia-smi failed: {exc}"
-        )
+    query = query_gpus(10.0, cuda_version=False)
     ms = (time.perf_counter() - start) * 1000
+    if query.smi_path is None:
+        return Check("gpu", Status.SKIP, False, 0.0, "no GPU (nvidia-smi not found)")
+    if query.error:
+        return Check("gpu", Status.WARN, False, ms, f"nvidia-smi failed: {query.error}")
     gpus, worst = [], 0.0
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) != 4:
-            continue
-        index, name, used, total = parts[0], parts[1], float(parts[2]), float(parts[3])
-        gpus.append({"index": index, "name": name, "used_mib": used, "total_mib": total})
+    for gpu in query.gpus:
+        used, total = float(gpu.memory_used_mib or 0), float(gpu.memory_mib or 0)
+        gpus.append({"index": str(gpu.index), "name": gpu.name, "used_mib": used, "total_mib": total})
         worst = max(worst, used / total if total else 0.0)
     if not gpus:
         return Check("gpu", Status.SKIP, False, ms, "nvidia-smi lists no GPU")
