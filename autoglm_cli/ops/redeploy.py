@@ -24,7 +24,7 @@ from ..errors import AutoglmError, ExitCode, UsageError
 from ..progress import NULL_PROGRESS, Progress
 from .deploy.snapshot import config_hash
 from .deploy.state import DeploymentState, StateDir, atomic_write, resolve_state_dir
-from .redeploy_context import PipelineContext, Step, StepOutcome
+from .redeploy_context import PipelineContext, Step, StepOutcome, StepStatus
 from .redeploy_steps import STEP_TABLE, STEPS
 
 JOURNAL_SCHEMA = 1
@@ -33,11 +33,14 @@ JOURNAL_SCHEMA = 1
 @dataclass(frozen=True)
 class StepResult:
     name: str
-    status: str  # ok | skipped | failed | planned | pending | earlier (ok in a previous run)
+    status: StepStatus  # a word is accepted and checked
     detail: str
     duration_s: float = 0.0
     exit_code: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StepStatus(self.status))
 
 
 @dataclass(frozen=True)

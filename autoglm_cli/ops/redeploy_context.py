@@ -11,19 +11,33 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
+from .status import Word
 
 if TYPE_CHECKING:
     from .deploy.state import StateDir
+
+
+class StepStatus(Word):
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    PLANNED = "planned"  # --dry-run
+    PENDING = "pending"  # not run: an earlier step failed
+    EARLIER = "earlier"  # ok in a previous run (resumed after it)
+    NOT_SELECTED = "not selected"  # --only / --from-step left it out
 
 
 @dataclass
 class StepOutcome:
     """What a step adapter returns; the engine adds timing and journaling."""
 
-    status: str  # ok | skipped | failed
+    status: StepStatus  # ok | skipped | failed (a word is accepted and checked)
     detail: str
     exit_code: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.status = StepStatus(self.status)
 
 
 @dataclass

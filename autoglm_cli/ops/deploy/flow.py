@@ -19,6 +19,7 @@ from ... import __version__
 from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
 from ..health import HealthReport, HealthTarget, check_health
+from ..status import Word
 from .base import LaunchContext, Target, read_env_file
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
@@ -30,7 +31,21 @@ from .state import DeploymentState, StateDir, resolve_state_dir
 from .systemd_target import UnitCheck, render_unit, verify_unit
 from .targets import get_target
 
-# Outcome -> exit code (DESIGN.md's table).
+
+class DeployAction(Word):
+    DEPLOYED = "deployed"
+    UNCHANGED = "unchanged"
+    PLANNED = "planned"
+    RENDERED = "rendered"
+    STOPPED = "stopped"
+    STATUS = "status"
+    NOT_RUNNING = "not-running"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    RESTORE_FAILED = "restore_failed"
+
+
+# Outcome -> exit code (DESIGN.md's table); keyed by the words, which equal the members.
 _EXIT = {
     "deployed": ExitCode.OK,
     "unchanged": ExitCode.OK,
@@ -47,7 +62,7 @@ _EXIT = {
 
 @dataclass(frozen=True)
 class DeployReport:
-    action: str  # a key of _EXIT
+    action: DeployAction  # a word is accepted and checked
     target: str
     state_dir: str
     message: str
@@ -63,6 +78,9 @@ class DeployReport:
     liveness: str = ""
     removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old image tags)
     tidy_problem: str | None = None  # what tidying could not do (the deployment is fine)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", DeployAction(self.action))
 
     @property
     def exit_code(self) -> ExitCode:
