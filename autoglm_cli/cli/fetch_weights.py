@@ -89,7 +89,7 @@ def command(
         report = fetch_weights(
             wanted, config=config, options=options, progress=progress, note=run.out.note, warn=run.out.warn
         )
-    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+    return run.out.result(report, human=lambda console: _render(console, report))
 
 
 def _render(console: Console, report: FetchReport) -> None:

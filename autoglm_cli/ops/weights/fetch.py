@@ -67,10 +67,6 @@ class FetchReport:
     files: int
     duration_s: float
 
-    @property
-    def exit_code(self) -> int:
-        return 0
-
 
 @dataclass
 class FetchOptions:
