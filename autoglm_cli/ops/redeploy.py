@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
 from ..errors import AutoglmError, ExitCode, UsageError
 from ..progress import NULL_PROGRESS, Progress
 from .deploy.snapshot import config_hash
@@ -103,7 +104,7 @@ def _validate(names: Sequence[str], option: str) -> None:
 
 
 def redeploy(
-    config,
+    config: Config,
     *,
     from_step: str | None = None,
     only: Sequence[str] = (),

@@ -14,6 +14,7 @@ from ..progress import Progress
 from .status import Word
 
 if TYPE_CHECKING:
+    from ..config import Config
     from .deploy.state import StateDir
 
 
@@ -44,7 +45,7 @@ class StepOutcome:
 class PipelineContext:
     """Shared by the steps of one run."""
 
-    config: Any
+    config: Config
     state: StateDir
     progress: Progress
     target: str | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
+from ...config import Config
 from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
 from ..health import HealthReport, HealthTarget, check_health
@@ -87,7 +88,7 @@ class DeployReport:
         return _EXIT[self.action]
 
 
-def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
+def _context(config: Config, state: StateDir, *, write: bool = True) -> LaunchContext:
     snapshot = write_snapshot(config, state, write=write)
     config = snapshot.config  # relative paths made absolute: the service may run elsewhere
     model = default_model(config)
@@ -103,7 +104,7 @@ def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
 
 
 def deploy(
-    config,
+    config: Config,
     *,
     target: str | None = None,
     state_dir: str | Path | None = None,
@@ -349,7 +350,7 @@ def _mark_running(record: DeploymentState, backend: Target) -> DeploymentState:
 # --- --stop and --status ------------------------------------------------------------
 
 
-def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def stop(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
     current = state.load_current()
     if current is None:
@@ -369,7 +370,7 @@ def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
     )
 
 
-def status(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def status(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
     current = state.load_current()
     if current is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...atomic import atomic_write
+from ...config import Config
 from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
 from ...hf_paths import hub_cache_dir, local_dir_metadata
 from ...progress import NULL_PROGRESS, Progress
@@ -61,7 +62,9 @@ class ManifestReport:
 class _Hub:
     """The resolved snapshot plus what it takes to download its small files."""
 
-    def __init__(self, repo_id: str, *, revision: str, config, endpoint: str | None, policy=None) -> None:
+    def __init__(
+        self, repo_id: str, *, revision: str, config: Config, endpoint: str | None, policy=None
+    ) -> None:
         self.endpoints = endpoints_to_try(endpoint, config.weights.endpoints)
         self.token = hub_token()
         self.policy = policy or policy_from_config(config)
@@ -132,7 +135,7 @@ class _Hub:
 def verify_hub(
     repo_id: str,
     *,
-    config,
+    config: Config,
     revision: str = "main",
     endpoint: str | None = None,
     cache_dir: Path | None = None,
@@ -194,7 +197,7 @@ def write_hub_manifest(
     repo_id: str,
     output: Path,
     *,
-    config,
+    config: Config,
     revision: str = "main",
     endpoint: str | None = None,
     policy: RetryPolicy | None = None,
