@@ -410,3 +410,17 @@ def test_a_name_found_beside_the_manifest_suggests_root(cli, damaged, tmp_path, 
     human = cli("verify", "w/SHA256SUMS")
     assert "pass --root w" in flat(human.stdout)
     assert cli("verify", "w/SHA256SUMS", "--root", "w", "--quiet").stdout.count("\n") == 2
+
+
+def test_a_large_report_is_printed_as_plain_lines(cli, damaged, monkeypatch):
+    """Above TABLE_ROWS results, no rich table (100k rows took a minute): one line per problem."""
+    from autoglm_cli.cli import verify as verify_cli
+
+    monkeypatch.setattr(verify_cli, "TABLE_ROWS", 2)
+    result = cli("verify", damaged)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        "changed.bin: MISMATCH (sha256 differs)",
+        "gone.bin: MISSING (no such file)",
+    ]
+    assert "1 ok files not listed; 1 ok, 1 mismatch, 1 missing" in " ".join(result.stdout.split())
