@@ -7,8 +7,6 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .redeploy_context import PipelineContext, Step, StepOutcome
 
 # --- clone: the service's code ---------------------------------------------------------------
@@ -158,6 +156,7 @@ def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], li
     """(source, revision) of the default and backup models that have weights to fetch, and notes."""
     from pathlib import Path
 
+    from ..config import with_overrides
     from .weights.fetch import default_sources
 
     config = ctx.config
@@ -173,8 +172,11 @@ def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], li
             wanted.append(name)
     if not wanted:
         return [], notes
-    pool = replace(config.model_pool, default=wanted[0], backup=wanted[1] if len(wanted) > 1 else None)
-    return default_sources(replace(config, model_pool=pool)), notes
+    backup = wanted[1] if len(wanted) > 1 else None
+    chosen = with_overrides(
+        config, {"model_pool.default": wanted[0], "model_pool.backup": backup}, none_means_unset=False
+    )
+    return default_sources(chosen), notes
 
 
 def _size(n: int) -> str:
