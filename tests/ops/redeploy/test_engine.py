@@ -8,7 +8,7 @@ from autoglm_cli.config import load_config
 from autoglm_cli.errors import UsageError
 from autoglm_cli.ops.redeploy import STEPS, redeploy
 from autoglm_cli.ops.redeploy_context import StepStatus
-from tests.ops.redeploy.test_pipeline import _config
+from tests.fixtures.redeploy import redeploy_config as _config
 
 
 def test_a_dry_run_plans_every_step_and_writes_nothing(tmp_path):
