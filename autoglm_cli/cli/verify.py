@@ -127,10 +127,9 @@ def command(
     # The name it was called by (`verify` or `verify-sha256`), for the JSON document.
     run = start(ctx, ctx.command_path.rsplit(" ", 1)[-1], json=json, quiet=quiet or status)
     if hf is not None:
-        if manifest is not None or generate is not None or output is not None or strict or incremental:
+        if manifest is not None or generate is not None or output is not None or strict:
             raise UsageError(
-                "--hf REPO checks against the Hub: "
-                "no MANIFEST, --generate, --output, --strict or --incremental"
+                "--hf REPO checks against the Hub: no MANIFEST, --generate, --output or --strict"
             )
         return _verify_hub(
             run,
@@ -143,6 +142,7 @@ def command(
             jobs,
             ignore_missing,
             fail_on_extra,
+            incremental,
             silent=status,
         )
     hub_only = {
@@ -234,6 +234,7 @@ def _verify_hub(
     jobs: int | None,
     ignore_missing: bool,
     fail_on_extra: bool,
+    incremental: bool,
     *,
     silent: bool,
 ) -> int:
@@ -261,6 +262,7 @@ def _verify_hub(
             jobs=jobs,
             ignore_missing=ignore_missing,
             fail_on_extra=fail_on_extra,
+            incremental=incremental,
             progress=progress,
         )
     return _show(run, report, silent=silent)

@@ -46,8 +46,9 @@ class FileStamp:
 def record_path(
     source: str | os.PathLike, root: str | os.PathLike, environ: Mapping[str, str] = os.environ
 ) -> Path:
-    """The record for one manifest checked against one root."""
-    key = f"{os.path.abspath(source)}\0{os.path.abspath(root)}"
+    """The record for one manifest (or another source, e.g. `hf://REPO@COMMIT`) checked against one root."""
+    where = os.fspath(source)
+    key = f"{where if '://' in where else os.path.abspath(where)}\0{os.path.abspath(root)}"
     digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:32]
     return state_dir(environ) / "verify" / f"{digest}.json"
 

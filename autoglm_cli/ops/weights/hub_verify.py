@@ -30,6 +30,7 @@ from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
 from ..checksums import ExpectedFile, VerifyReport, verify_expected
+from ..checksums.incremental import record_path
 from ..checksums.manifest import format_manifest
 from .cache_layout import HubCacheLayout
 from .hashing import git_blob_header, hash_file
@@ -143,9 +144,14 @@ def verify_hub(
     jobs: int | None = None,
     ignore_missing: bool = False,
     fail_on_extra: bool = False,
+    incremental: bool = False,
     progress: Progress = NULL_PROGRESS,
 ) -> VerifyReport:
-    """Hash the local snapshot (the HF cache's, or `root`) and compare with the Hub's metadata."""
+    """Hash the local snapshot (the HF cache's, or `root`) and compare with the Hub's metadata.
+
+    `incremental`: files whose stat is unchanged since they were verified are not re-read
+    (see `ops.checksums.incremental`; a record per repo, commit and root).
+    """
     hub = _Hub(repo_id, revision=revision, config=config, endpoint=endpoint)
     snapshot = hub.snapshot
     try:
@@ -167,10 +173,12 @@ def verify_hub(
     exclude = (
         frozenset(p for p in bookkeeping.rglob("*") if p.is_file()) if bookkeeping.is_dir() else frozenset()
     )
+    source = f"hf://{snapshot.repo_id}@{snapshot.commit}"
     return verify_expected(
         expected,
         root,
-        source=f"hf://{snapshot.repo_id}@{snapshot.commit}",
+        source=source,
+        record=record_path(source, root) if incremental else None,
         exclude=exclude,
         jobs=jobs,
         ignore_missing=ignore_missing,
