@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ...atomic import atomic_write
 from ...config import Config
-from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
+from ...errors import IntegrityError, NetworkError, UsageError
 from ...hf_paths import hub_cache_dir, local_dir_metadata
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
@@ -57,7 +57,6 @@ class ManifestReport:
     manifest: Path
     files: int
     fetched_small_files: int  # non-LFS files downloaded to learn their sha256
-    exit_code: ExitCode = ExitCode.OK
 
 
 class _Hub:
