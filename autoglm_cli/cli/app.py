@@ -37,6 +37,7 @@ from .output import Mode, Output
 COMMANDS: dict[str, str] = {
     "clone": "clone",
     "env-check": "env_check",
+    "config": "config_cmd",
     "fetch-weights": "fetch_weights",
     "verify-sha256": "verify",
     "verify": "verify",

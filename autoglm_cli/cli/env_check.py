@@ -60,12 +60,9 @@ def command(
 
     config = run.config
     if timeout is not None:
-        import dataclasses
+        from ..config import Duration, with_overrides
 
-        from ..config import Duration
-
-        env_check = dataclasses.replace(config.env_check, timeout=Duration(timeout))
-        config = dataclasses.replace(config, env_check=env_check)
+        config = with_overrides(config, {"env_check.timeout": Duration(timeout)})
 
     if list_checks:
         plan = envcheck.list_checks(config, only)

@@ -107,7 +107,7 @@ def command(
     except KeyboardInterrupt:
         root = local_dir or hub_cache_dir(str(cache_dir or "") or config.weights.cache_dir)
         raise interrupted(root, started) from None
-    return run.out.result(report, exit_code=report.exit_code, human=lambda console: _render(console, report))
+    return run.out.result(report, human=lambda console: _render(console, report))
 
 
 def interrupted(root: Path, since: float) -> Interrupted:

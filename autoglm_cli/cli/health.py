@@ -83,7 +83,8 @@ def command(
     quiet: QuietOption = False,
 ) -> int:
     run = start(ctx, "health", json=json, quiet=quiet, config_path=config)
-    from ..ops.health import check_health, resolve_target
+    from ..ops.deploy.health_target import resolve_target
+    from ..ops.health import check_health
 
     target = resolve_target(run.config, url=url, container=container, state_dir=state_dir, api_key=api_key)
     if watch:

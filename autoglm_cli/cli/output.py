@@ -10,7 +10,6 @@ holds exactly one JSON document:
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
@@ -18,11 +17,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from .. import units
 from ..errors import AutoglmError, ExitCode, Interrupted
+from ..jsonable import to_jsonable
 from ..progress import NULL_PROGRESS, Progress, ProgressTask
 from ..redact import redact
 
@@ -36,21 +35,6 @@ class Mode(str, enum.Enum):
     HUMAN = "human"
     JSON = "json"
     QUIET = "quiet"
-
-
-def to_jsonable(value: Any) -> Any:
-    """Reports (frozen dataclasses, enums, paths) as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    return value
 
 
 class Output:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,23 +47,18 @@ def command(
     quiet: QuietOption = False,
 ) -> int:
     run = start(ctx, "serve", json=json, quiet=quiet, config_path=config)
+    from ..config import with_overrides
     from ..runtime import server
     from ..runtime.auth import resolve_keys_file
 
-    cfg = run.config
-    gateway = cfg.gateway
-    cfg = dataclasses.replace(
-        cfg,
-        gateway=dataclasses.replace(
-            gateway,
-            host=host if host is not None else gateway.host,
-            port=port if port is not None else gateway.port,
-        ),
-        workers=dataclasses.replace(
-            cfg.workers,
-            scheduler_address=dask_scheduler or cfg.workers.scheduler_address,
-            count=workers if workers is not None else cfg.workers.count,
-        ),
+    cfg = with_overrides(
+        run.config,
+        {
+            "gateway.host": host,
+            "gateway.port": port,
+            "workers.scheduler_address": dask_scheduler or None,
+            "workers.count": workers,
+        },
     )
     keys_path = resolve_keys_file(keys_file, cfg) if cfg.gateway.auth else None
     the_plan = server.plan(cfg, keys_file=keys_path, warn=run.out.warn)

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
 from ..errors import ExitCode, UsageError
 
 PLUGIN_MODULE = "autoglm_cli.runtime.workers.plugin"
@@ -38,7 +39,7 @@ class WorkerReport:
 
 
 def plan(
-    config,
+    config: Config,
     *,
     scheduler: str,
     models: tuple[str, ...] = (),

@@ -29,7 +29,8 @@ from pathlib import Path
 from ...atomic import fsync_directory
 from ...errors import AutoglmError, IntegrityError, MigrationRefused
 from ...progress import NULL_PROGRESS, Progress
-from . import fileops, registry
+from ..checksums.hashing import hash_file
+from . import registry
 from .journal import Journal, open_intents, read_records, row_statuses
 from .kind import Action, CacheKind, Entry, Item, Problem
 from .locations import Locations
@@ -87,8 +88,8 @@ def _same_content(a: Item, b: Item) -> bool:
         return False
     if _content(a)[0] != "file":
         return True
-    sha_a = a.sha256 or (fileops.sha256_file(a.source) if a.source else None)
-    sha_b = b.sha256 or (fileops.sha256_file(b.source) if b.source else None)
+    sha_a = a.sha256 or (hash_file(a.source) if a.source else None)
+    sha_b = b.sha256 or (hash_file(b.source) if b.source else None)
     return sha_a is not None and sha_a == sha_b
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ...config import Config
 from ...errors import AutoglmError, DiskSpaceError, EnvironmentFailure, IntegrityError, UsageError
 from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
@@ -68,10 +69,6 @@ class FetchReport:
     files: int
     duration_s: float
 
-    @property
-    def exit_code(self) -> int:
-        return 0
-
 
 @dataclass
 class FetchOptions:
@@ -89,7 +86,7 @@ class FetchOptions:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def default_sources(config) -> list[tuple[str, str | None]]:
+def default_sources(config: Config) -> list[tuple[str, str | None]]:
     """The configured default and backup models as (source, revision)."""
     out = []
     for name in (config.model_pool.default, config.model_pool.backup):
@@ -109,7 +106,7 @@ def default_sources(config) -> list[tuple[str, str | None]]:
 def fetch_weights(
     sources: Sequence[tuple[str, str | None]],
     *,
-    config,
+    config: Config,
     options: FetchOptions,
     progress: Progress = NULL_PROGRESS,
     note: Callable[[str], None] = lambda message: None,

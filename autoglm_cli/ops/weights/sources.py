@@ -165,13 +165,19 @@ def resolve_hub(
                     f"{candidate} has no revision {revision!r} at {redact_url(endpoint)}.",
                     remedy="Check --revision (a branch, tag or commit sha).",
                 ) from None
-            except RepositoryNotFoundError:
+            except RepositoryNotFoundError as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = UsageError(
                     f"{candidate} was not found at {redact_url(endpoint)} (or it is private).",
                     remedy="Check the repo id, `moves` in the config, and HF_TOKEN for private repos.",
                 )
                 continue
             except (HfHubHTTPError, OSError, httpx2.TransportError) as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = NetworkError(
                     f"{redact_url(endpoint)} did not answer for {candidate}: {_short(exc)}"
                 )
@@ -342,16 +348,37 @@ def _sha256_from_manifest(session, manifest_url: str, name: str, *, explicit: bo
 
 
 def parse_sha256sum(text: str) -> list[tuple[str, str]]:
-    """Lines `HEX  NAME` / `HEX *NAME` (or a bare HEX) -> [(hex, name)]."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        digest, _, rest = line.partition(" ")
-        if _SHA256.match(digest):
-            out.append((digest.lower(), rest.strip().lstrip("*")))
-    return out
+    """A `.sha256` file or manifest -> [(hex, name)], in order.
+
+    The lines `verify` reads (`ops.checksums.manifest`: GNU, BSD tag, escaped names),
+    plus a bare HEX line, which a `<file>.sha256` of one digest often is (name "").
+    """
+    from ..checksums.manifest import parse_manifest
+
+    parsed = parse_manifest(text.encode("utf-8", "surrogateescape"))
+    found = [(e.line, e.sha256, e.name) for e in parsed.entries]
+    found += [
+        (bad.line, bad.text.strip().lower(), "")
+        for bad in parsed.malformed
+        if _SHA256.match(bad.text.strip())
+    ]
+    return [(digest, name) for _, digest, name in sorted(found)]
+
+
+def _token_refused(exc: BaseException, endpoint: str, token: str | None) -> NetworkError | None:
+    """A 401/403 that is about the token, not about the repo (a missing repo is also a 401)."""
+    from .hub_auth import auth_refused
+
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    message = getattr(exc, "server_message", None) or ""
+    if status == 401 and (
+        type(exc).__name__ != "RepositoryNotFoundError" or "Invalid credentials" in message
+    ):
+        return auth_refused(endpoint, 401, token=token)
+    if status == 403:
+        return auth_refused(endpoint, 403, token=token)
+    return None
 
 
 def _transient_hub_error(exc: BaseException) -> bool:
