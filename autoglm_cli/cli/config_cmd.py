@@ -12,6 +12,11 @@ from .context import start
 from .options import ConfigOption, JsonOption, QuietOption, typer_app
 
 HELP = "Show the effective configuration and where each value came from, or validate it"
+EXAMPLES = (
+    "autoglm config show --config examples/local.yaml",
+    "AUTOGLM_WORKERS__COUNT=4 autoglm config show --set gateway.port=9000",
+    "autoglm config validate --config examples/docker.yaml --strict",
+)
 
 app = typer_app(help=HELP, no_args_is_help=True)
 
