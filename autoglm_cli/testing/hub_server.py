@@ -848,7 +848,8 @@ class _Handler(BaseHTTPRequestHandler):
                 corrupt_at = start
         hub = self.server.hub
         rate = (fault.bytes_per_second if fault else None) or hub.bytes_per_second
-        chunk_size = min(_CHUNK, max(1024, int(rate / 20))) if rate else _CHUNK
+        # Small paced writes: what a killed client never got stays small (bytes are counted as written).
+        chunk_size = min(_CHUNK, max(1024, int(rate / 50))) if rate else _CHUNK
         began = time.monotonic()
         sent = 0
         for offset, chunk in _chunks(f, start, end, chunk_size):

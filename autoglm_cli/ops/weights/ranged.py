@@ -38,9 +38,9 @@ from .sources import RemoteFile
 PIECE_MIN = 1024 * 1024
 PIECE_MAX = 64 * 1024 * 1024
 PIECES_PER_CONNECTION = 4
-WRITE_CHUNK = 256 * 1024  # a kill loses at most this much per connection (not yet journaled)
+WRITE_CHUNK = 256 * 1024  # the most one write takes; what has arrived is written at once
 HASH_CHUNK = 1024 * 1024
-CHECKPOINT_S = 1.0
+CHECKPOINT_S = 0.25  # fdatasync + sidecar; a kill re-reads at most this long's bytes to hash
 AUTO_CONNECTIONS = 8
 AUTO_MIN_SIZE = 64 * 1024 * 1024
 
@@ -165,6 +165,10 @@ class RangedFill:
             self.pending += [(s, min(end, s + piece)) for s in range(start, end, piece)]
         self.fd = -1
         self.journal_fd = -1
+        self._writer: threading.Thread | None = None
+        self._slot: PartialState | None = None
+        self._slot_lock = threading.Lock()
+        self._slot_ready = threading.Event()
 
     # -- setup -------------------------------------------------------------------
 
@@ -369,6 +373,11 @@ class RangedFill:
             self._stream(response, body_reader(response), piece, end, buf, origin_label(url))
 
     def _stream(self, response, read_into, piece: list[int], end: int, buf: bytearray, label: str) -> None:
+        fp = getattr(response.raw, "_fp", None)
+        identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
+        if identity and hasattr(fp, "read1"):
+            self._stream_arrived(fp, piece, end, label)
+            return
         view = memoryview(buf)
         while piece[0] < end:
             if self.stop.is_set():
@@ -390,6 +399,20 @@ class RangedFill:
                     piece[0] += n
             if n < want:
                 return
+
+    def _stream_arrived(self, fp, piece: list[int], end: int, label: str) -> None:
+        """Write whatever each socket read brings (one system call each): a kill loses almost nothing."""
+        while piece[0] < end:
+            if self.stop.is_set():
+                raise _Stopped()
+            if self.dl.cancel.is_set():
+                self.stop.set()
+                raise _Stopped()
+            data = fp.read1(min(WRITE_CHUNK, end - piece[0]))
+            if not data:
+                return
+            self._write(memoryview(data), piece[0], label)
+            piece[0] += len(data)
 
     def _write(self, data: memoryview, offset: int, label: str) -> None:
         try:
@@ -439,10 +462,13 @@ class RangedFill:
                     and self.hashed > saved
                     and self.hashed < self.size
                 ):
-                    self._checkpoint()
+                    self._hand_checkpoint()
                     saved, last = self.hashed, time.monotonic()
+            self._end_checkpoints()
             if self.hashed < self.size:
-                self._checkpoint()  # stopped early (an error, Ctrl-C): save what the next run needs
+                self._checkpoint(
+                    self._snapshot()
+                )  # stopped early (an error, Ctrl-C): what the next run needs
         except BaseException as exc:
             with self.lock:
                 self.errors.append(
@@ -452,16 +478,49 @@ class RangedFill:
                 )
             self.stop.set()
 
-    def _checkpoint(self) -> None:
-        if not self.hashers_resumable():
-            with self.lock:
-                done = self.done.as_list()
-            write_sidecar(self.dest, self.remote, PartialState(RANGED, Intervals(done)))
-            return
-        os.fdatasync(self.fd)  # the bytes the state covers are on disk before the state is
+    # A checkpoint is taken by the hashing thread (the state must match `hashed`) and
+    # written by another (fdatasync can take a while; hashing goes on meanwhile).
+
+    def _snapshot(self) -> PartialState:
         with self.lock:
             done = self.done.as_list()
-        write_sidecar(self.dest, self.remote, self._state(done))
+        return self._state(done)
+
+    def _hand_checkpoint(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_checkpoints, name="autoglm-range-ckpt", daemon=True
+            )
+            self._writer.start()
+        with self._slot_lock:
+            self._slot = self._snapshot()
+        self._slot_ready.set()
+
+    def _write_checkpoints(self) -> None:
+        while True:
+            self._slot_ready.wait()
+            with self._slot_lock:
+                state, self._slot = self._slot, None
+                self._slot_ready.clear()
+            if state is None:
+                return
+            try:
+                self._checkpoint(state)
+            except OSError:
+                return  # the next checkpoint (or the end of the run) tells
+
+    def _end_checkpoints(self) -> None:
+        if self._writer is not None:
+            with self._slot_lock:
+                self._slot = None
+            self._slot_ready.set()
+            self._writer.join()
+            self._writer = None
+
+    def _checkpoint(self, state: PartialState) -> None:
+        if state.states:
+            os.fdatasync(self.fd)  # the bytes the state covers are on disk before the state is
+        write_sidecar(self.dest, self.remote, state)
 
     def hashers_resumable(self) -> bool:
         return all(isinstance(h, resumable_hash.ResumableHash) for h in self.hashers.values())
