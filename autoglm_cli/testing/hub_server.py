@@ -861,7 +861,11 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = chunk[:cut]
             if chunk:
                 hub._count(repo_id, path, len(chunk))  # before: see _content
-                self.wfile.write(chunk)
+                try:
+                    self.wfile.write(chunk)
+                except OSError:
+                    hub._count(repo_id, path, -len(chunk))  # refused by a closed peer: not sent (as sendfile)
+                    raise
                 sent += len(chunk)
             if cut is not None:
                 self._break_off(fault, offset + len(chunk))

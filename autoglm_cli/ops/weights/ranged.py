@@ -243,6 +243,7 @@ class RangedFill:
             raise Cancelled()
         if self.hashed != self.size:
             raise EnvironmentFailure(f"{self.remote.path}: {self.hashed} of {self.size} bytes were hashed")
+        self._fsync()
         return RangedResult(
             digests=Digests(
                 size=self.size,
@@ -256,6 +257,17 @@ class RangedFill:
                 Origin(label, spans.total(), tuple(spans.as_list())) for label, spans in self.origins.items()
             ),
         )
+
+    def _fsync(self) -> None:
+        """The whole file on disk before it can be published under its final name."""
+        try:
+            with open(self.partial, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise EnvironmentFailure(
+                f"cannot write {self.partial}: {exc.strerror or exc}",
+                remedy="Free disk space or fix permissions, then run the command again: it resumes.",
+            ) from None
 
     def _hexdigest(self, algorithm: str) -> str:
         return self.hashers[algorithm].hexdigest()
