@@ -147,7 +147,8 @@ def fetch_weights(
     session = make_session(settings, jobs=jobs * (connections or 8), token=token, token_hosts=endpoints)
     downloader = Downloader(
         session,
-        timeout=settings.timeout,
+        # A content read that waits longer than stall_timeout means a stalled link.
+        timeout=(settings.timeout[0], float(config.weights.stall_timeout)),
         policy=options.policy,
         cancel=options.cancel,
         on_note=note,
