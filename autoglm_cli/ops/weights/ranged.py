@@ -1,6 +1,6 @@
 """One file over several connections: byte ranges written in place, hashed in order, resumable.
 
-The file is cut into pieces (a few per connection, 1-64 MiB); `connections`
+The file is cut into pieces (a few per connection, 1-32 MiB); `connections`
 threads each take the next missing piece, ask for it with `Range: bytes=a-b` and
 `pwrite` what arrives at its offset in the partial file, then append `(a, b)` to
 the journal (see `partial_state`). A hashing thread follows the contiguous
@@ -36,11 +36,12 @@ from .partial_state import RANGED, Intervals, PartialState, journal_path, journa
 from .sources import RemoteFile
 
 PIECE_MIN = 1024 * 1024
-PIECE_MAX = 64 * 1024 * 1024
+PIECE_MAX = 32 * 1024 * 1024  # the hash trails the newest bytes by about connections x piece
 PIECES_PER_CONNECTION = 4
 WRITE_CHUNK = 256 * 1024  # the most one write takes; what has arrived is written at once
 HASH_CHUNK = 1024 * 1024
 CHECKPOINT_S = 0.25  # fdatasync + sidecar; a kill re-reads at most this long's bytes to hash
+GRACE_S = 2.0
 AUTO_CONNECTIONS = 8
 AUTO_MIN_SIZE = 64 * 1024 * 1024
 
@@ -157,7 +158,10 @@ class RangedFill:
         self.origins: dict[str, Intervals] = {}
         self.fetched = 0
         self.lock = threading.Condition()
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # now: Ctrl-C, Range ignored, a disk error
+        # Another connection failed for good: no new piece and no retry, but what is
+        # already coming is still read and kept (for up to GRACE_S).
+        self.failing = threading.Event()
         self.errors: list[BaseException] = []
         self.pending: list[tuple[int, int]] = []
         piece = piece_size(self.size, connections)
@@ -222,12 +226,17 @@ class RangedFill:
         ]
         for worker in workers:
             worker.start()
+        failing_since = None
         try:
             for worker in workers:
                 while worker.is_alive():
                     worker.join(0.2)
                     if self.dl.cancel.is_set():
                         self.stop.set()
+                    if self.failing.is_set():
+                        failing_since = failing_since or time.monotonic()
+                        if time.monotonic() - failing_since > GRACE_S:
+                            self.stop.set()
         finally:
             if self.errors or self.dl.cancel.is_set():
                 self.stop.set()
@@ -291,7 +300,7 @@ class RangedFill:
     def _worker(self) -> None:
         buf = bytearray(WRITE_CHUNK)
         try:
-            while not self.stop.is_set():
+            while not (self.stop.is_set() or self.failing.is_set()):
                 with self.lock:
                     if not self.pending:
                         return
@@ -302,7 +311,10 @@ class RangedFill:
         except BaseException as exc:  # handed to run(), which raises the worst
             with self.lock:
                 self.errors.append(exc)
-            self.stop.set()
+            if isinstance(exc, NetworkError):
+                self.failing.set()
+            else:
+                self.stop.set()
 
     def _fetch_piece(self, start: int, end: int, buf: bytearray) -> None:
         from .download import TRANSIENT, describe
@@ -322,11 +334,15 @@ class RangedFill:
             except (RangesIgnored, _Stopped):
                 raise
             except Fatal as fatal:
+                if self.failing.is_set():
+                    raise _Stopped() from None  # another connection gave up: keep what came, stop here
                 if not self.endpoints.give_up(index):
                     raise NetworkError(f"{self.remote.path}: {fatal}") from None
                 self.dl.on_note(f"{self.remote.path}: {fatal}; the rest from the next endpoint")
                 failures = 0
             except TRANSIENT as exc:
+                if self.failing.is_set():
+                    raise _Stopped() from None
                 if piece[0] != before:
                     failures = 0  # it moved forward: a flaky link, not a dead one
                 failures += 1
