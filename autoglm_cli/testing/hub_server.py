@@ -201,8 +201,9 @@ class Fault:
     `drop_after` sends that many body bytes then closes the connection;
     `ignore_range` answers 200 with the whole file; `corrupt` flips the byte at
     file offset `corrupt_at` (default: the middle) in whatever range is served;
-    `bytes_per_second` throttles. `drop_at` closes the connection when the body
-    reaches that file offset; `stall_at` stops sending there and holds the
+    `bytes_per_second` throttles. `drop_at` closes the connection when a body
+    that started before that file offset reaches it (a retry from there goes
+    through); `stall_at` stops sending there and holds the
     connection open (`stall_s` seconds, or until the server stops); `down_after`
     takes the files down once that many of their bytes were sent in all: every
     connection serving them drops at once, and every later request is dropped
@@ -856,7 +857,7 @@ class _Handler(BaseHTTPRequestHandler):
             if corrupt_at is not None and offset <= corrupt_at < offset + len(chunk):
                 i = corrupt_at - offset
                 chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
-            cut = self._cut(fault, offset, len(chunk))
+            cut = self._cut(fault, offset, len(chunk), start)
             if cut is not None:
                 chunk = chunk[:cut]
             if chunk:
@@ -874,14 +875,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     time.sleep(ahead)
 
-    def _cut(self, fault: Fault | None, offset: int, n: int) -> int | None:
+    def _cut(self, fault: Fault | None, offset: int, n: int, start: int) -> int | None:
         """How much of the chunk at file `offset` goes out before the fault breaks the stream."""
         if fault is None:
             return None
         cuts = [
             at - offset
             for at in (fault.drop_at, fault.stall_at)
-            if at is not None and offset <= at < offset + n
+            if at is not None and offset <= at < offset + n and at > start  # crossed, not started at
         ]
         if fault.down_after is not None:
             with self.server.hub._lock:

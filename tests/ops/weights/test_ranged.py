@@ -7,12 +7,14 @@ re-read), never on time.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from autoglm_cli.ops.weights import resumable_hash
 from autoglm_cli.ops.weights.fetch import FetchOptions, fetch_weights
 from autoglm_cli.ops.weights.partial_state import Intervals, journal_path, partial_paths, read_journal
 from autoglm_cli.ops.weights.ranged import WRITE_CHUNK, connections_for, piece_size
+from autoglm_cli.ops.weights.sources import RemoteFile
 from autoglm_cli.testing.hub_server import HubServer
 
 from .conftest import FAKE_REPO, SHARD1, SHARD2
@@ -222,3 +225,59 @@ def test_both_shards_and_huggingface_hub_reads_the_result(fake_hub, fake_files, 
     snapshot = snapshot_download(FAKE_REPO, cache_dir=hf_cache, local_files_only=True)
     for name in (SHARD1, SHARD2):
         assert Path(snapshot, name).read_bytes() == fake_files[name]
+
+
+def test_a_connection_dropped_mid_piece_continues_from_that_byte(fake_hub, fake_files, config, tmp_path):
+    size = len(fake_files[SHARD1])
+    fake_hub.inject(SHARD1, times=None, drop_at=size // 2 + 12345)
+    report = run_fetch(config, tmp_path / "c", [fake_hub.endpoint], include=[SHARD1])
+    assert blob(tmp_path / "c", fake_files[SHARD1]).read_bytes() == fake_files[SHARD1]
+    assert outcome(report).bytes_fetched == size
+    assert fake_hub.bytes_served(SHARD1) == size  # the retry asked only for what was missing
+    assert any(r.range and r.range.startswith(f"bytes={size // 2 + 12345}-") for r in fake_hub.requests)
+
+
+def test_ctrl_c_keeps_the_ranges_and_the_hash_state_for_the_next_run(fake_files, config, tmp_path):
+    from autoglm_cli.ops.weights.download import Cancelled, Downloader
+    from autoglm_cli.ops.weights.http import HttpSettings, make_session
+    from autoglm_cli.retry import RetryPolicy
+
+    server = HubServer(bytes_per_second=2 * 1024 * 1024)
+    server.add_repo(FAKE_REPO, fake_files)
+    size = len(fake_files[SHARD1])
+    remote = RemoteFile(SHARD1, (), size, hashlib.sha256(fake_files[SHARD1]).hexdigest(), lfs=True)
+    cancel = threading.Event()
+
+    class StopAtAThird:
+        def task(self, description, total=None, *, transient=False):
+            return self
+
+        def advance(self, amount=1):
+            self.seen = getattr(self, "seen", 0) + amount
+            if self.seen >= size // 3:
+                cancel.set()
+
+        def update(self, **kwargs):
+            pass
+
+        def finish(self):
+            pass
+
+    dest = tmp_path / "blob"
+    with server:
+        remote = dataclasses.replace(remote, urls=(server.resolve_url(FAKE_REPO, SHARD1),))
+        session = make_session(HttpSettings(), jobs=4, token=None)
+        engine = Downloader(
+            session, timeout=10, cancel=cancel, connections=4, policy=RetryPolicy(tries=2, base=0.01)
+        )
+        with pytest.raises(Cancelled):
+            engine.download(remote, dest, progress=StopAtAThird())
+        sidecar = json.loads(partial_paths(dest)[1].read_text())
+        held = Intervals([*sidecar["done"], *read_journal(journal_path(dest))]).total()
+        assert sidecar["format"] == 2 and 0 < held < size and not dest.exists()
+        served = server.bytes_served(SHARD1)
+        resumed = Downloader(session, timeout=10, connections=4).download(remote, dest)
+    assert dest.read_bytes() == fake_files[SHARD1]
+    assert resumed.status == "resumed" and resumed.bytes_reused == held
+    assert resumed.bytes_fetched == size - held  # nothing that was kept is asked again
+    assert served + resumed.bytes_fetched <= size + 4 * WRITE_CHUNK
