@@ -489,6 +489,13 @@ class _Server(ThreadingHTTPServer):
         self.role = role
         super().__init__(address, handler)
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (killed, or gave up) before its request was read
+        super().handle_error(request, client_address)
+
 
 class _Abort(Exception):
     """The handler dropped the connection on purpose."""
