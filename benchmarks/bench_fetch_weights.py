@@ -341,19 +341,27 @@ def run_ranges(args) -> int:
                 "fetch-1conn": lambda: run_fetch(server, cache, connections=1),
             }
             times: dict[str, list[float]] = {k: [] for k in runs}
+            cpu: dict[str, list[float]] = {k: [] for k in runs}
             for rep in range(args.reps + 1):
                 order = list(runs)
                 order = order[rep % len(order) :] + order[: rep % len(order)]
                 for name in order:
+                    before = _cpu_seconds()
                     value = timed(runs[name])
+                    used = _cpu_seconds() - before
                     out.unlink(missing_ok=True)
                     fresh()
                     if rep:
                         times[name].append(value)
+                        cpu[name].append(used)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(
             f"\n4. unthrottled loopback, median of {args.reps}: "
             + ", ".join(f"{k} {v:.2f}s" for k, v in med.items())
+        )
+        print(
+            "   CPU seconds (this process: client and server, user + system), median: "
+            + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpu.items())
         )
         ratio = med["fetch"] / med["plain"]
         results.append(f"goal 4: fetch / plain {ratio:.2f} x   goal <= 1.10  {_ok(ratio <= 1.10)}")
@@ -376,6 +384,13 @@ def _aria2c(url: str, folder: Path, size: int) -> float | None:
     assert (folder / "out.bin").stat().st_size == size
     shutil.rmtree(folder)
     return took
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _sha256_of(path: Path) -> str:
