@@ -5,10 +5,12 @@ threads each take the next missing piece, ask for it with `Range: bytes=a-b` and
 `pwrite` what arrives at its offset in the partial file, then append `(a, b)` to
 the journal (see `partial_state`). A hashing thread follows the contiguous
 prefix of the file, reading back from the page cache what the receivers just
-wrote, so the sha256 is ready soon after the last byte lands. About once a
-second it fdatasyncs the partial file and checkpoints the complete ranges and
-the hash state (`resumable_hash`): a resumed run re-reads nothing it had
-hashed, only complete ranges beyond that point (which it would read anyway).
+wrote, so the sha256 is ready soon after the last byte lands. Every 0.25 s
+it hands a checkpoint (the complete ranges and the hash state, `resumable_hash`)
+to a writer thread, which fdatasyncs the partial file and then writes the
+sidecar: a resumed run re-reads nothing it had hashed, only complete ranges
+beyond that point (which it would read back anyway). When one connection gives
+up, the others keep what is already arriving, then the run fails (resumable).
 
 Endpoints are tried in order: when one fails (errors after retries, an HTTP
 error) or stalls (no byte for `stall_timeout` seconds), the ranges left continue
@@ -547,7 +549,7 @@ class RangedFill:
 
     def _checkpoint(self, state: PartialState) -> None:
         if state.states:
-            os.fdatasync(self.fd)  # the bytes the state covers are on disk before the state is
+            _fdatasync(self.fd)  # the bytes the state covers are on disk before the state is
         write_sidecar(self.dest, self.remote, state)
 
     def hashers_resumable(self) -> bool:
@@ -567,3 +569,6 @@ def _is_stall(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "timed out" in text or "read timeout" in text
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
