@@ -40,6 +40,7 @@ from .sources import RemoteFile
 PIECE_MIN = 1024 * 1024
 PIECE_MAX = 32 * 1024 * 1024  # the hash trails the newest bytes by about connections x piece
 PIECES_PER_CONNECTION = 4
+STEAL_MIN = 4 * 1024 * 1024  # an idle connection takes half of a piece with at least 2 x this left
 WRITE_CHUNK = 256 * 1024  # the most one write takes; what has arrived is written at once
 HASH_CHUNK = 1024 * 1024
 CHECKPOINT_S = 0.25  # fdatasync + sidecar; a kill re-reads at most this long's bytes to hash
@@ -80,6 +81,17 @@ class Fatal(Exception):
 
 class _Stopped(Exception):
     pass
+
+
+class _Piece:
+    """A range being fetched: `pos` moves up as bytes land; `end` may move down when another
+    connection takes over its second half (at the end of the file, so no connection idles)."""
+
+    __slots__ = ("pos", "end")
+
+    def __init__(self, pos: int, end: int) -> None:
+        self.pos = pos
+        self.end = end
 
 
 def connections_for(size: int | None, requested: int | None) -> int:
@@ -166,6 +178,7 @@ class RangedFill:
         self.failing = threading.Event()
         self.errors: list[BaseException] = []
         self.pending: list[tuple[int, int]] = []
+        self.active: list[_Piece] = []
         piece = piece_size(self.size, connections)
         for start, end in self.done.gaps(self.size):
             self.pending += [(s, min(end, s + piece)) for s in range(start, end, piece)]
@@ -224,7 +237,7 @@ class RangedFill:
         hasher.start()
         workers = [
             threading.Thread(target=self._worker, name=f"autoglm-range-{i}", daemon=True)
-            for i in range(min(self.connections, len(self.pending)))
+            for i in range(self.connections)  # more than the pieces left: the others take halves
         ]
         for worker in workers:
             worker.start()
@@ -303,11 +316,14 @@ class RangedFill:
         buf = bytearray(WRITE_CHUNK)
         try:
             while not (self.stop.is_set() or self.failing.is_set()):
-                with self.lock:
-                    if not self.pending:
-                        return
-                    start, end = self.pending.pop(0)
-                self._fetch_piece(start, end, buf)
+                piece = self._next_piece()
+                if piece is None:
+                    return
+                try:
+                    self._fetch_piece(piece, buf)
+                finally:
+                    with self.lock:
+                        self.active.remove(piece)
         except _Stopped:
             pass
         except BaseException as exc:  # handed to run(), which raises the worst
@@ -318,20 +334,35 @@ class RangedFill:
             else:
                 self.stop.set()
 
-    def _fetch_piece(self, start: int, end: int, buf: bytearray) -> None:
+    def _next_piece(self) -> _Piece | None:
+        """The next missing piece; when none is left, the second half of the biggest one in flight."""
+        with self.lock:
+            if self.pending:
+                piece = _Piece(*self.pending.pop(0))
+            else:
+                victim = max(self.active, key=lambda p: p.end - p.pos, default=None)
+                if victim is None or victim.end - victim.pos < 2 * STEAL_MIN:
+                    return None
+                middle = victim.pos + (victim.end - victim.pos) // 2
+                middle -= middle % 65536
+                piece = _Piece(middle, victim.end)
+                victim.end = middle
+            self.active.append(piece)
+            return piece
+
+    def _fetch_piece(self, piece: _Piece, buf: bytearray) -> None:
         from .download import TRANSIENT, describe
 
-        piece = [start]
         failures = 0
         policy = self.dl.policy
-        while piece[0] < end:
+        while piece.pos < piece.end:
             index, url = self.endpoints.current()
-            before = piece[0]
+            before = piece.pos
             try:
-                self._request(index, url, piece, end, buf)
-                if piece[0] < end:
+                self._request(index, url, piece, buf)
+                if piece.pos < piece.end:
                     raise ConnectionError(
-                        f"the connection closed at byte {piece[0]} of a range ending at {end}"
+                        f"the connection closed at byte {piece.pos} of a range ending at {piece.end}"
                     )
             except (RangesIgnored, _Stopped):
                 raise
@@ -345,7 +376,7 @@ class RangedFill:
             except TRANSIENT as exc:
                 if self.failing.is_set():
                     raise _Stopped() from None
-                if piece[0] != before:
+                if piece.pos != before:
                     failures = 0  # it moved forward: a flaky link, not a dead one
                 failures += 1
                 if self.endpoints.current()[0] != index:
@@ -371,11 +402,12 @@ class RangedFill:
                         remedy="Check the connection or add another endpoint; the next run resumes.",
                     ) from None
 
-    def _request(self, index: int, url: str, piece: list[int], end: int, buf: bytearray) -> None:
+    def _request(self, index: int, url: str, piece: _Piece, buf: bytearray) -> None:
         from .download import body_reader, content_range_start, content_range_total
 
         target = self.endpoints.direct.get(index, url)
-        headers = {"Range": f"bytes={piece[0]}-{end - 1}"}
+        end = piece.end
+        headers = {"Range": f"bytes={piece.pos}-{end - 1}"}
         timeout = (self.dl.connect_timeout, self.dl.stall_timeout)
         with self.dl.session.get(target, headers=headers, stream=True, timeout=timeout) as response:
             status = response.status_code
@@ -387,35 +419,35 @@ class RangedFill:
                 self.endpoints.direct.pop(index, None)  # an expired CDN link: back to the endpoint
                 raise TransientHttpError(f"HTTP {status} from the redirect target", status=status)
             if status >= 400:
-                raise Fatal(f"{redact_url(url)} answered HTTP {status} to bytes={piece[0]}-{end - 1}")
+                raise Fatal(f"{redact_url(url)} answered HTTP {status} to bytes={piece.pos}-{end - 1}")
             if status == 200:
                 raise RangesIgnored(origin_label(url))
             if status != 206:
                 raise Fatal(f"{redact_url(url)} answered HTTP {status} to a Range request")
             content_range = response.headers.get("Content-Range")
-            if content_range_start(content_range) != piece[0]:
-                raise Fatal(f"{redact_url(url)} sent {content_range!r} for bytes={piece[0]}-{end - 1}")
+            if content_range_start(content_range) != piece.pos:
+                raise Fatal(f"{redact_url(url)} sent {content_range!r} for bytes={piece.pos}-{end - 1}")
             total = content_range_total(content_range)
             if total is not None and total != self.size:
                 raise Fatal(f"{redact_url(url)} has {total} bytes of {self.remote.path}, not {self.size}")
             if response.url != target:
                 self.endpoints.direct[index] = response.url
-            self._stream(response, body_reader(response), piece, end, buf, origin_label(url))
+            self._stream(response, body_reader(response), piece, buf, origin_label(url))
 
-    def _stream(self, response, read_into, piece: list[int], end: int, buf: bytearray, label: str) -> None:
+    def _stream(self, response, read_into, piece: _Piece, buf: bytearray, label: str) -> None:
         fp = getattr(response.raw, "_fp", None)
         identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
         if identity and hasattr(fp, "read1"):
-            self._stream_arrived(fp, piece, end, label)
+            self._stream_arrived(fp, piece, label)
             return
         view = memoryview(buf)
-        while piece[0] < end:
+        while piece.pos < piece.end:
             if self.stop.is_set():
                 raise _Stopped()
             if self.dl.cancel.is_set():
                 self.stop.set()
                 raise _Stopped()
-            want = min(len(buf), end - piece[0])
+            want = min(len(buf), piece.end - piece.pos)
             n = 0
             try:
                 while n < want:
@@ -425,24 +457,24 @@ class RangedFill:
                     n += got
             finally:
                 if n:  # whatever arrived before an error is kept
-                    self._write(view[:n], piece[0], label)
-                    piece[0] += n
+                    self._write(view[:n], piece.pos, label)
+                    piece.pos += n
             if n < want:
                 return
 
-    def _stream_arrived(self, fp, piece: list[int], end: int, label: str) -> None:
+    def _stream_arrived(self, fp, piece: _Piece, label: str) -> None:
         """Write whatever each socket read brings (one system call each): a kill loses almost nothing."""
-        while piece[0] < end:
+        while piece.pos < piece.end:
             if self.stop.is_set():
                 raise _Stopped()
             if self.dl.cancel.is_set():
                 self.stop.set()
                 raise _Stopped()
-            data = fp.read1(min(WRITE_CHUNK, end - piece[0]))
+            data = fp.read1(min(WRITE_CHUNK, piece.end - piece.pos))
             if not data:
                 return
-            self._write(memoryview(data), piece[0], label)
-            piece[0] += len(data)
+            self._write(memoryview(data), piece.pos, label)
+            piece.pos += len(data)
 
     def _write(self, data: memoryview, offset: int, label: str) -> None:
         try:

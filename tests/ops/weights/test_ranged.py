@@ -281,3 +281,18 @@ def test_ctrl_c_keeps_the_ranges_and_the_hash_state_for_the_next_run(fake_files,
     assert resumed.status == "resumed" and resumed.bytes_reused == held
     assert resumed.bytes_fetched == size - held  # nothing that was kept is asked again
     assert served + resumed.bytes_fetched <= size + 4 * WRITE_CHUNK
+
+
+def test_an_idle_connection_takes_half_of_a_slow_piece(fake_hub, fake_files, config, tmp_path, monkeypatch):
+    from autoglm_cli.ops.weights import ranged
+
+    monkeypatch.setattr(ranged, "STEAL_MIN", 128 * 1024)  # the test file's pieces are 1 MiB
+    size = len(fake_files[SHARD1])
+    fake_hub.inject(SHARD1, times=1, bytes_per_second=128 * 1024)  # the first piece crawls
+    report = run_fetch(config, tmp_path / "c", [fake_hub.endpoint], include=[SHARD1], connections=2)
+    assert blob(tmp_path / "c", fake_files[SHARD1]).read_bytes() == fake_files[SHARD1]
+    ranges = [r.range for r in fake_hub.requests_for(SHARD1, kind="content")]
+    piece = ranged.piece_size(size, 2)
+    starts = [int(r.split("=")[1].split("-")[0]) for r in ranges]
+    assert any(start % piece for start in starts)  # one began inside a piece: the slow one's second half
+    assert outcome(report).bytes_fetched <= size + 2 * ranged.WRITE_CHUNK
