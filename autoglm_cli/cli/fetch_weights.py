@@ -41,7 +41,8 @@ def command(
         Optional[list[str]],
         typer.Option(
             "--endpoint",
-            help="Hub endpoint (default: weights.endpoints in order, else $HF_ENDPOINT, else the Hub).",
+            help="Hub endpoint; repeat it for mirrors, tried in order, also mid-file (default: "
+            "weights.endpoints in order, else $HF_ENDPOINT, else the Hub).",
         ),
     ] = None,
     jobs: JobsOption = None,
