@@ -34,10 +34,11 @@ def test_a_mirror_with_names_only_is_verified_through_the_tree_or_the_heads(
     from huggingface_hub import snapshot_download
 
     with serve(fake_files, **mode) as endpoint:
-        result = fetch(cli, "--endpoint", endpoint, "--cache-dir", hf_cache)
+        result = fetch(cli, "--endpoint", endpoint, "--cache-dir", hf_cache, "--connections", "4")
     assert result.exit_code == 0, result.stderr
     files = {f["path"]: f for f in result.json["result"]["sources"][0]["files"]}
     assert files[SHARD1]["sha256"] == hashlib.sha256(fake_files[SHARD1]).hexdigest()
+    assert files[SHARD1]["connections"] == 4  # the size came from the tree or the HEAD: ranges
     assert all(f["verified"] for f in files.values())
     blobs = hf_cache / repo_folder_name(FAKE_REPO) / "blobs"
     assert (blobs / hashlib.sha256(fake_files[SHARD2]).hexdigest()).is_file()  # named by the sha256
@@ -136,3 +137,41 @@ def test_hub_server_range_checks(fake_hub, fake_files):
     )
     for bad in ("bytes=5-2", f"bytes={size}-", "bytes=x-", "bytes=0-1,4-5", "items=0-1"):
         assert requests.get(url, headers={"Range": bad}, timeout=10).status_code == 416, bad
+
+
+def test_a_stall_on_the_only_endpoint_is_retried_from_that_byte(
+    cli, fake_files, hf_cache, fast_env, monkeypatch
+):
+    monkeypatch.setenv("AUTOGLM_WEIGHTS__STALL_TIMEOUT", "0.5")
+    server = serve(fake_files)
+    size = len(fake_files[SHARD1])
+    with server as endpoint:
+        server.inject(SHARD1, times=None, stall_at=size // 2, stall_s=30)
+        result = cli("fetch-weights", FAKE_REPO, "--endpoint", endpoint, "--cache-dir", hf_cache,
+                     "--connections", "4", "--include", SHARD1)  # fmt: skip
+        served = server.bytes_served(SHARD1)
+        server.stopping.set()  # release the stalled handler
+    assert result.exit_code == 0, result.stderr
+    assert "no byte for 0.5s" in result.stderr
+    assert served == size  # the retry asked for the bytes after the stall only
+
+
+def test_the_only_endpoint_going_down_is_exit_3_and_the_next_run_resumes(cli, fake_files, hf_cache, fast_env):
+    server = serve(fake_files)
+    size = len(fake_files[SHARD1])
+    with server as endpoint:
+        fault = server.inject(SHARD1, times=None, down_after=size // 2)
+        args = ("--endpoint", endpoint, "--cache-dir", hf_cache, "--connections", "4", "--include", SHARD1)
+        failed = fetch(cli, *args)
+        assert failed.exit_code == 3, failed.stdout
+        assert (
+            "resumes" in failed.json["error"]["remedy"] and "Traceback" not in failed.stdout + failed.stderr
+        )
+        assert list(hf_cache.rglob("*.partial")) and not list(hf_cache.rglob("snapshots/*/" + SHARD1))
+        server.faults.remove(fault)
+        first = server.bytes_served(SHARD1)
+        again = fetch(cli, *args)
+    assert again.exit_code == 0, again.stdout
+    shard = again.json["result"]["sources"][0]["files"][0]
+    assert shard["status"] == "resumed" and shard["bytes_reused"] + shard["bytes_fetched"] == size
+    assert first + shard["bytes_fetched"] <= size + 4 * 1024 * 1024  # only the sockets' contents twice
