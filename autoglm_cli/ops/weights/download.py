@@ -220,6 +220,10 @@ class Downloader:
         # One stream continues from the contiguous prefix (it writes only from there on).
         offset = state.done.prefix() if state is not None else 0
         if state is None or state.format != SINGLE_STREAM:
+            # Cut a ranged partial to its prefix before the sidecar says "a prefix": a kill in
+            # between must never leave a full-length file with holes described as one.
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(run.partial, offset)
             remove_bookkeeping(dest)
             write_sidecar(dest, run.remote)
         run.rewind_progress()
