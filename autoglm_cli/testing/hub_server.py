@@ -77,6 +77,7 @@ DEFAULT_LFS_PATTERNS = (
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _IN_MEMORY_LIMIT = 16 * 1024 * 1024  # larger files are streamed from disk
 _CHUNK = 1024 * 1024
+_SENDFILE_STEP = 4 * 1024 * 1024
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -831,15 +832,7 @@ class _Handler(BaseHTTPRequestHandler):
         plain = (fault is None or not fault.shapes_stream) and not hub.bytes_per_second
         if plain and f.source is not None and f.data is None and limit == end - start:
             # Full-speed path for big files: the kernel copies file -> socket.
-            # Counted before sending, so a client that got the bytes always sees them counted.
-            self.server.hub._count(repo_id, path, limit)
-            sent = 0
-            try:
-                with open(f.source, "rb") as fh:
-                    sent = self.connection.sendfile(fh, offset=start, count=limit)
-            finally:
-                if sent < limit:
-                    self.server.hub._count(repo_id, path, sent - limit)
+            self._sendfile(f.source, repo_id, path, start, limit)
         else:
             self._stream(f, repo_id, path, start, start + limit, fault)
         if limit < end - start:
@@ -847,6 +840,27 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             raise _Abort()
+
+    def _sendfile(self, source: Path, repo_id: str, path: str, start: int, limit: int) -> None:
+        """`sendfile` in steps of at most 4 MiB, each counted before it is sent (so a client
+        that got the bytes always sees them counted) and un-counted as far as it was not sent:
+        a client that closes mid-body (it got what it wanted) is off by less than one step."""
+        hub = self.server.hub
+        self.wfile.flush()
+        with open(source, "rb") as fh:
+            offset, end = start, start + limit
+            while offset < end:
+                step = min(_SENDFILE_STEP, end - offset)
+                hub._count(repo_id, path, step)
+                sent = 0
+                try:
+                    sent = os.sendfile(self.connection.fileno(), fh.fileno(), offset, step)
+                finally:
+                    if sent < step:
+                        hub._count(repo_id, path, sent - step)
+                if sent == 0:
+                    raise BrokenPipeError("the client stopped reading")
+                offset += sent
 
     def _stream(self, f: HubFile, repo_id: str, path: str, start: int, end: int, fault: Fault | None) -> None:
         corrupt_at = None
