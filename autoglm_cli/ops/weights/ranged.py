@@ -41,6 +41,8 @@ PIECE_MIN = 1024 * 1024
 PIECE_MAX = 32 * 1024 * 1024  # the hash trails the newest bytes by about connections x piece
 PIECES_PER_CONNECTION = 4
 STEAL_MIN = 4 * 1024 * 1024  # an idle connection takes half of a piece with at least 2 x this left
+STEAL_AFTER_S = 1.0  # ... and at least this long to go: a new request (and what the old one had in
+# flight when it stops at the new end) is worth it only for a slow piece
 WRITE_CHUNK = 256 * 1024  # the most one write takes; what has arrived is written at once
 HASH_CHUNK = 1024 * 1024
 CHECKPOINT_S = 0.25  # fdatasync + sidecar; a kill re-reads at most this long's bytes to hash
@@ -87,11 +89,20 @@ class _Piece:
     """A range being fetched: `pos` moves up as bytes land; `end` may move down when another
     connection takes over its second half (at the end of the file, so no connection idles)."""
 
-    __slots__ = ("pos", "end")
+    __slots__ = ("pos", "end", "first", "began")
 
     def __init__(self, pos: int, end: int) -> None:
         self.pos = pos
         self.end = end
+        self.first = pos
+        self.began = time.monotonic()
+
+    def seconds_left(self, now: float) -> float:
+        """At the rate it has had so far (infinite when nothing came for a while)."""
+        elapsed, got = now - self.began, self.pos - self.first
+        if got <= 0:
+            return float("inf") if elapsed > STEAL_AFTER_S else 0.0
+        return (self.end - self.pos) / (got / elapsed)
 
 
 def connections_for(size: int | None, requested: int | None) -> int:
@@ -318,6 +329,9 @@ class RangedFill:
             while not (self.stop.is_set() or self.failing.is_set()):
                 piece = self._next_piece()
                 if piece is None:
+                    if self._may_slow_down():
+                        self.stop.wait(0.2)  # a piece in flight may yet turn slow: then take half
+                        continue
                     return
                 try:
                     self._fetch_piece(piece, buf)
@@ -340,8 +354,14 @@ class RangedFill:
             if self.pending:
                 piece = _Piece(*self.pending.pop(0))
             else:
-                victim = max(self.active, key=lambda p: p.end - p.pos, default=None)
-                if victim is None or victim.end - victim.pos < 2 * STEAL_MIN:
+                now = time.monotonic()
+                slow = [
+                    p
+                    for p in self.active
+                    if p.end - p.pos >= 2 * STEAL_MIN and p.seconds_left(now) > STEAL_AFTER_S
+                ]
+                victim = max(slow, key=lambda p: p.end - p.pos, default=None)
+                if victim is None:
                     return None
                 middle = victim.pos + (victim.end - victim.pos) // 2
                 middle -= middle % 65536
@@ -349,6 +369,10 @@ class RangedFill:
                 victim.end = middle
             self.active.append(piece)
             return piece
+
+    def _may_slow_down(self) -> bool:
+        with self.lock:
+            return any(p.end - p.pos >= 2 * STEAL_MIN for p in self.active)
 
     def _fetch_piece(self, piece: _Piece, buf: bytearray) -> None:
         from .download import TRANSIENT, describe
