@@ -90,6 +90,8 @@ class Weights:
     cache_dir: str | None = None  # default: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
     endpoints: list[str] = field(default_factory=list)  # tried in order
     jobs: int = 4
+    connections: int | None = None  # byte ranges per file at once (None: 8 for files over 64 MiB)
+    stall_timeout: Duration = Duration(30)  # no byte for this long: the next endpoint takes over
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,11 @@ def command(
         Optional[list[str]], typer.Option("--exclude", help="Skip files matching this glob (repeatable).")
     ] = None,
     endpoint: Annotated[
-        Optional[str],
+        Optional[list[str]],
         typer.Option(
             "--endpoint",
-            help="Hub endpoint (default: weights.endpoints in order, else $HF_ENDPOINT, else the Hub).",
+            help="Hub endpoint; repeat it for mirrors, tried in order, also mid-file (default: "
+            "weights.endpoints in order, else $HF_ENDPOINT, else the Hub).",
         ),
     ] = None,
     jobs: JobsOption = None,
@@ -73,6 +74,27 @@ def command(
         Optional[str],
         typer.Option("--sha256-url", help="sha256sum manifest for a URL source (default: URL.sha256)."),
     ] = None,
+    connections: Annotated[
+        Optional[int],
+        typer.Option(
+            "--connections",
+            min=1,
+            help="Byte ranges of one file fetched at once (default: weights.connections, else 8 for "
+            "files over 64 MiB).",
+        ),
+    ] = None,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified", help="Download files no hash is known for (a mirror without hashes)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List the files, their sizes, what is cached and the bytes to download."
+        ),
+    ] = False,
     json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> int:
@@ -85,13 +107,16 @@ def command(
         revision=revision,
         include=include or (),
         exclude=exclude or (),
-        endpoint=endpoint,
+        endpoints=tuple(endpoint or ()),
         jobs=jobs,
         force=force,
         local_dir=local_dir,
         cache_dir=cache_dir,
         sha256=sha256,
         sha256_url=sha256_url,
+        connections=connections,
+        allow_unverified=allow_unverified,
+        dry_run=dry_run,
     )
     started = time.time()
     try:
@@ -107,7 +132,8 @@ def command(
     except KeyboardInterrupt:
         root = local_dir or hub_cache_dir(str(cache_dir or "") or config.weights.cache_dir)
         raise interrupted(root, started) from None
-    return run.out.result(report, human=lambda console: _render(console, report))
+    render = _render_plan if dry_run else _render
+    return run.out.result(report, human=lambda console: render(console, report))
 
 
 def interrupted(root: Path, since: float) -> Interrupted:
@@ -128,6 +154,37 @@ def interrupted(root: Path, since: float) -> Interrupted:
     )
 
 
+def _render_plan(console: Console, plan) -> None:
+    from rich.table import Table
+
+    for source in plan.sources:
+        where = f"{source.repo_id}@{source.commit[:12]}" if source.commit else source.source
+        console.print(f"{where} -> {source.destination} (dry run: nothing written)", soft_wrap=True)
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for name, justify in (
+            ("file", "left"),
+            ("size", "right"),
+            ("in cache", "left"),
+            ("to fetch", "right"),
+        ):
+            table.add_column(name, justify=justify)
+        table.add_column("hash")
+        for f in source.files:
+            held = (
+                "complete" if f.state == "cached" else f"partial {size_text(f.on_disk)}" if f.on_disk else "-"
+            )
+            size = size_text(f.size) if f.size is not None else "?"
+            fetch = size_text(f.to_download) if f.to_download is not None else "?"
+            table.add_row(
+                f.path, size, held, fetch, "sha256" if f.sha256 else "git" if f.verified else "none"
+            )
+        console.print(table)
+    console.print(
+        f"{plan.files} files, {size_text(plan.total_bytes)}: {size_text(plan.cached_bytes)} on disk, "
+        f"{size_text(plan.bytes_to_download)} to download"
+    )
+
+
 def _render(console: Console, report: FetchReport) -> None:
     from rich.table import Table
 
@@ -145,6 +202,10 @@ def _render(console: Console, report: FetchReport) -> None:
         for f in source.files:
             table.add_row(f.path, f.status, size_text(f.size), size_text(f.bytes_fetched), f.sha256[:16])
         console.print(table)
+        for f in source.files:
+            if len(f.origins) > 1:  # failover: which bytes came from where
+                parts = ", ".join(f"{size_text(o.bytes)} from {o.endpoint}" for o in f.origins)
+                console.print(f"{f.path}: {parts}", soft_wrap=True)
     console.print(
         f"{report.files} files: {size_text(report.bytes_fetched)} fetched, "
         f"{size_text(report.bytes_reused)} reused, {duration_text(report.duration_s)}"

@@ -1,8 +1,11 @@
 """The download engine: one file, resumable across runs, hashed while it streams.
 
 For a destination `D` the bytes go to `D.partial`, described by `D.partial.json`
-(what the bytes must become: size, sha256, git oid). A later run that finds both
-re-hashes the bytes already on disk and asks for the rest with `Range`. A server
+(what the bytes must become: size, sha256, git oid; see `partial_state`). Files
+over 64 MiB (or any file given `connections` > 1) are fetched as several byte
+ranges at once by `ranged.RangedFill`, which keeps the hash state across runs;
+a server that ignores Range sends such a file back here, to one stream. One
+stream re-hashes the bytes already on disk and asks for the rest with `Range`. A server
 that ignores `Range` (200) restarts the file from zero with that same response; a
 416 means either "you already have it all" or "start over". The file is renamed to
 `D` only after its size and hash match; a mismatch deletes the partial file and
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -22,18 +24,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ...atomic import atomic_write, fsync_directory
+from ...atomic import fsync_directory
 from ...errors import EnvironmentFailure, IntegrityError, NetworkError
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import DEFAULT_RETRY, RetryPolicy
 from .hashing import CHUNK_SIZE, Digests, OverlappedHasher, hash_file
 from .http import RETRY_STATUSES, TransientHttpError, retry_after_header
+from .partial_state import (
+    PARTIAL_SUFFIX,
+    SIDECAR_SUFFIX,
+    SINGLE_STREAM,
+    PartialState,
+    load_partial,
+    partial_bytes,
+    partial_paths,
+    remove_bookkeeping,
+    remove_partial,
+    write_sidecar,
+)
+from .ranged import Origin, RangedFill, RangesIgnored, connections_for, origin_label
 from .sources import RemoteFile
 
-SIDECAR_FORMAT = 1
-PARTIAL_SUFFIX = ".partial"
-SIDECAR_SUFFIX = ".partial.json"
+SIDECAR_FORMAT = SINGLE_STREAM
+__all__ = ["PARTIAL_SUFFIX", "SIDECAR_SUFFIX", "Downloader", "FileOutcome", "partial_bytes", "partial_paths"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,10 @@ class FileOutcome:
     bytes_fetched: int  # received over the network for this file, discarded bytes included
     bytes_reused: int  # already on disk before this run (a complete file or a partial one)
     restarts: int = 0  # times it started over from zero (Range ignored, 416, hash mismatch)
+    connections: int = 1  # parallel byte ranges used for it
+    bytes_rehashed: int = 0  # bytes of an earlier run read back from disk to rebuild the hash
+    origins: tuple[Origin, ...] = ()  # which bytes came from which endpoint in this run
+    verified: bool = True  # False: no hash was known (--allow-unverified)
 
 
 class Cancelled(Exception):
@@ -62,19 +80,6 @@ class _DiskError(Exception):
         self.error = error
 
 
-def partial_paths(dest: Path) -> tuple[Path, Path]:
-    return dest.with_name(dest.name + PARTIAL_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
-
-
-def partial_bytes(dest: Path, remote: RemoteFile) -> int:
-    """Bytes of `remote` already on disk in a matching partial file (0 when none or it is stale)."""
-    partial, sidecar = partial_paths(dest)
-    if not partial.is_file() or not _sidecar_matches(sidecar, remote):
-        return 0
-    size = partial.stat().st_size
-    return size if remote.size is None or size <= remote.size else 0
-
-
 class Downloader:
     """Downloads `RemoteFile`s with one shared session; safe to use from several threads."""
 
@@ -87,9 +92,16 @@ class Downloader:
         chunk_size: int = CHUNK_SIZE,
         cancel: threading.Event | None = None,
         on_note: Callable[[str], None] | None = None,
+        connections: int | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self.session = session
         self.timeout = timeout
+        self.connect_timeout = timeout[0] if isinstance(timeout, tuple) else timeout
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        # No byte for this long: the connection is stalled (the ranged engine moves to the next endpoint).
+        self.stall_timeout = float(stall_timeout or read_timeout)
+        self.connections = connections  # None: 8 for files over 64 MiB, else 1
         self.policy = policy  # tries, backoff, and the (injectable) sleep
         self.chunk_size = chunk_size
         self.cancel = cancel or threading.Event()
@@ -134,20 +146,20 @@ class Downloader:
         self, remote: RemoteFile, dest: Path, progress: Progress, total: ProgressTask | None
     ) -> FileOutcome:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial, sidecar = partial_paths(dest)
+        partial = partial_paths(dest)[0]
         task = progress.task(remote.path, total=remote.size, transient=True, unit="bytes")
         run = _Run(remote, partial, task, total)
+        run.connections = connections_for(remote.size, self.connections)
         try:
-            offset = partial_bytes(dest, remote)
-            if offset == 0:
-                _remove(partial, sidecar)
-                _write_sidecar(sidecar, remote)
+            state = load_partial(dest, remote)
+            if state is None:
+                remove_partial(dest)
             for attempt in (1, 2):
-                digests = self._fill(run, offset)
+                digests = self._fill_file(run, dest, state)
                 problem = mismatch(remote, digests)
                 if problem is None:
                     _publish(partial, dest)
-                    _remove(sidecar)
+                    remove_bookkeeping(dest)
                     status = "resumed" if run.reused else "fetched"
                     return FileOutcome(
                         remote.path,
@@ -158,10 +170,14 @@ class Downloader:
                         run.fetched,
                         run.reused,
                         run.restarts,
+                        connections=run.connections,
+                        bytes_rehashed=run.rehashed,
+                        origins=run.origin_list(),
+                        verified=remote.sha256 is not None or remote.git_oid is not None,
                     )
-                _remove(partial)
+                remove_partial(dest)
+                state = None
                 if attempt == 2:
-                    _remove(sidecar)
                     raise IntegrityError(
                         f"{remote.path}: {problem} after a second download from zero "
                         f"({redact_url(run.url)}); the bad bytes were deleted, {dest} was not written.",
@@ -171,10 +187,47 @@ class Downloader:
                 run.restarts += 1
                 run.reused = 0
                 run.rewind_progress()
-                offset = 0
             raise AssertionError("unreachable")
         finally:
             task.finish()
+
+    def _fill_file(self, run: _Run, dest: Path, state: PartialState | None) -> Digests:
+        """Several ranges when the file is big enough (and the server allows it), else one stream."""
+        if run.connections > 1:
+            if state is not None and state.done.total():
+                run.advance(state.done.total(), count_fetched=False)
+            fill = RangedFill(
+                self,
+                run.remote,
+                dest,
+                run.partial,
+                connections=run.connections,
+                state=state,
+                advance=run.advance,
+            )
+            try:
+                result = fill.run()
+            except RangesIgnored as why:
+                self.on_note(f"{run.remote.path}: {why}; going on with one stream")
+                run.connections = 1
+                run.add_origins(fill.origins)
+                state = load_partial(dest, run.remote)
+            else:
+                run.reused += result.reused
+                run.rehashed += result.rehashed
+                run.add_origins({o.endpoint: o.ranges for o in result.origins})
+                return result.digests
+        # One stream continues from the contiguous prefix (it writes only from there on).
+        offset = state.done.prefix() if state is not None else 0
+        if state is None or state.format != SINGLE_STREAM:
+            # Cut a ranged partial to its prefix before the sidecar says "a prefix": a kill in
+            # between must never leave a full-length file with holes described as one.
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(run.partial, offset)
+            remove_bookkeeping(dest)
+            write_sidecar(dest, run.remote)
+        run.rewind_progress()
+        return self._fill(run, offset)
 
     # -- one pass: partial file -> complete partial file, hashed ----------------
 
@@ -189,6 +242,7 @@ class Downloader:
                 if offset:
                     run.hasher.update_from_file(run.partial, offset)
                     run.reused = offset
+                    run.rehashed += offset
                     run.advance(offset, count_fetched=False)
                 run.offset = run.written_back = offset
                 self._receive(run)
@@ -334,6 +388,7 @@ class Downloader:
                         hasher.give_back(buf)
                         raise _DiskError(exc) from None
                     hasher.submit(buf, n)
+                    run.note_origin(run.offset, n)
                     run.offset += n
                     run.advance(n)
                     _start_writeback(run, out)
@@ -364,14 +419,38 @@ class _Run:
         self.out = None  # the open partial file
         self.written_back = 0  # bytes of the partial file whose writeback was started
         self._shown = 0
+        self.connections = 1
+        self.rehashed = 0
+        self.origins: dict[str, list[tuple[int, int]]] = {}
+        self._progress_lock = threading.Lock()
+
+    def note_origin(self, offset: int, n: int) -> None:
+        spans = self.origins.setdefault(origin_label(self.url), [])
+        if spans and spans[-1][1] == offset:
+            spans[-1] = (spans[-1][0], offset + n)
+        else:
+            spans.append((offset, offset + n))
+
+    def add_origins(self, found) -> None:
+        for label, spans in found.items():
+            ranges = spans.as_list() if hasattr(spans, "as_list") else list(spans)
+            self.origins.setdefault(label, []).extend(ranges)
+
+    def origin_list(self) -> tuple[Origin, ...]:
+        return tuple(
+            Origin(label, sum(e - s for s, e in spans), tuple(sorted(spans)))
+            for label, spans in self.origins.items()
+            if spans
+        )
 
     def advance(self, n: int, *, count_fetched: bool = True) -> None:
-        if count_fetched:
-            self.fetched += n
-        self._shown += n
-        self.task.advance(n)
-        if self.total is not None:
-            self.total.advance(n)
+        with self._progress_lock:  # the ranged engine's connections call it from their threads
+            if count_fetched:
+                self.fetched += n
+            self._shown += n
+            self.task.advance(n)
+            if self.total is not None:
+                self.total.advance(n)
 
     def rewind_progress(self) -> None:
         """Bytes thrown away leave the bars (they will be counted again as they come back)."""
@@ -479,31 +558,6 @@ def _content_range_start(value: str | None) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def _sidecar_matches(sidecar: Path, remote: RemoteFile) -> bool:
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        data.get("format") == SIDECAR_FORMAT
-        and data.get("size") == remote.size
-        and data.get("sha256") == remote.sha256
-        and data.get("git_oid") == remote.git_oid
-    )
-
-
-def _write_sidecar(sidecar: Path, remote: RemoteFile) -> None:
-    body = {
-        "format": SIDECAR_FORMAT,
-        "path": remote.path,
-        "url": redact_url(remote.urls[0]),  # for people reading it; never a token
-        "size": remote.size,
-        "sha256": remote.sha256,
-        "git_oid": remote.git_oid,
-    }
-    atomic_write(sidecar, json.dumps(body, indent=1).encode())
-
-
 def _publish(partial: Path, dest: Path) -> None:
     """The verified file takes its final name in one rename; the folder entry is made durable."""
     os.replace(partial, dest)
@@ -514,3 +568,11 @@ def _remove(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+# Shared with the ranged engine.
+TRANSIENT = _TRANSIENT
+describe = _describe
+body_reader = _body_reader
+content_range_start = _content_range_start
+content_range_total = _content_range_total
