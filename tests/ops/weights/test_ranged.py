@@ -249,7 +249,7 @@ def test_ctrl_c_keeps_the_ranges_and_the_hash_state_for_the_next_run(fake_files,
     cancel = threading.Event()
 
     class StopAtAThird:
-        def task(self, description, total=None, *, transient=False):
+        def task(self, description, total=None, *, transient=False, unit=None):
             return self
 
         def advance(self, amount=1):
