@@ -86,9 +86,10 @@ class Job:
     def finished(self) -> bool:
         return self.status in ("succeeded", "failed", "cancelled")
 
-    def push(self, piece: str) -> None:
-        self.sent_text += piece
-        self.sent_pieces += 1
+    def push(self, piece: str | bytes) -> None:
+        if isinstance(piece, str):  # bytes: an engine's own event, relayed as it is (passthrough)
+            self.sent_text += piece
+            self.sent_pieces += 1
         self.events.put_nowait(piece)
 
     def _finish(self, status: str) -> None:
@@ -267,6 +268,7 @@ class Runtime:
         key_id: str | None = None,
         keep: bool = False,
         prompt_tokens: int = 0,
+        prefix_hashes: tuple[int, ...] = (),
     ) -> Job:
         """Accept a request into the queue; raises `ApiError` when it cannot be accepted."""
         if self.stopping or self._wake is None:
@@ -287,6 +289,7 @@ class Runtime:
             max_tokens=request.max_tokens or 0,
             priority=priority,
             arrived_at=now,
+            prefix_hashes=prefix_hashes,
         )
         job = Job(
             task=task,

@@ -55,6 +55,10 @@ class GenerationRequest:
     # `resume_tokens` counts it; `max_tokens` is then what is left to generate.
     resume_text: str = ""
     resume_tokens: int = 0
+    # The client's request body as it came (upstream nodes send it on unchanged, with only
+    # `model` rewritten: `openai_upstream`); None for requests built here. In-process
+    # backends never read it.
+    passthrough: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +71,8 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     node: str = ""  # the node that produced it (filled in by the runtime)
+    raw: bytes | None = None  # passthrough: the engine's response body, sent to the client as is
+    first_token_s: float | None = None  # seconds from sending to the first generated piece (streams)
 
     def to_dict(self) -> dict:
         return asdict(self)
