@@ -181,6 +181,10 @@ class UpstreamHandle:
         if key_env and os.environ.get(key_env):
             headers["Authorization"] = f"Bearer {os.environ[key_env]}"
         self.http = _Pool(self.base_url, headers, settings)
+        from ..engines.signals import metrics_url_of
+
+        option(settings.options, "metrics_url", None, str, settings.model)  # type-checked here
+        self.metrics_url = metrics_url_of(self.base_url, settings.options)  # engine signals (None: off)
 
     @property
     def label(self) -> str:
