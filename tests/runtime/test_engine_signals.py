@@ -193,3 +193,36 @@ def test_poller_skips_an_endpoint_without_metrics():
         assert node.engine_running == 0 and len(targets) == 1
         node, targets = asyncio.run(scenario(f"{server.url}/no-metrics-here"))
         assert node.engine_running is None and targets == []
+
+
+def test_the_gateway_gives_every_task_its_prompt_prefix_hashes(two_engines):
+    from autoglm_cli.runtime.service import Runtime
+
+    _, servers = two_engines
+    config = parse_config(
+        json.dumps(
+            {
+                "model_pool": {"default": "glm"},
+                "models": {"glm": {"backend": "openai", "source": f"{servers[0].url}/v1"}},
+                "scheduler": "dynamic",
+                "gateway": {"auth": False},
+            }
+        ),
+        environ={},
+    )
+    seen: list[Task] = []
+
+    class Recording(DynamicScheduler):
+        def route_task(self, task):
+            seen.append(task)
+            return super().route_task(task)
+
+    runtime = Runtime(config, scheduler=Recording())
+    system = {"role": "system", "content": "Answer in French. " * 60}
+    with ThreadedServer(create_app(config, runtime=runtime)) as front:
+        for question in ("one", "two"):
+            body = {"messages": [system, {"role": "user", "content": question}], "max_tokens": 1}
+            assert httpx.post(f"{front.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+    first, second = (t.prefix_hashes for t in seen)
+    assert first == prompt_hashes(messages=[system, {"role": "user", "content": "one"}])
+    assert len(first) >= 4 and shared_blocks(first, second) >= len(first) - 1
