@@ -166,3 +166,90 @@ def test_a_real_vllm_engine_serves_through_the_supervisor():
         assert "vllm:num_requests_running" in metrics
     finally:
         supervisor.stop()
+
+
+def test_worker_engine_dry_run_and_usage_errors(cli, tmp_path):
+    from .conftest import write_config
+
+    config = write_config(
+        tmp_path / "c.yaml",
+        {
+            "model_pool": {"default": "glm"},
+            "models": {"glm": {"backend": "transformers", "source": "org/glm"}},
+        },
+    )
+    result = cli(
+        "--json",
+        "worker",
+        "--engine",
+        "sglang",
+        "--config",
+        config,
+        "--gpus",
+        "0,1",
+        "--port",
+        "9100",
+        "--dry-run",
+    )
+    assert result.exit_code == 0, result.stdout
+    (engine,) = result.json["result"]["engines"]
+    assert engine["argv"][:3] == ["python", "-m", "sglang.launch_server"] and engine["port"] == 9100
+    assert engine["env"]["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert cli("worker", "--engine", "tgi", "--config", config, "--dry-run").exit_code == 2
+    assert cli("worker", "--config", config).exit_code == 2  # neither a scheduler nor an engine
+
+
+def test_worker_engine_process_serves_and_stops_on_sigterm(tmp_path):
+    """`autoglm worker --engine vllm` as its own process, with the stand-in engine command."""
+    import subprocess
+
+    from .conftest import write_config
+
+    port = free_port()
+    config = write_config(
+        tmp_path / "c.yaml",
+        {
+            "model_pool": {"default": "glm"},
+            "models": {
+                "glm": {"backend": "openai", "source": "http://x/v1", "options": {"model": "served-glm"}}
+            },
+            "engines": {"vllm": STAND_IN},
+        },
+    )
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autoglm_cli",
+            "worker",
+            "--engine",
+            "vllm",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    try:
+        assert _wait(
+            lambda: "ready at http://127.0.0.1:" in (tmp_path / "worker.log").read_text(), timeout=60
+        )
+        assert _answers(f"http://127.0.0.1:{port}/health")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    text = (tmp_path / "worker.log").read_text()
+    assert "| fake engine served-glm" in text
+    assert not _answers(f"http://127.0.0.1:{port}/health")  # the engine went with it
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
