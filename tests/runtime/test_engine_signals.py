@@ -226,3 +226,15 @@ def test_the_gateway_gives_every_task_its_prompt_prefix_hashes(two_engines):
     first, second = (t.prefix_hashes for t in seen)
     assert first == prompt_hashes(messages=[system, {"role": "user", "content": "one"}])
     assert len(first) >= 4 and shared_blocks(first, second) >= len(first) - 1
+
+
+def test_the_fake_engine_counts_prefix_cache_hits_on_its_metrics():
+    system = {"role": "system", "content": "Shared system prompt. " * 50}
+    with ThreadedServer(FakeEngine(model="glm", prefill_s=0.0)) as server:
+        for question in ("a", "b"):
+            body = {"messages": [system, {"role": "user", "content": question}], "max_tokens": 1}
+            assert httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=10).status_code == 200
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    hits = next(line for line in text.splitlines() if line.startswith("vllm:prefix_cache_hits_total"))
+    assert float(hits.split()[-1]) >= 4  # the second request found the system prompt's blocks
+    assert parse_metrics(text).kv_cache_usage > 0
