@@ -227,3 +227,36 @@ def test_an_engine_refusal_reaches_the_client_as_the_engine_wrote_it(gateway):
     assert response.status_code == 400
     body = response.json()
     assert body["object"] == "error" and "maximum context length is 4096" in body["message"]
+
+
+def test_a_fallback_to_an_in_process_backup_refuses_what_it_cannot_honour():
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    config = parse_config(
+        json.dumps(
+            {
+                "model_pool": {"default": "glm", "backup": "small"},
+                "models": {
+                    "glm": {"backend": "openai", "source": dead},
+                    "small": {"backend": "simulated", "options": {"c": 0.001, "output_tokens": 2}},
+                },
+                "workers": {"engine": "inline", "count": 1},
+                "gateway": {"auth": False},
+                "retry": {"tries": 1},
+            }
+        ),
+        environ={},
+    )
+    with ThreadedServer(create_app(config)) as front:
+        plain = httpx.post(
+            f"{front.url}/v1/chat/completions", json={"model": "glm", "messages": HISTORY[:2]}, timeout=30
+        )
+        assert plain.status_code == 200 and plain.headers["x-autoglm-fallback"] == "backup"
+        tools = httpx.post(
+            f"{front.url}/v1/chat/completions",
+            json={"model": "glm", "messages": HISTORY[:2], "tools": TOOLS},
+            timeout=30,
+        )
+    assert tools.status_code == 400
+    assert (
+        tools.json()["error"]["code"] == "unsupported_parameter" and tools.json()["error"]["param"] == "tools"
+    )

@@ -52,9 +52,9 @@ def _no_effect(name: str, value) -> bool:
     return value in (None, False, 0, "", [], {}) or value in _NO_EFFECT.get(name, ())
 
 
-def _refuse(param: str, backend: str) -> InvalidRequest:
+def _refuse(param: str, where: str) -> InvalidRequest:
     return InvalidRequest(
-        f"`{param}` is not supported by the in-process {backend} backend; remove it, or serve the "
+        f"`{param}` is not supported by {where}; remove it, or serve the "
         "model with an engine (backend: openai, or `autoglm worker --engine vllm`)",
         code="unsupported_parameter",
         param=param,
@@ -63,24 +63,27 @@ def _refuse(param: str, backend: str) -> InvalidRequest:
 
 def check_supported(raw: dict, settings: BackendSettings) -> None:
     """Refuse (400 `unsupported_parameter`) what `settings`' backend cannot honour."""
-    if passthrough(settings):
-        return
-    backend = settings.backend
+    if not passthrough(settings):
+        check_fields(raw, f"the in-process {settings.backend} backend")
+
+
+def check_fields(raw: dict, where: str) -> None:
+    """Refuse the fields of a client body an in-process backend (`where`, for the message) cannot honour."""
     for name, value in raw.items():
         if (name not in IN_PROCESS_FIELDS or name in _NO_EFFECT) and not _no_effect(name, value):
-            raise _refuse(name, backend)
+            raise _refuse(name, where)
     options = raw.get("stream_options") or {}
     for name, value in options.items() if isinstance(options, dict) else ():
         if name != "include_usage" and not _no_effect(name, value):
-            raise _refuse(f"stream_options.{name}", backend)
+            raise _refuse(f"stream_options.{name}", where)
     for index, message in enumerate(raw.get("messages") or ()):
         if not isinstance(message, dict):
             continue
         if message.get("role") not in MESSAGE_ROLES:
-            raise _refuse(f"messages[{index}].role", backend)
+            raise _refuse(f"messages[{index}].role", where)
         for name, value in message.items():
             if name not in MESSAGE_FIELDS and not _no_effect(name, value):
-                raise _refuse(f"messages[{index}].{name}", backend)
+                raise _refuse(f"messages[{index}].{name}", where)
 
 
 _CONTEXT: dict[tuple, int | None] = {}

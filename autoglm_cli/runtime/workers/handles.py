@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -51,6 +52,18 @@ def unwrap(outcome: dict | None) -> GenerationResult:
     raise error
 
 
+def _in_process(request: GenerationRequest) -> GenerationRequest:
+    """A request meant for an engine (passthrough body) that fell back to this in-process node:
+    refuse what the node cannot honour (400 `unsupported_parameter`) instead of dropping it,
+    and send on the parsed fields only."""
+    if request.passthrough is None:
+        return request
+    from ..gateway.params import check_fields
+
+    check_fields(request.passthrough, "the in-process model this request fell back to")
+    return dataclasses.replace(request, passthrough=None)
+
+
 class _RemoteHandle:
     """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target."""
 
@@ -72,9 +85,11 @@ class _RemoteHandle:
         return await self._call(self.target.load(), timeout=None)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        request = _in_process(request)
         return unwrap(await self._call(self.target.generate(request)))
 
     async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult:
+        request = _in_process(request)
         await self._call(self.target.start_stream(request))
         try:
             while True:
