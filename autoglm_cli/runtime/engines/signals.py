@@ -144,7 +144,9 @@ class EngineSignalPoller:
             return
         if response.status_code != 200:
             return
-        apply(node, parse_metrics(response.text), self.runtime.clock())
+        signals = parse_metrics(response.text)
+        if signals.running is not None or signals.waiting is not None:  # else: not an engine we know
+            apply(node, signals, self.runtime.clock())
 
     async def _loop(self) -> None:
         while True:
