@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--base", help="another checkout of the project")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--requests", type=int, default=500, help="per round and tree")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     args = parser.parse_args()
     if not args.base:
         print("give --base DIR (another checkout of the project to compare with); nothing measured")
@@ -80,7 +81,7 @@ def main() -> int:
             for name, server in servers.items():
                 process = psutil.Process(server.proc.pid)
                 before = sum(process.cpu_times()[:2])
-                asyncio.run(burst(server.url, key, args.requests))
+                asyncio.run(burst(server.url, key, args.requests, args.concurrency))
                 cpu[name].append((sum(process.cpu_times()[:2]) - before) / args.requests * 1000)
     finally:
         for server in servers.values():
