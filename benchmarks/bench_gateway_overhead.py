@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -177,6 +178,16 @@ async def measure(
     return results, errors
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (LiteLLM's CLI runs uvicorn in a child)."""
+    process = psutil.Process(pid)
+    total = sum(process.cpu_times()[:2])
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
 def start_litellm(script: str, upstream_url: str, work: Path) -> tuple[subprocess.Popen, str, str]:
     """LiteLLM's proxy (one process, its defaults, a master key) in front of the same upstream."""
     import secrets
@@ -259,6 +270,7 @@ def main() -> int:
             pressure_before = cpu_pressure()
             gateway_process = psutil.Process(gateway.proc.pid)
             cpu_before = sum(gateway_process.cpu_times()[:2])
+            litellm_cpu = _tree_cpu(litellm[0].pid) if litellm is not None else 0.0
             results, errors = asyncio.run(
                 measure(
                     upstream_url,
@@ -272,6 +284,8 @@ def main() -> int:
                 )
             )
             cpu_used = sum(gateway_process.cpu_times()[:2]) - cpu_before
+            if litellm is not None:
+                litellm_cpu = _tree_cpu(litellm[0].pid) - litellm_cpu
             pressure = cpu_pressure()
     finally:
         upstream.terminate()
@@ -311,6 +325,13 @@ def main() -> int:
         print(f"errors by kind: {ERRORS}")
     served = len(results["gateway"]) + errors["gateway"] + 200  # the warm-up requests included
     print(f"gateway CPU per request: {cpu_used / served * 1000:.2f} ms")
+    if "litellm" in results:
+        lite_served = len(results["litellm"]) + errors["litellm"] + 200
+        print(
+            f"LiteLLM CPU per request: {litellm_cpu / lite_served * 1000:.2f} ms "
+            f"(autoglm uses {cpu_used / served / max(1e-9, litellm_cpu / lite_served):.2f}x of it; "
+            "CPU per request depends far less on the machine's load than latency does)"
+        )
     if pressure is not None:
         print(
             f"machine CPU pressure (PSI some avg10) before/after: {pressure_before:.0f}% / {pressure:.0f}% "
