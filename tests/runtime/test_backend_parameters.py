@@ -29,6 +29,10 @@ def server():
                         "options": {"c": 0.01, "output_tokens": 4, "context_length": 64},
                     },
                     "zai-org/glm-4-9b-chat": {"backend": "simulated", "options": {"c": 0.01}},
+                    "short": {
+                        "backend": "simulated",
+                        "options": {"c": 0.0001, "output_tokens": 100, "context_length": 16},
+                    },
                 },
                 "workers": {"engine": "inline", "count": 2},
                 "gateway": {"auth": False},
@@ -119,3 +123,9 @@ def test_context_length_from_config_json_and_max_tokens_defaults(tmp_path):
         max_tokens_for(4096, settings, prompt_tokens=1)
     unknown = BackendSettings(model="s", backend="simulated")
     assert context_length(unknown) is None and max_tokens_for(None, unknown, prompt_tokens=5) is None
+
+
+def test_without_max_tokens_a_request_runs_up_to_the_context(server):
+    reply = _post(server, model="short")
+    assert reply.status_code == 200
+    assert reply.json()["usage"]["completion_tokens"] == 15  # 16 less the prompt's estimated token

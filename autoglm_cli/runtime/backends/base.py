@@ -59,6 +59,10 @@ class GenerationRequest:
     # `model` rewritten: `openai_upstream`); None for requests built here. In-process
     # backends never read it.
     passthrough: dict | None = None
+    # The limit when the client gave no max_tokens (up to the context, or the config's cap),
+    # applied by an in-process node's handle; `max_tokens` stays None so the scheduler knows
+    # the length is unbounded.
+    max_tokens_default: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -80,7 +80,9 @@ def build_request(
         text = request.prompt
     tokens = estimate_tokens(text)
     if not relay and settings is not None:
-        request.max_tokens = params.max_tokens_for(request.max_tokens, settings, tokens)
+        limit = params.max_tokens_for(request.max_tokens, settings, tokens)
+        if request.max_tokens is None:
+            request.max_tokens_default = limit
     return request, tokens
 
 

@@ -53,9 +53,12 @@ def unwrap(outcome: dict | None) -> GenerationResult:
 
 
 def _in_process(request: GenerationRequest) -> GenerationRequest:
-    """A request meant for an engine (passthrough body) that fell back to this in-process node:
-    refuse what the node cannot honour (400 `unsupported_parameter`) instead of dropping it,
-    and send on the parsed fields only."""
+    """The request as an in-process node runs it: without max_tokens, the gateway's default
+    for it (up to the context, or the config's cap). One meant for an engine (passthrough body)
+    that fell back here: refuse what the node cannot honour (400 `unsupported_parameter`)
+    instead of dropping it, and send on the parsed fields only."""
+    if request.max_tokens is None and request.max_tokens_default is not None:
+        request = dataclasses.replace(request, max_tokens=request.max_tokens_default)
     if request.passthrough is None:
         return request
     from ..gateway.params import check_fields
