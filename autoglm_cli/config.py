@@ -125,6 +125,35 @@ class Workers:
     scale_hook_timeout: Duration = Duration(30)
 
 
+VLLM_COMMAND = [
+    "vllm", "serve", "{source}", "--host", "{host}", "--port", "{port}",
+    "--served-model-name", "{model}", "--revision", "{revision}",
+]  # fmt: skip
+SGLANG_COMMAND = [
+    "python", "-m", "sglang.launch_server", "--model-path", "{source}", "--host", "{host}",
+    "--port", "{port}", "--served-model-name", "{model}", "--revision", "{revision}",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Inference engines as nodes: signal polling (gateway) and managed engines (`worker --engine`)."""
+
+    poll_interval: Duration = Duration(0.5)  # how often the gateway reads each engine's /metrics
+    # `autoglm worker --engine vllm|sglang`: one engine per GPU set, on base_port, base_port + 1, ...
+    gpus: list[str] = field(default_factory=lambda: ["0"])  # GPU sets, e.g. ["0", "1"] or ["0,1", "2,3"]
+    host: str = "127.0.0.1"
+    base_port: int = 8001
+    health_path: str = "/health"
+    ready_timeout: Duration = Duration(1800)  # longest an engine may take to answer its health check
+    restart_base: Duration = Duration(1)  # first wait before a restart; doubles per quick death
+    restart_max: Duration = Duration(60)
+    # Command lines; {source} {model} {revision} {host} {port} {gpus} are filled in per engine.
+    vllm: list[str] = field(default_factory=lambda: list(VLLM_COMMAND))
+    sglang: list[str] = field(default_factory=lambda: list(SGLANG_COMMAND))
+    extra_args: list[str] = field(default_factory=list)  # appended to either command
+
+
 @dataclass(frozen=True)
 class Autoscale:
     """The dynamic scheduler's knobs (`scheduler: dynamic` or `priority-based`); see docs/architecture.md."""
@@ -258,6 +287,7 @@ class Config:
     cache_migrations: list[CacheMigration] = field(default_factory=list)
     retry: Retry = field(default_factory=Retry)
     clone: Clone = field(default_factory=Clone)
+    engines: Engines = field(default_factory=Engines)
 
     # Where the config came from (None: defaults) and what was odd about it.
     source: str | None = field(default=None, compare=False)

@@ -95,10 +95,11 @@ class Dispatcher:
         key_id: str | None = None,
         keep: bool = False,
         prompt_tokens: int = 0,
+        prefix_hashes: tuple[int, ...] = (),
     ) -> Job:
         """Accept a request into the queue; raises `ApiError` when it cannot be accepted."""
         try:
-            return self._accept(request, priority, stream, key_id, keep, prompt_tokens)
+            return self._accept(request, priority, stream, key_id, keep, prompt_tokens, prefix_hashes)
         except ApiError as err:
             self.metrics.count_error(err)
             raise
@@ -111,6 +112,7 @@ class Dispatcher:
         key_id: str | None,
         keep: bool,
         prompt_tokens: int,
+        prefix_hashes: tuple[int, ...],
     ) -> Job:
         if self.stopping or self._wake is None:
             raise ServiceUnavailable("the gateway is not running")
@@ -130,6 +132,7 @@ class Dispatcher:
             max_tokens=request.max_tokens or 0,
             priority=priority,
             arrived_at=now,
+            prefix_hashes=prefix_hashes,
         )
         job = Job(
             task=task,
@@ -347,7 +350,8 @@ class Dispatcher:
                 job.status, job.node_id = "queued", None
                 self.queue.push(job.task, front=True)
                 return
-        if job.task.attempts >= max_attempts or self.stopping:
+        if job.task.attempts >= max_attempts or self.stopping or job.relayed:
+            # An engine's events already reached the client: another node would start over.
             self.fail(
                 job,
                 ServiceUnavailable(

@@ -36,8 +36,11 @@ from dataclasses import dataclass, field
 
 from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
+from .engine_load import effective_load, has_signals, kv_pressure
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 from .task_cost import TaskCostModel
+
+KV_NEARLY_FULL = 0.95  # an engine this full preempts or queues: prefer another at equal load
 
 ROUTINGS = ("auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline")
 _SPEED_SAMPLE_CAP = math.log(4.0)  # one completion moves a node's speed by at most this (log)
@@ -196,6 +199,7 @@ class DynamicScheduler:
         """The policy for a loaded `Config`: `workers.min..max`, node concurrency, `autoscale`,
         priorities on for `scheduler: priority-based`. Bad values are a `ConfigError`."""
         from ...errors import ConfigError
+        from ..prefix import BLOCK_TOKENS
 
         workers, auto = config.workers, config.autoscale
         params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
@@ -216,6 +220,7 @@ class DynamicScheduler:
                 forecaster=auto.forecaster,
                 forecaster_params=params,
                 priorities=config.scheduler == "priority-based",
+                prefix_block_tokens=BLOCK_TOKENS,  # the gateway's prompt blocks (runtime/prefix.py)
                 **overrides,
             )
             make_forecaster(settings.forecaster, **settings.forecaster_params)
@@ -471,7 +476,7 @@ class DynamicScheduler:
             pool = with_room or candidates
             if len(pool) > self.settings.power_of_two_above:
                 pool = self._rng.sample(pool, 2)
-            best = min(pool, key=lambda n: (self.expected_completion_s(n, task), self._rng.random()))
+            best = min(pool, key=self._route_key(pool, task))
         _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
         return best
 
@@ -538,6 +543,20 @@ class DynamicScheduler:
         return best
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _route_key(self, pool: list[Node], task: Task):
+        """How route_task orders candidates: least expected completion time; for engine nodes that
+        all report their own load (vLLM, SGLang: they batch by themselves), their reported load
+        (plus what was sent since the report) first, a nearly full KV cache next."""
+        now = self._clock()
+        if all(has_signals(n, now) for n in pool):
+            return lambda n: (
+                effective_load(n, now),
+                kv_pressure(n, now) >= KV_NEARLY_FULL,
+                self.expected_completion_s(n, task),
+                self._rng.random(),
+            )
+        return lambda n: (self.expected_completion_s(n, task), self._rng.random())
 
     def tick(self) -> ScaleEvent | None:
         """One control interval: forecast, then size the pool. Returns the change, if any."""

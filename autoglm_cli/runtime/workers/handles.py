@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -52,6 +53,21 @@ def unwrap(outcome: dict | None) -> GenerationResult:
     raise error
 
 
+def _in_process(request: GenerationRequest) -> GenerationRequest:
+    """The request as an in-process node runs it: without max_tokens, the gateway's default
+    for it (up to the context, or the config's cap). One meant for an engine (passthrough body)
+    that fell back here: refuse what the node cannot honour (400 `unsupported_parameter`)
+    instead of dropping it, and send on the parsed fields only."""
+    if request.max_tokens is None and request.max_tokens_default is not None:
+        request = dataclasses.replace(request, max_tokens=request.max_tokens_default)
+    if request.passthrough is None:
+        return request
+    from ..gateway.params import check_fields
+
+    check_fields(request.passthrough, "the in-process model this request fell back to")
+    return dataclasses.replace(request, passthrough=None)
+
+
 class _RemoteHandle:
     """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target.
 
@@ -81,9 +97,11 @@ class _RemoteHandle:
         return await self._call(self.target.load(), timeout=None)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        request = _in_process(request)
         return unwrap(await self._call(self.target.generate(request)))
 
     async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult:
+        request = _in_process(request)
         replies: asyncio.Queue = asyncio.Queue()
         self._listeners[request.id] = replies
         try:
