@@ -11,9 +11,9 @@ import pytest
 
 from autoglm_cli.config import parse_config
 from autoglm_cli.runtime.backends.base import BackendSettings
+from autoglm_cli.runtime.backends.params import context_length, max_tokens_for
 from autoglm_cli.runtime.errors import InvalidRequest
 from autoglm_cli.runtime.gateway import create_app
-from autoglm_cli.runtime.gateway.params import context_length, max_tokens_for
 from autoglm_cli.testing.servers import ThreadedServer
 
 

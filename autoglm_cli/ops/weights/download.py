@@ -16,7 +16,6 @@ reach `D`.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import threading
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from .partial_state import (
     PARTIAL_SUFFIX,
     SIDECAR_SUFFIX,
     SINGLE_STREAM,
+    Cancelled,
     PartialState,
     load_partial,
     partial_bytes,
@@ -44,6 +44,7 @@ from .partial_state import (
     write_sidecar,
 )
 from .ranged import Origin, RangedFill, RangesIgnored, connections_for, origin_label
+from .response import TRANSIENT, body_reader, content_range_start, content_range_total, describe
 from .sources import RemoteFile
 
 SIDECAR_FORMAT = SINGLE_STREAM
@@ -64,10 +65,6 @@ class FileOutcome:
     bytes_rehashed: int = 0  # bytes of an earlier run read back from disk to rebuild the hash
     origins: tuple[Origin, ...] = ()  # which bytes came from which endpoint in this run
     verified: bool = True  # False: no hash was known (--allow-unverified)
-
-
-class Cancelled(Exception):
-    """The run is being interrupted; the partial file stays for the next run."""
 
 
 class _RestartFromZero(Exception):
@@ -290,11 +287,11 @@ class Downloader:
                 self.on_note(f"{remote.path}: {fatal}; trying the next endpoint")
                 urls.pop(0)
                 failures = 0
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 if (run.restarts, run.offset) != before:
                     failures = 0  # it moved forward: a flaky link, not a dead one
                 failures += 1
-                reason = _describe(exc)
+                reason = describe(exc)
                 if failures < self.policy.tries:
                     wait = self.policy.delay(failures, getattr(exc, "retry_after", None))
                     self.on_note(f"{remote.path}: {reason}; retrying in {wait:.1f}s")
@@ -332,7 +329,7 @@ class Downloader:
         with self.session.get(run.url, headers=headers, stream=True, timeout=self.timeout) as response:
             status = response.status_code
             if status == 416:
-                total = _content_range_total(response.headers.get("Content-Range"))
+                total = content_range_total(response.headers.get("Content-Range"))
                 if run.offset and total == run.offset and remote.size in (None, run.offset):
                     return True  # the partial file already holds every byte
                 raise _RestartFromZero(f"the server refused bytes={run.offset}- (416, its size is {total})")
@@ -347,7 +344,7 @@ class Downloader:
                 self.on_note(f"{remote.path}: the server ignored Range; restarting from zero with its answer")
                 self._restart(run)
             elif status == 206:
-                start = _content_range_start(response.headers.get("Content-Range"))
+                start = content_range_start(response.headers.get("Content-Range"))
                 if start != run.offset:
                     raise _RestartFromZero(f"asked for bytes={run.offset}- but got a range from {start}")
             self._stream(run, response)
@@ -356,7 +353,7 @@ class Downloader:
     def _is_complete(self, run: _Run, response) -> bool:
         if run.remote.size is not None:
             return run.offset >= run.remote.size
-        total = _content_range_total(response.headers.get("Content-Range"))
+        total = content_range_total(response.headers.get("Content-Range"))
         if total is None and "Content-Length" in response.headers and response.status_code == 200:
             total = int(response.headers["Content-Length"])
         return total is None or run.offset >= total
@@ -365,7 +362,7 @@ class Downloader:
         """Body -> partial file and hasher, through pooled buffers (no copies, no re-read)."""
         hasher, out = run.hasher, run.out
         remaining = None if run.remote.size is None else run.remote.size - run.offset
-        read_into = _body_reader(response)
+        read_into = body_reader(response)
         while remaining is None or remaining > 0:
             if self.cancel.is_set():
                 raise Cancelled()
@@ -469,32 +466,6 @@ class _Fatal(Exception):
     pass
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    import urllib3.exceptions
-
-    # requests' errors are OSErrors; urllib3's and http.client's are not.
-    return (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError)
-
-
-_TRANSIENT = _transient_types()
-
-
-def _body_reader(response) -> Callable[[memoryview], int]:
-    """`readinto` straight from the socket when the body is plain bytes (the fast path)."""
-    raw = response.raw
-    fp = getattr(raw, "_fp", None)
-    encoding = response.headers.get("Content-Encoding", "identity").lower()
-    if encoding == "identity" and fp is not None and hasattr(fp, "readinto"):
-        return fp.readinto
-
-    def read_into(view: memoryview) -> int:  # compressed or unusual bodies: urllib3 decodes
-        data = raw.read(len(view), decode_content=True)
-        view[: len(data)] = data
-        return len(data)
-
-    return read_into
-
-
 WRITEBACK_STEP = 32 * 1024 * 1024
 
 
@@ -535,29 +506,6 @@ def mismatch(remote: RemoteFile, digests: Digests) -> str | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TransientHttpError):
-        after = f" (Retry-After {exc.retry_after:g}s)" if exc.retry_after is not None else ""
-        return f"HTTP {exc.status}{after}"
-    text = str(exc).strip() or type(exc).__name__
-    return redact_url(text.splitlines()[0][:200])
-
-
-def _content_range_total(value: str | None) -> int | None:
-    if not value or "/" not in value:
-        return None
-    total = value.rsplit("/", 1)[1].strip()
-    return int(total) if total.isdigit() else None
-
-
-def _content_range_start(value: str | None) -> int | None:
-    if not value:
-        return None
-    spec = value.split(" ", 1)[-1]
-    first = spec.split("-", 1)[0].strip()
-    return int(first) if first.isdigit() else None
-
-
 def _publish(partial: Path, dest: Path) -> None:
     """The verified file takes its final name in one rename; the folder entry is made durable."""
     os.replace(partial, dest)
@@ -568,11 +516,3 @@ def _remove(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-# Shared with the ranged engine.
-TRANSIENT = _TRANSIENT
-describe = _describe
-body_reader = _body_reader
-content_range_start = _content_range_start
-content_range_total = _content_range_total

@@ -176,3 +176,7 @@ def remove_bookkeeping(dest: Path) -> None:
     for path in (partial_paths(dest)[1], journal_path(dest)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+class Cancelled(Exception):
+    """The run is being interrupted; the partial file stays for the next run."""

@@ -34,7 +34,15 @@ from ...redact import redact_url
 from . import resumable_hash
 from .hashing import Digests, git_blob_header
 from .http import RETRY_STATUSES, TransientHttpError, retry_after_header
-from .partial_state import RANGED, Intervals, PartialState, journal_path, journal_record, write_sidecar
+from .partial_state import (
+    RANGED,
+    Cancelled,
+    Intervals,
+    PartialState,
+    journal_path,
+    journal_record,
+    write_sidecar,
+)
 from .sources import RemoteFile
 
 PIECE_MIN = 1024 * 1024
@@ -273,8 +281,6 @@ class RangedFill:
         if self.errors:
             raise self._worst_error()
         if self.dl.cancel.is_set():
-            from .download import Cancelled
-
             raise Cancelled()
         if self.hashed != self.size:
             raise EnvironmentFailure(f"{self.remote.path}: {self.hashed} of {self.size} bytes were hashed")
@@ -375,7 +381,7 @@ class RangedFill:
             return any(p.end - p.pos >= 2 * STEAL_MIN for p in self.active)
 
     def _fetch_piece(self, piece: _Piece, buf: bytearray) -> None:
-        from .download import TRANSIENT, describe
+        from .response import TRANSIENT, describe
 
         failures = 0
         policy = self.dl.policy
@@ -427,7 +433,7 @@ class RangedFill:
                     ) from None
 
     def _request(self, index: int, url: str, piece: _Piece, buf: bytearray) -> None:
-        from .download import body_reader, content_range_start, content_range_total
+        from .response import body_reader, content_range_start, content_range_total
 
         target = self.endpoints.direct.get(index, url)
         end = piece.end

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..auth import KeyRecord
+from ..backends import params
 from ..backends.base import GenerationRequest, GenerationResult
 from ..errors import ApiError, InvalidRequest
 from ..prefix import prompt_hashes
 from ..scheduler import Priority
 from ..service import Job, Runtime, new_request_id
-from . import params
 from .schemas import ChatRequest, CompletionRequest, _Generation
 from .security import check_model, require
 
@@ -321,4 +321,3 @@ async def _relay(job: Job, runtime: Runtime, first: bytes) -> AsyncIterator[byte
         if not finished and not job.finished:  # the client went away mid-stream
             runtime.cancel_soon(job)
         runtime.release(job)
-

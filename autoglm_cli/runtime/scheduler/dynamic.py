@@ -502,6 +502,7 @@ class DynamicScheduler:
         waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
         limit, default_slots = s.max_outstanding_per_slot, s.slots_per_node
         ready, model = NodeState.READY, task.model
+        now = self._clock()
         best = full = None
         best_score = full_score = math.inf
         best_uncached = full_uncached = prompt
@@ -515,7 +516,9 @@ class DynamicScheduler:
                 auto = False  # the first candidate decides, as for least-time
             node_id = node.id
             uncached = prompt - per_block * depth(node_id, 0)
-            load = node.running + node.queued
+            # The gateway's own in-flight count, or an engine's report when it says more
+            # (other clients share the engine).
+            load = effective_load(node, now) if node.signals_at is not None else node.running + node.queued
             score = backlog(node_id, 0) + uncached * (prefill_w + stall_w * load) + running_w * load
             if node.engine_waiting:
                 score += waiting_w * node.engine_waiting

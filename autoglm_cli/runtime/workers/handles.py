@@ -62,7 +62,7 @@ def _in_process(request: GenerationRequest) -> GenerationRequest:
         request = dataclasses.replace(request, max_tokens=request.max_tokens_default)
     if request.passthrough is None:
         return request
-    from ..gateway.params import check_fields
+    from ..backends.params import check_fields
 
     check_fields(request.passthrough, "the in-process model this request fell back to")
     return dataclasses.replace(request, passthrough=None)

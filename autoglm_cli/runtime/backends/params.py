@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..backends.base import BackendSettings
 from ..errors import InvalidRequest
+from .base import BackendSettings
 
 PASSTHROUGH_BACKENDS = frozenset({"openai"})
 IN_PROCESS_FIELDS = frozenset(
