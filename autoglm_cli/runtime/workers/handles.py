@@ -80,7 +80,8 @@ class _RemoteHandle:
         self.target = target
         self.timeout = timeout
         self._channel = f"autoglm-{uuid.uuid4().hex[:16]}"
-        self._listeners: dict[str, asyncio.Queue] = {}
+        self._listeners: dict[str, asyncio.Queue] = {}  # from before start_stream: no reply is lost
+        self._started: set[str] = set()  # streams the node has: only these are polled by id
         self._puller: asyncio.Future | None = None
 
     async def _call(self, awaitable: Awaitable, timeout: float | None = None) -> Any:
@@ -106,6 +107,7 @@ class _RemoteHandle:
         self._listeners[request.id] = replies
         try:
             await self._call(self.target.start_stream(request, self._channel))
+            self._started.add(request.id)
             if self._puller is None or self._puller.done():
                 self._puller = asyncio.ensure_future(self._pull_channel())
             while True:
@@ -121,13 +123,14 @@ class _RemoteHandle:
             raise
         finally:
             self._listeners.pop(request.id, None)
+            self._started.discard(request.id)
 
     async def _pull_channel(self) -> None:
         """Long-poll the channel while any stream listens; a failed poll fails them all."""
         while self._listeners:
             try:
                 replies = await self._call(
-                    self.target.pull_channel(self._channel, list(self._listeners), PULL_WAIT),
+                    self.target.pull_channel(self._channel, sorted(self._started), PULL_WAIT),
                     timeout=PULL_WAIT + PULL_SLACK,
                 )
             except (NodeFailure, ApiError) as exc:
