@@ -21,6 +21,13 @@ HELP = (
     "Replay a request trace against an OpenAI-compatible endpoint and report latency"
     " (--simulate: through a simulated fleet, to plan capacity)"
 )
+EXAMPLES = (
+    "autoglm bench http://127.0.0.1:8000/v1 \\",
+    "    -t benchmarks/traces/AzureLLMInferenceTrace_code.csv \\",
+    "    --start 180 --duration 30 --speedup 2 --plot bench.png",
+    "autoglm bench --simulate --policy dynamic --nodes 8 \\",
+    "    -t benchmarks/traces/mooncake_conversation_trace.jsonl",
+)
 DEFAULT_PLOT = Path("autoglm-bench.png")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import logging
 import socket
@@ -136,7 +135,9 @@ def serve(
     setup_logging(level)
     sock = bind(config.gateway.host, config.gateway.port)
     actual_port = sock.getsockname()[1]
-    config = dataclasses.replace(config, gateway=dataclasses.replace(config.gateway, port=actual_port))
+    from ..config import with_overrides
+
+    config = with_overrides(config, {"gateway.port": actual_port})
     url = f"http://{_url_host(config.gateway.host)}:{actual_port}"
     app = create_app(
         config, keys_file=keys_file, warn=warn, on_started=lambda: note(f"serving on {url} (Ctrl-C stops)")

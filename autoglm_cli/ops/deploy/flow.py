@@ -16,12 +16,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
+from ...config import Config
 from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
 from ..health import HealthReport, HealthTarget, check_health
+from ..status import Word
 from .base import LaunchContext, Target, read_env_file
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
+from .health_target import state_check
 from .model_info import default_model, health_timeout, hub_cache_dir
 from .ports import PortInUse, port_holder
 from .snapshot import write_snapshot
@@ -29,7 +32,21 @@ from .state import DeploymentState, StateDir, resolve_state_dir
 from .systemd_target import UnitCheck, render_unit, verify_unit
 from .targets import get_target
 
-# Outcome -> exit code (DESIGN.md's table).
+
+class DeployAction(Word):
+    DEPLOYED = "deployed"
+    UNCHANGED = "unchanged"
+    PLANNED = "planned"
+    RENDERED = "rendered"
+    STOPPED = "stopped"
+    STATUS = "status"
+    NOT_RUNNING = "not-running"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    RESTORE_FAILED = "restore_failed"
+
+
+# Outcome -> exit code (DESIGN.md's table); keyed by the words, which equal the members.
 _EXIT = {
     "deployed": ExitCode.OK,
     "unchanged": ExitCode.OK,
@@ -46,7 +63,7 @@ _EXIT = {
 
 @dataclass(frozen=True)
 class DeployReport:
-    action: str  # a key of _EXIT
+    action: DeployAction  # a word is accepted and checked
     target: str
     state_dir: str
     message: str
@@ -63,12 +80,15 @@ class DeployReport:
     removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old image tags)
     tidy_problem: str | None = None  # what tidying could not do (the deployment is fine)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", DeployAction(self.action))
+
     @property
     def exit_code(self) -> ExitCode:
         return _EXIT[self.action]
 
 
-def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
+def _context(config: Config, state: StateDir, *, write: bool = True) -> LaunchContext:
     snapshot = write_snapshot(config, state, write=write)
     config = snapshot.config  # relative paths made absolute: the service may run elsewhere
     model = default_model(config)
@@ -84,7 +104,7 @@ def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
 
 
 def deploy(
-    config,
+    config: Config,
     *,
     target: str | None = None,
     state_dir: str | Path | None = None,
@@ -97,16 +117,10 @@ def deploy(
     progress: Progress = NULL_PROGRESS,
 ) -> DeployReport:
     """Deploy `config` to `target` (default `deploy.target`); see the module docstring."""
-    from dataclasses import replace as dc_replace
+    from ...config import with_overrides
 
     target_name = target or config.deploy.target
-    if host or port:
-        config = dc_replace(
-            config,
-            gateway=dc_replace(
-                config.gateway, host=host or config.gateway.host, port=port or config.gateway.port
-            ),
-        )
+    config = with_overrides(config, {"gateway.host": host or None, "gateway.port": port or None})
     state = StateDir(resolve_state_dir(config, state_dir))
     backend = get_target(target_name)
     ctx = _context(config, state, write=not dry_run)
@@ -321,6 +335,7 @@ def _probe(record: DeploymentState, ctx: LaunchContext) -> HealthTarget:
         container=record.container_name if record.target == "docker" else None,
         api_key=ctx.state.read_health_key(),
         auth=ctx.config.gateway.auth,
+        state_check=state_check(record),
     )
 
 
@@ -335,7 +350,7 @@ def _mark_running(record: DeploymentState, backend: Target) -> DeploymentState:
 # --- --stop and --status ------------------------------------------------------------
 
 
-def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def stop(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
     current = state.load_current()
     if current is None:
@@ -355,7 +370,7 @@ def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
     )
 
 
-def status(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def status(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
     current = state.load_current()
     if current is None:

@@ -130,6 +130,10 @@ class Scheduler(Protocol):
         """A task was accepted (before it is queued)."""
         ...
 
+    def on_first_token(self, task: Task, node: Node) -> None:
+        """`task`'s first token came from `node` (its prefill is done; streamed requests only)."""
+        ...
+
     def on_completion(
         self, task: Task, node: Node, service_time: float, ok: bool, *, output_tokens: int | None = None
     ) -> None:
@@ -202,6 +206,9 @@ class BaseScheduler:
         now = self.clock()
         self._arrivals.append(now)
         self._trim(now)
+
+    def on_first_token(self, task: Task, node: Node) -> None:
+        pass  # policies that track prefill work (dynamic) override it
 
     def on_completion(
         self, task: Task, node: Node, service_time: float, ok: bool, *, output_tokens: int | None = None

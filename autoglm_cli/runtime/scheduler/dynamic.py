@@ -36,8 +36,11 @@ from dataclasses import dataclass, field
 
 from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
+from .engine_load import effective_load, has_signals, kv_pressure
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 from .task_cost import TaskCostModel
+
+KV_NEARLY_FULL = 0.95  # an engine this full preempts or queues: prefer another at equal load
 
 ROUTINGS = ("auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline")
 _SPEED_SAMPLE_CAP = math.log(4.0)  # one completion moves a node's speed by at most this (log)
@@ -196,6 +199,7 @@ class DynamicScheduler:
         """The policy for a loaded `Config`: `workers.min..max`, node concurrency, `autoscale`,
         priorities on for `scheduler: priority-based`. Bad values are a `ConfigError`."""
         from ...errors import ConfigError
+        from ..prefix import BLOCK_TOKENS
 
         workers, auto = config.workers, config.autoscale
         params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
@@ -216,6 +220,7 @@ class DynamicScheduler:
                 forecaster=auto.forecaster,
                 forecaster_params=params,
                 priorities=config.scheduler == "priority-based",
+                prefix_block_tokens=BLOCK_TOKENS,  # the gateway's prompt blocks (runtime/prefix.py)
                 **overrides,
             )
             make_forecaster(settings.forecaster, **settings.forecaster_params)
@@ -471,7 +476,7 @@ class DynamicScheduler:
             pool = with_room or candidates
             if len(pool) > self.settings.power_of_two_above:
                 pool = self._rng.sample(pool, 2)
-            best = min(pool, key=lambda n: (self.expected_completion_s(n, task), self._rng.random()))
+            best = min(pool, key=self._route_key(pool, task))
         _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
         return best
 
@@ -497,6 +502,7 @@ class DynamicScheduler:
         waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
         limit, default_slots = s.max_outstanding_per_slot, s.slots_per_node
         ready, model = NodeState.READY, task.model
+        now = self._clock()
         best = full = None
         best_score = full_score = math.inf
         best_uncached = full_uncached = prompt
@@ -510,7 +516,9 @@ class DynamicScheduler:
                 auto = False  # the first candidate decides, as for least-time
             node_id = node.id
             uncached = prompt - per_block * depth(node_id, 0)
-            load = node.running + node.queued
+            # The gateway's own in-flight count, or an engine's report when it says more
+            # (other clients share the engine).
+            load = effective_load(node, now) if node.signals_at is not None else node.running + node.queued
             score = backlog(node_id, 0) + uncached * (prefill_w + stall_w * load) + running_w * load
             if node.engine_waiting:
                 score += waiting_w * node.engine_waiting
@@ -538,6 +546,20 @@ class DynamicScheduler:
         return best
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _route_key(self, pool: list[Node], task: Task):
+        """How route_task orders candidates: least expected completion time; for engine nodes that
+        all report their own load (vLLM, SGLang: they batch by themselves), their reported load
+        (plus what was sent since the report) first, a nearly full KV cache next."""
+        now = self._clock()
+        if all(has_signals(n, now) for n in pool):
+            return lambda n: (
+                effective_load(n, now),
+                kv_pressure(n, now) >= KV_NEARLY_FULL,
+                self.expected_completion_s(n, task),
+                self._rng.random(),
+            )
+        return lambda n: (self.expected_completion_s(n, task), self._rng.random())
 
     def tick(self) -> ScaleEvent | None:
         """One control interval: forecast, then size the pool. Returns the change, if any."""
