@@ -196,7 +196,8 @@ class Fleet:
         """An upstream endpoint failed a request (no answer, or a 5xx). One request's error says
         little about the endpoint: only BREAKER_THRESHOLD failures in a row, across requests,
         open its circuit (FAILED: no requests; `maintain` probes it every UPSTREAM_REPROBE
-        seconds, half-open, and a probe that answers closes it)."""
+        seconds; a probe that answers lets requests in again, half-open: the first one's
+        failure opens the circuit at once, its success closes it)."""
         entry.consecutive_failures += 1
         if entry.consecutive_failures < BREAKER_THRESHOLD or entry.node.state is NodeState.FAILED:
             return
@@ -242,7 +243,10 @@ class Fleet:
                 entry.node.extra[key] = status[key]
         apply_capacity(entry.node, status, accepted=self.config.workers.concurrency)
         if status.get("state") == "ready":
-            entry.consecutive_failures = 0  # a probe that answers closes the breaker
+            # A probe that answers closes the breaker half-way: the next request decides (one
+            # more failure opens it again at once, a success resets the count).
+            opened = entry.consecutive_failures >= BREAKER_THRESHOLD
+            entry.consecutive_failures = BREAKER_THRESHOLD - 1 if opened else 0
             if entry.node.state is not NodeState.READY:
                 log.info("node %s ready: %s on %s", entry.node.id, entry.model, entry.node.address)
             self.set_state(entry, NodeState.READY)

@@ -71,9 +71,17 @@ def test_failures_in_a_row_open_the_breaker_and_a_probe_closes_it(upstream_gatew
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "model_unavailable"
     assert refused.headers.get("retry-after")
     calls = upstream.calls
+    wait_ready(url)  # the probe answers (the process is up): half-open
+    assert upstream.calls == calls  # no request reached it while open: only the probe did
+    assert ask(url, 1).status_code == 500  # still sick: one request decides
+    assert node_state(url) == "failed"  # open again at once
     upstream.broken = False
+    wait_ready(url)
+    assert all(ask(url, n).status_code == 200 for n in (1, 2, 4, 5, 7))
+    assert node_state(url) == "ready"
+
+
+def wait_ready(url: str) -> None:
     deadline = time.monotonic() + 30
     while node_state(url) != "ready" and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert upstream.calls == calls  # no request reached it while open: only the probe did
-    assert ask(url, 1).status_code == 200
