@@ -24,8 +24,10 @@ from . import (
     fetch_weights,
     health,
     keys,
+    logs,
     migrate_cache,
     redeploy,
+    rollback,
     serve,
     verify,
     worker,
@@ -103,6 +105,8 @@ _register(migrate_cache, "migrate-cache")
 _register(deploy, "deploy")
 _register(health, "health")
 _register(redeploy, "redeploy")
+_register(rollback, "rollback")
+_register(logs, "logs")
 _register(serve, "serve")
 _register(worker, "worker")
 _register(keys, "keys")

@@ -98,7 +98,12 @@ def render(console: Console, report: DeployReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    style = {"deployed": "green", "unchanged": "green", "rolled_back": "bold yellow"}.get(report.action, "")
+    style = {
+        "deployed": "green",
+        "unchanged": "green",
+        "restored": "green",
+        "rolled_back": "bold yellow",
+    }.get(report.action, "")
     if report.exit_code and report.action not in ("rolled_back",):
         style = "bold red"
     console.print(
@@ -113,6 +118,7 @@ def render(console: Console, report: DeployReport) -> None:
         "not-running",
         "deployed",
         "unchanged",
+        "restored",
         "rolled_back",
     ):
         table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)

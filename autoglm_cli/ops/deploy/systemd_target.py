@@ -158,6 +158,7 @@ def _systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 class SystemdTarget:
     name = "systemd"
+    swaps = False  # one unit per name: a redeploy restarts it (Type=notify: active once ready)
 
     def plan(self, ctx: LaunchContext) -> list[str]:
         unit = unit_name(ctx.config.deploy.name)
@@ -176,7 +177,7 @@ class SystemdTarget:
         if not check.ok:
             raise EnvironmentFailure(f"the rendered unit does not verify:\n{check.output}")
 
-    def launch(self, ctx: LaunchContext) -> DeploymentState:
+    def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
         unit = unit_name(ctx.config.deploy.name)
         text = render_unit(ctx)
         copy = ctx.state.ensure().root / "units" / f"{ctx.snapshot.hash[:16]}.service"
@@ -231,7 +232,13 @@ class SystemdTarget:
         # Nothing to stop first: installing the new unit restarts the service.
         pass
 
-    def restore(self, state: DeploymentState) -> DeploymentState:
+    def join(self, state: DeploymentState) -> None:
+        pass
+
+    def promote(self, state: DeploymentState) -> DeploymentState:
+        return state
+
+    def restore(self, state: DeploymentState, *, side_port: int, beside: bool) -> DeploymentState:
         copy = Path(state.log_path or "")
         if not copy.is_file():
             raise EnvironmentFailure(f"the previous unit file {copy} is gone; nothing to restore")
@@ -254,9 +261,22 @@ class SystemdTarget:
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         if shutil.which("journalctl") is None:
             return ""
-        proc = subprocess.run(
-            ["journalctl", "-u", state.unit_name or unit_name(state.name), "-n", str(lines), "--no-pager"],
-            capture_output=True,
-            text=True,
-        )
+        proc = subprocess.run(self.journal_command(state, lines), capture_output=True, text=True)
         return redact(proc.stdout)
+
+    def journal_command(self, state: DeploymentState, lines: int, follow: bool = False) -> list[str]:
+        unit = state.unit_name or unit_name(state.name)
+        return ["journalctl", "-u", unit, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
+
+    def follow(self, state: DeploymentState, lines: int = 40):
+        if shutil.which("journalctl") is None:
+            raise EnvironmentFailure("journalctl is not installed here; no journal to follow")
+        command = self.journal_command(state, lines, follow=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                yield redact(line.rstrip("\n"))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
