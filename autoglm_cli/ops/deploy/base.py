@@ -212,10 +212,10 @@ def follow_file(path: str | os.PathLike | None, lines: int = 40, *, poll_s: floa
     """`tail -f` of a text file, redacted; a file replaced or truncated is read from its start."""
     import time
 
-    yield from tail(path, lines).splitlines()
     if not path:
         return
-    position = Path(path).stat().st_size if Path(path).exists() else 0
+    position = Path(path).stat().st_size if Path(path).exists() else 0  # before the tail is read out
+    yield from tail(path, lines).splitlines()
     pending = ""
     while True:
         try:

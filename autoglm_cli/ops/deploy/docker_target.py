@@ -147,6 +147,7 @@ class DockerTarget:
 
     def __init__(self) -> None:
         self._client = None
+        self._tag: str | None = None  # computed once: the source must not change between build and run
 
     @property
     def client(self):
@@ -160,13 +161,17 @@ class DockerTarget:
         settings = ctx.config.deploy.docker
         if settings.image:
             return settings.image
+        if self._tag is not None:
+            return self._tag
         root = project_root()
         if root is None:
             raise UsageError(
                 "the docker target builds from autoglm's source checkout, and none was found",
                 remedy="Set deploy.docker.image to a pre-built autoglm image.",
             )
-        return f"{IMAGE_REPO}:{__version__}-{_source_hash(root, settings.extras, settings.base_image)[:12]}"
+        source_hash = _source_hash(root, settings.extras, settings.base_image)
+        self._tag = f"{IMAGE_REPO}:{__version__}-{source_hash[:12]}"
+        return self._tag
 
     def plan(self, ctx: LaunchContext) -> list[str]:
         settings = ctx.config.deploy.docker
