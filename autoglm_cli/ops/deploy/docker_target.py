@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
@@ -70,15 +70,30 @@ def docker_client():
     return client
 
 
-def container_labels(name: str) -> dict[str, str]:
-    """The autoglm labels of a container (port, model, auth) for `health --container`."""
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What `health --container` needs to probe a container the way deploy's gate does."""
+
+    labels: dict[str, str]
+    cache_dir: Path | None  # the host folder mounted as the container's HF cache
+    health_key: str | None  # from the state directory of the deploy that started it
+
+
+def container_facts(name: str) -> ContainerFacts:
     from docker.errors import NotFound
+
+    from .state import StateDir
 
     try:
         container = docker_client().containers.get(name)
     except NotFound:
         raise UsageError(f"no container named {name!r}", remedy="List them with `docker ps -a`.") from None
-    return dict(container.labels or {})
+    labels = dict(container.labels or {})
+    mounts = {m.get("Destination"): m.get("Source") for m in container.attrs.get("Mounts", [])}
+    cache = mounts.get(CONTAINER_CACHE)
+    state_dir = labels.get("io.autoglm.state-dir")
+    key = StateDir(Path(state_dir)).read_health_key() if state_dir else None
+    return ContainerFacts(labels, Path(cache) if cache else None, key)
 
 
 def project_root() -> Path | None:

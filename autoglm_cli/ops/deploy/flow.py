@@ -1,8 +1,17 @@
 """`autoglm deploy`: replace the running deployment, health-gated, with rollback.
 
-    check the port -> prepare (build the image) -> retire the running one (kept
-    restorable) -> launch the new one -> health gate -> keep it, or discard it and
-    restore the previous one (exit 4)
+Blue-green (a running local or docker deployment replaced by one of the same target):
+
+    check the port -> prepare (build the image) -> start the new one beside the
+    running one, on a side port -> health gate there -> it takes the port over
+    (SIGUSR1, runtime/swap.py) -> the old one drains and stops (kept restorable);
+    a failed gate removes only the new one (exit 4): the old one served throughout
+
+Otherwise (first deploy, another target, systemd):
+
+    check the port -> prepare -> retire the running one (kept restorable) -> launch
+    the new one -> health gate -> keep it, or discard it and restore the previous
+    one (exit 4)
 
 Nothing running is touched before the checks and slow preparation succeeded.
 An already-current deployment (same config, version and weights, healthy) is
@@ -96,8 +105,12 @@ def deploy(
     force: bool = False,
     timeout: float | None = None,
     progress: Progress = NULL_PROGRESS,
+    blue_green: bool = True,
 ) -> DeployReport:
-    """Deploy `config` to `target` (default `deploy.target`); see the module docstring."""
+    """Deploy `config` to `target` (default `deploy.target`); see the module docstring.
+
+    `blue_green=False` stops the running deployment before starting the new one (the old
+    behaviour: the benchmark's anchor)."""
     from dataclasses import replace as dc_replace
 
     target_name = target or config.deploy.target
@@ -134,7 +147,7 @@ def deploy(
     current_alive = bool(
         current is not None and current.status != "stopped" and current_backend.liveness(current).alive
     )
-    beside = bool(current_alive and current.target == target_name and backend.swaps)
+    beside = bool(blue_green and current_alive and current.target == target_name and backend.swaps)
 
     if dry_run:
         plan = [f"health gate: /readyz and a tiny inference within {gate_timeout:.0f} s, else roll back"]
