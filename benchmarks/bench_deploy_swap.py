@@ -55,6 +55,17 @@ def write_config(work: Path, tag: str, *, target: str, port: int, tokens: int, d
     return path
 
 
+def docker_ready() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.images.get("autoglm-base:test")
+        return True
+    except Exception:  # noqa: BLE001 - any reason means: skip the docker runs
+        return False
+
+
 def must(report, what: str):
     if report.exit_code != 0:
         raise SystemExit(f"{what} failed: {report.action}: {report.message}\n{report.logs}")
@@ -84,6 +95,11 @@ def one_run(target: str, delay: float, *, blue_green: bool) -> dict:
         finally:
             with contextlib.suppress(Exception):
                 stop(a)
+            if target == "docker":  # the replaced container is kept for rollback: not here
+                with contextlib.suppress(Exception):
+                    import docker
+
+                    docker.from_env().containers.get(f"bench-swap-{target}-previous").remove(force=True)
         result = probe.result
         first_b = result.first_seen.get(6)
         last_b = result.last_seen.get(6)
@@ -115,6 +131,9 @@ def main() -> None:
     parser.add_argument("--no-anchor", action="store_true", help="skip the stop-then-start runs")
     args = parser.parse_args()
     rows = []
+    if "docker" in args.targets and not docker_ready():
+        print("docker: skipped (no engine or no autoglm-base:test image; as root run .ci/setup-system)")
+        args.targets = [t for t in args.targets if t != "docker"]
     for target in args.targets:
         for delay in args.delays:
             for blue_green in (True, False) if not args.no_anchor else (True,):

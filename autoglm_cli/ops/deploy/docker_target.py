@@ -96,6 +96,17 @@ def container_facts(name: str) -> ContainerFacts:
     return ContainerFacts(labels, Path(cache) if cache else None, key)
 
 
+def build_image(config) -> str:
+    """The image `deploy --target docker` runs for `config`, built when missing; its tag."""
+    from .flow import _context
+    from .state import StateDir, resolve_state_dir
+
+    target = DockerTarget()
+    ctx = _context(config, StateDir(resolve_state_dir(config)), write=False)
+    target.prepare(ctx)
+    return target.image_tag(ctx)
+
+
 def project_root() -> Path | None:
     """The source checkout autoglm runs from (holding the Dockerfile), if any."""
     root = Path(__file__).resolve().parents[3]

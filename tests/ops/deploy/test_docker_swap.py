@@ -12,7 +12,8 @@ import pytest
 from autoglm_cli.testing.probe import ProbeLoad
 from autoglm_cli.testing.servers import free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# An image build (a few minutes on a busy machine) comes first when the source changed.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def docker_config(path, *, name, port, base, state_dir, output_tokens=5, load_seconds=0.0) -> str:
