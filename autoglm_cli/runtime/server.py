@@ -131,19 +131,26 @@ def _server_class():
 
             from . import sd_notify, swap
 
-            await super().startup(sockets)
             loop = asyncio.get_running_loop()
             self._side_tasks = []
+            host = _probe_host(self.config.host or "127.0.0.1")
+
+            async def ready() -> bool:
+                # Before the servers exist (the runtime still starting) it is not ready; after a
+                # takeover the first server is the shared port.
+                servers = getattr(self, "servers", None) if self.started else None
+                if not servers or not servers[0].sockets:
+                    return False
+                return await sd_notify.readyz_passes(host, servers[0].sockets[0].getsockname()[1])
+
+            # Started before the runtime: the start timeout is extended while Dask and the model load.
+            self._side_tasks.append(loop.create_task(sd_notify.keep_systemd_informed(ready)))
+            await super().startup(sockets)
             if self.listeners is not None and not self.listeners.joined:
                 loop.add_signal_handler(
                     signal.SIGUSR1,
                     lambda: self._side_tasks.append(loop.create_task(swap.join(self, self.listeners))),
                 )
-            host = _probe_host(self.config.host or "127.0.0.1")
-            port = self.servers[0].sockets[0].getsockname()[1]
-            self._side_tasks.append(
-                loop.create_task(sd_notify.keep_systemd_informed(lambda: sd_notify.readyz_passes(host, port)))
-            )
 
         async def shutdown(self, sockets=None):
             from . import sd_notify, swap
