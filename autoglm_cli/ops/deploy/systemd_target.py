@@ -106,7 +106,6 @@ def render_unit(ctx: LaunchContext, *, python: str | None = None, prefix: str | 
         f"# autoglm {__version__}, config {ctx.snapshot.hash[:16]}, model {ctx.model.name}",
         "[Unit]",
         f"Description=autoglm LLM service {config.deploy.name} (OpenAI-compatible gateway + Dask workers)",
-        "Documentation=man:systemd.exec(5)",
         "After=network-online.target",
         "Wants=network-online.target",
         "StartLimitIntervalSec=600",
@@ -130,10 +129,14 @@ def render_unit(ctx: LaunchContext, *, python: str | None = None, prefix: str | 
         lines.append(f"User={settings.user}")
     else:
         lines.append("DynamicUser=yes")
+    # The service's own writable folders, named apart from deploy's records and the weights
+    # (/var/lib/autoglm, /var/cache/autoglm are natural choices for those), which systemd
+    # would otherwise hand over to the dynamic user.
+    own = f"{name}-service"
     lines += [
-        f"StateDirectory={name}",
-        f"CacheDirectory={name}",
-        f"WorkingDirectory=/var/lib/{name}",
+        f"StateDirectory={own}",
+        f"CacheDirectory={own}",
+        f"WorkingDirectory=/var/lib/{own}",
         # The config snapshot (and keys) may hold secrets: root-only files, passed as credentials.
         f"LoadCredential=config.yaml:{ctx.snapshot.path}",
     ]
@@ -150,7 +153,7 @@ def render_unit(ctx: LaunchContext, *, python: str | None = None, prefix: str | 
     lines += [
         "Environment=PYTHONUNBUFFERED=1",
         f"Environment=HF_HUB_CACHE={cache}",
-        f"Environment=HF_HOME=%C/{name}",
+        f"Environment=HF_HOME=%C/{own}",
         "Environment=HF_HUB_OFFLINE=1",
         f"ExecStart={exec_start}",
         "",

@@ -73,7 +73,7 @@ def test_rendered_unit_field_by_field(cli, systemd_config, tmp_path):
     credential = dict(c.split(":", 1) for c in service["LoadCredential"])
     snapshot = Path(credential["config.yaml"])
     assert snapshot.parent == tmp_path / "state" / "configs" and snapshot.is_file()
-    assert service["StateDirectory"] == ["glm-svc"] and service["CacheDirectory"] == ["glm-svc"]
+    assert service["StateDirectory"] == service["CacheDirectory"] == ["glm-svc-service"]
     assert f"-{tmp_path / 'hub'}" in service["BindReadOnlyPaths"]  # the weights, read-only
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert "network-online.target" in unit["Unit"]["After"][0]
