@@ -82,7 +82,11 @@ def one_run(target: str, delay: float, *, blue_green: bool) -> dict:
         must(deploy(a), "deploy A")
         key = (state / "health.key").read_text().strip()
         try:
-            with ProbeLoad(f"http://127.0.0.1:{port}", model="sim-glm", rate=RATE, api_key=key) as probe:
+            url = f"http://127.0.0.1:{port}"
+            # 16 connections: each waits for its answer, so fewer fall behind the schedule when
+            # a deployment's start-up takes the CPU.
+            with ProbeLoad(url, model="sim-glm", rate=RATE, workers=16, api_key=key) as probe:
+                probing = time.monotonic()
                 time.sleep(2.0)
                 started = time.monotonic()
                 to_b = must(deploy(b, blue_green=blue_green), "redeploy to B")
@@ -92,6 +96,7 @@ def one_run(target: str, delay: float, *, blue_green: bool) -> dict:
                 back = must(rollback(b), "rollback to A") if blue_green else None
                 rolled = time.monotonic()
                 time.sleep(2.0)
+                probed_s = time.monotonic() - probing
         finally:
             with contextlib.suppress(Exception):
                 stop(a)
@@ -108,6 +113,7 @@ def one_run(target: str, delay: float, *, blue_green: bool) -> dict:
             "load_delay_s": delay,
             "mode": "blue-green" if blue_green else "stop-then-start (anchor)",
             "requests": result.sent,
+            "req_per_s": round(result.sent / probed_s, 1),
             "failed": len(result.failures),
             "failures_sample": [f for _, f in result.failures[:3]],
             "redeploy_s": round(deployed - started, 1),
@@ -140,12 +146,13 @@ def main() -> None:
                 row = one_run(target, delay, blue_green=blue_green)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    header = ["target", "load delay", "mode", "requests", "failed", "redeploy s", "B serving after s"]
+    header = ["target", "load delay", "mode", "requests (req/s)", "failed", "redeploy s", "B serving after s"]
     header += ["gate budget s", "rollback s"]
     print("\n| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
     for r in rows:
-        cells = [r["target"], f"{r['load_delay_s']:.0f} s", r["mode"], r["requests"], r["failed"]]
+        sent = f"{r['requests']} ({r['req_per_s']})"
+        cells = [r["target"], f"{r['load_delay_s']:.0f} s", r["mode"], sent, r["failed"]]
         cells += [r["redeploy_s"], r["b_serving_after_s"], r["gate_budget_s"], r["rollback_s"] or "-"]
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
