@@ -83,9 +83,9 @@ def one_run(target: str, delay: float, *, blue_green: bool) -> dict:
         key = (state / "health.key").read_text().strip()
         try:
             url = f"http://127.0.0.1:{port}"
-            # 16 connections: each waits for its answer, so fewer fall behind the schedule when
+            # 32 connections: each waits for its answer, so fewer fall behind the schedule when
             # a deployment's start-up takes the CPU.
-            with ProbeLoad(url, model="sim-glm", rate=RATE, workers=16, api_key=key) as probe:
+            with ProbeLoad(url, model="sim-glm", rate=RATE, workers=32, api_key=key) as probe:
                 probing = time.monotonic()
                 time.sleep(2.0)
                 started = time.monotonic()
