@@ -124,8 +124,9 @@ def systemd_container(docker_engine, tmp_path):
         if state.strip() not in ("running", "degraded"):
             logs = container.logs(tail=15).decode("utf-8", "replace")
             pytest.skip(f"systemd did not come up as PID 1 on this engine ({state.strip()!r}): {logs[-600:]}")
-        # The unit passes its config and keys as credentials (LoadCredential=); systemd in a
-        # container without a mountable ramfs for them cannot (seen here: Permission denied).
+        # The unit passes its config and keys as credentials (LoadCredential=). Seen on this
+        # engine: systemd mounts the credentials' ramfs in a child namespace, and with the
+        # container's private mount propagation the service gets the empty root-only folder.
         probe = (
             "systemd-run --wait --pipe -p DynamicUser=yes -p LoadCredential=x:/etc/hostname "
             "sh -c 'cat $CREDENTIALS_DIRECTORY/x' 2>&1"
