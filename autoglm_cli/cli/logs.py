@@ -22,9 +22,7 @@ def command(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
     ] = False,
-    lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to show.")
-    ] = 40,
+    lines: Annotated[int, typer.Option("--lines", min=0, help="How many of the last lines to show.")] = 40,
     state_dir: StateDirOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,

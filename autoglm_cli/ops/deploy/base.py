@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ...errors import UsageError
 from ...redact import redact
-from .model_info import ModelInfo
-from .snapshot import ConfigSnapshot
+from .model_info import ModelInfo, default_model
+from .snapshot import ConfigSnapshot, write_snapshot
 from .state import DeploymentState, StateDir
 
 if TYPE_CHECKING:
@@ -235,3 +235,19 @@ def follow_file(path: str | os.PathLike | None, lines: int = 40, *, poll_s: floa
         except OSError:
             pass
         time.sleep(poll_s)
+
+
+def launch_context(config: Config, state: StateDir, *, write: bool = True) -> LaunchContext:
+    """What a target needs to launch `config`: its snapshot (written unless `write=False`), the
+    default model, host and port."""
+    snapshot = write_snapshot(config, state, write=write)
+    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
+    model = default_model(config)
+    return LaunchContext(
+        config=config,
+        snapshot=snapshot,
+        state=state,
+        model=model,
+        host=config.gateway.host,
+        port=config.gateway.port,
+    )

@@ -37,7 +37,7 @@ from pathlib import Path
 from ... import __version__
 from ...errors import EnvironmentFailure, UsageError
 from ...redact import redact
-from .base import LaunchContext, Liveness, Tidied
+from .base import LaunchContext, Liveness, Tidied, launch_context
 from .snapshot import replace_fields
 from .state import DeploymentState, atomic_write
 
@@ -98,11 +98,10 @@ def container_facts(name: str) -> ContainerFacts:
 
 def build_image(config) -> str:
     """The image `deploy --target docker` runs for `config`, built when missing; its tag."""
-    from .flow import _context
     from .state import StateDir, resolve_state_dir
 
     target = DockerTarget()
-    ctx = _context(config, StateDir(resolve_state_dir(config)), write=False)
+    ctx = launch_context(config, StateDir(resolve_state_dir(config)), write=False)
     target.prepare(ctx)
     return target.image_tag(ctx)
 

@@ -30,14 +30,13 @@ from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
 from ..health import HealthReport, HealthTarget, check_health
 from ..status import Word
-from .base import LaunchContext, Target, Tidied
+from .base import LaunchContext, Target, Tidied, launch_context
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
 from .health_target import state_check
-from .model_info import default_model, health_timeout, hub_cache_dir
+from .model_info import health_timeout, hub_cache_dir
 from .ports import PortInUse, free_port, port_holder
-from .repair import deploy_lock
-from .snapshot import write_snapshot
+from .repair import deploy_lock, load_current
 from .state import DeploymentState, StateDir, resolve_state_dir
 from .systemd_target import UnitCheck, render_unit, verify_unit
 from .targets import get_target
@@ -100,20 +99,6 @@ class DeployReport:
         return _EXIT[self.action]
 
 
-def _context(config: Config, state: StateDir, *, write: bool = True) -> LaunchContext:
-    snapshot = write_snapshot(config, state, write=write)
-    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
-    model = default_model(config)
-    return LaunchContext(
-        config=config,
-        snapshot=snapshot,
-        state=state,
-        model=model,
-        host=config.gateway.host,
-        port=config.gateway.port,
-    )
-
-
 def deploy(
     config: Config,
     *,
@@ -140,7 +125,7 @@ def deploy(
     backend = get_target(target_name)
     # A unit is rendered for another machine too: its snapshot is written (ExecStart names it);
     # a dry run writes nothing at all.
-    ctx = _context(config, state, write=not dry_run)
+    ctx = launch_context(config, state, write=not dry_run)
     gate_timeout = timeout if timeout is not None else health_timeout(config, ctx.model)
 
     if target_name == "systemd" and not install:
@@ -157,7 +142,7 @@ def deploy(
             plan=tuple(backend.plan(ctx)),
         )
 
-    current = state.load_current(repair=not dry_run)
+    current = load_current(state, repair=not dry_run)
     current_backend = get_target(current.target) if current is not None else None
     current_alive = bool(
         current is not None and current.status != "stopped" and current_backend.liveness(current).alive
@@ -471,7 +456,7 @@ def _mark_running(record: DeploymentState, backend: Target) -> DeploymentState:
 
 def stop(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
-    current = state.load_current()
+    current = load_current(state)
     if current is None:
         return DeployReport(
             "stopped", config.deploy.target, str(state.root), "no deployment recorded; nothing to stop"
@@ -491,7 +476,7 @@ def stop(config: Config, *, state_dir: str | Path | None = None) -> DeployReport
 
 def status(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
-    current = state.load_current()
+    current = load_current(state)
     if current is None:
         return DeployReport(
             "not-running", config.deploy.target, str(state.root), f"no deployment recorded in {state.root}"

@@ -30,6 +30,7 @@ def resolve_target(
     import os
 
     from .model_info import default_model, hub_cache_dir
+    from .repair import load_current
     from .state import StateDir, resolve_state_dir
 
     if url and container:
@@ -50,7 +51,7 @@ def resolve_target(
     if container:  # its own deploy's key and mounts, unless a key or state dir was given
         explicit = api_key or os.environ.get("AUTOGLM_API_KEY") or (key if state_dir else None)
         return _container_target(container, config, cache, explicit)
-    record = state.load_current()
+    record = load_current(state)
     if record is None:
         raise UsageError(
             f"no deployment is recorded in {state.root}",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UsageError
+from .repair import load_current
 from .state import StateDir, resolve_state_dir
 from .targets import get_target
 
@@ -36,7 +37,7 @@ def _source(record) -> str:
 
 def logs(config, *, state_dir: str | Path | None = None, lines: int = 40, follow: bool = False) -> LogsReport:
     state = StateDir(resolve_state_dir(config, state_dir))
-    record = state.load_current()
+    record = load_current(state)
     if record is None:
         raise UsageError(
             f"no deployment is recorded in {state.root}",

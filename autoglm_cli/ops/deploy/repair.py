@@ -67,6 +67,16 @@ def deploy_lock(state: StateDir) -> Iterator[None]:
         state.lock_file.unlink(missing_ok=True)
 
 
+def load_current(state: StateDir, *, repair: bool = True) -> DeploymentState | None:
+    """The current deployment. A record a killed deploy left behind (`starting`, or a
+    `next.json`) is first brought in line with what runs, unless `repair=False` (dry runs
+    write nothing)."""
+    record = state.load_current()
+    if repair and state.needs_repair(record):
+        record = repair_state(state, record)
+    return record
+
+
 def repair_state(state: StateDir, record: DeploymentState | None) -> DeploymentState | None:
     """The current record, corrected and saved, when a killed deploy left it inaccurate."""
     if deploy_in_progress(state):

@@ -18,7 +18,7 @@ from ...progress import NULL_PROGRESS, Progress
 from .flow import DeployReport, _record_config, _replace
 from .health_key import ensure_health_key
 from .model_info import default_model, health_timeout, hub_cache_dir
-from .repair import deploy_lock
+from .repair import deploy_lock, load_current
 from .state import StateDir, resolve_state_dir
 from .targets import get_target
 
@@ -32,7 +32,7 @@ def rollback(
 ) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
     with deploy_lock(state):
-        current = state.load_current()
+        current = load_current(state)
         previous = state.load_previous()
         if previous is None:
             raise UsageError(

@@ -134,16 +134,14 @@ class StateDir:
 
     # -- deployments ---------------------------------------------------------
 
-    def load_current(self, *, repair: bool = True) -> DeploymentState | None:
-        """The current deployment. A record a killed deploy left behind (`starting`, or a
-        `next.json`) is first brought in line with what runs (`repair.py`), unless `repair=False`
-        (dry runs write nothing)."""
-        record = self._load(self.current_file)
-        if repair and (self.next_file.exists() or (record is not None and record.status == "starting")):
-            from .repair import repair_state
+    def load_current(self) -> DeploymentState | None:
+        """The current deployment as recorded (`repair.load_current` first brings a record a
+        killed deploy left behind in line with what runs)."""
+        return self._load(self.current_file)
 
-            record = repair_state(self, record)
-        return record
+    def needs_repair(self, record: DeploymentState | None) -> bool:
+        """A killed deploy left `next.json` behind, or the record at `starting`."""
+        return self.next_file.exists() or (record is not None and record.status == "starting")
 
     def load_next(self) -> DeploymentState | None:
         return self._load(self.next_file)
