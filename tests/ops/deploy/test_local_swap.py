@@ -64,7 +64,7 @@ def test_redeploy_and_rollback_under_load_drop_nothing(cli, tmp_path, deployment
 def test_logs_shows_and_follows_the_service_log(cli, tmp_path, deployments):
     config = simulated_config(tmp_path / "sim.yaml", port=free_port(), state_dir=deployments)
     assert cli("deploy", "--config", config).exit_code == 0
-    shown = cli("logs", "--config", config, "-n", "5")
+    shown = cli("logs", "--config", config, "--lines", "5")
     assert shown.exit_code == 0
     assert "serving on" in shown.stdout or shown.stdout.count("\n") >= 1
     assert str(_record(deployments)["log_path"]) in shown.stderr
