@@ -196,7 +196,7 @@ class DockerDeploy:
 
 @dataclass(frozen=True)
 class SystemdDeploy:
-    user: str | None = None  # User= of the unit (default: the user running deploy)
+    user: str | None = None  # User= of the unit (default: DynamicUser=yes)
     unit_dir: str = "/etc/systemd/system"
 
 

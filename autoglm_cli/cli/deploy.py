@@ -139,7 +139,12 @@ def interrupted_deploy(run, state_dir) -> Interrupted:
 def render(console: Console, report: DeployReport) -> None:
     from rich.markup import escape
 
-    style = {"deployed": "green", "unchanged": "green", "rolled_back": "bold yellow"}.get(report.action, "")
+    style = {
+        "deployed": "green",
+        "unchanged": "green",
+        "restored": "green",
+        "rolled_back": "bold yellow",
+    }.get(report.action, "")
     if report.exit_code and report.action not in ("rolled_back",):
         style = "bold red"
     console.print(
@@ -154,6 +159,7 @@ def render(console: Console, report: DeployReport) -> None:
         "not-running",
         "deployed",
         "unchanged",
+        "restored",
         "rolled_back",
     ):
         rows = [

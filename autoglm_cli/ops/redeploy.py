@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Config
 from ..errors import AutoglmError, ExitCode, UsageError
 from ..progress import NULL_PROGRESS, Progress
+from .deploy.repair import load_current
 from .deploy.snapshot import config_hash
 from .deploy.state import DeploymentState, StateDir, atomic_write, resolve_state_dir
 from .redeploy_context import PipelineContext, Step, StepOutcome, StepStatus
@@ -189,7 +190,7 @@ def redeploy(
         config_hash=digest,
         dry_run=dry_run,
         resumed_from=resumed,
-        deployment=state.load_current() if not dry_run else None,
+        deployment=load_current(state) if not dry_run else None,
         rolled_back=bool(deploy_out is not None and getattr(deploy_out, "action", "") == "rolled_back"),
         duration_s=time.perf_counter() - started,
     )

@@ -8,6 +8,7 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 from __future__ import annotations
 
 from ..units import size_text
+from .deploy.repair import load_current
 from .redeploy_context import PipelineContext, Step, StepOutcome
 
 # --- clone: the service's code ---------------------------------------------------------------
@@ -68,7 +69,7 @@ def _held_by_current_deployment(ctx: PipelineContext, port: int) -> bool:
     """Is `port` held by the deployment this redeploy replaces (so deploy frees it)?"""
     from .deploy.targets import get_target
 
-    current = ctx.state.load_current()
+    current = load_current(ctx.state)
     if current is None or current.status == "stopped" or current.port != port:
         return False
     return get_target(current.target).owns_port(current, port)

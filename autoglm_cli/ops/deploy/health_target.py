@@ -30,6 +30,7 @@ def resolve_target(
     import os
 
     from .model_info import default_model, hub_cache_dir
+    from .repair import load_current
     from .state import StateDir, resolve_state_dir
 
     if url and container:
@@ -47,9 +48,10 @@ def resolve_target(
             api_key=key,
             auth=config.gateway.auth,
         )
-    if container:
-        return _container_target(container, config, cache, key)
-    record = state.load_current()
+    if container:  # its own deploy's key and mounts, unless a key or state dir was given
+        explicit = api_key or os.environ.get("AUTOGLM_API_KEY") or (key if state_dir else None)
+        return _container_target(container, config, cache, explicit)
+    record = load_current(state)
     if record is None:
         raise UsageError(
             f"no deployment is recorded in {state.root}",
@@ -78,18 +80,19 @@ def _record_auth(record: DeploymentState, config: Config) -> bool:
 
 
 def _container_target(name: str, config: Config, cache: Path, key: str | None) -> HealthTarget:
-    from .docker_target import container_labels
+    from .docker_target import container_facts
 
-    labels = container_labels(name)
+    facts = container_facts(name)
+    labels = facts.labels
     port = int(labels.get("io.autoglm.port", config.gateway.port))
     model = labels.get("io.autoglm.model", config.model_pool.default)
     return HealthTarget(
         url=f"http://127.0.0.1:{port}",
         source=f"container:{name}",
         model=model,
-        cache_dir=cache,
+        cache_dir=facts.cache_dir or cache,  # the mounted folder, not this config's
         container=name,
-        api_key=key,
+        api_key=key or facts.health_key,
         auth=labels.get("io.autoglm.auth", "true") == "true",
         state_check=state_check(None, container=name),
     )
