@@ -219,6 +219,7 @@ class Config:
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     read_timeout: Duration = Duration(60)
     log_level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"] = "WARN"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/serve.md, "Logs")
     moves: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     weights: Weights = field(default_factory=Weights)

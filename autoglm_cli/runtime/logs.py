@@ -1,14 +1,24 @@
-"""Logging for the service: one stderr handler, `log_level` from config, secrets redacted."""
+"""Logging for the service: one stderr handler, `log_level` and `log_format` from config,
+secrets redacted.
+
+`log_format: json` writes one JSON object per line (time, level, logger, message, and a
+record's structured `fields`, e.g. the request lines of `autoglm.requests`), for log
+shippers that index fields instead of parsing text.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 
 from ..redact import redact
 
 _handler: logging.Handler | None = None
 _level = "WARNING"
+_format = "text"
+REQUESTS_LOGGER = "autoglm.requests"  # one line per finished request, at INFO
 
 
 class RedactingFilter(logging.Filter):
@@ -22,9 +32,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: `time` (UTC, ISO 8601), `level`, `logger`, `message`,
+    the record's `fields` (structured data, e.g. a request's id, model, node and timings)
+    and `error` (a traceback, redacted) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        entry = {
+            "time": f"{created}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
     """Route autoglm's and uvicorn's loggers through one redacting stderr handler at `level`."""
-    global _handler, _level
+    global _handler, _level, _format
+    _format = log_format
     _handler = _new_handler()
     _level = level
     for name in ("autoglm", "uvicorn"):
@@ -39,7 +71,10 @@ def setup_logging(level: str) -> None:
 
 def _new_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if _format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     return handler
 

@@ -132,7 +132,7 @@ def serve(
     from .models import python_log_level
 
     level = python_log_level(config)
-    setup_logging(level)
+    setup_logging(level, config.log_format)
     sock = bind(config.gateway.host, config.gateway.port)
     actual_port = sock.getsockname()[1]
     config = dataclasses.replace(config, gateway=dataclasses.replace(config.gateway, port=actual_port))
