@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 help:
 	@echo "make demo   run the main job on the embedded default"
 	@echo "make test   install everything into $(VENV) and run the tests"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff, and the import layers (lint-imports, contracts in pyproject.toml)"
 	@echo "make bench  run the benchmarks (slow; figures go to docs/benchmarks.md)"
 	@echo "make dist   build the wheel and sdist into dist/ with dist/SHA256SUMS"
 
@@ -34,6 +34,7 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check autoglm_cli tests benchmarks
 	$(BIN)/ruff format --check autoglm_cli tests benchmarks
+	$(BIN)/lint-imports
 
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py

@@ -32,6 +32,11 @@ from .errors import ConfigError
 DEFAULT_CONFIG_NAME = "autoglm.yaml"
 ENV_CONFIG = "AUTOGLM_CONFIG"
 ENV_OVERRIDE_PREFIX = "AUTOGLM_"
+_T = typing.TypeVar("_T")
+# Bad input stops early with a clear error: a real config is a few KiB and 4 or 5 levels deep.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_VALUES = 100_000  # after anchors and aliases are expanded
 
 
 class Duration(float):
@@ -85,6 +90,8 @@ class Weights:
     cache_dir: str | None = None  # default: HF_HUB_CACHE / HF_HOME / ~/.cache/huggingface/hub
     endpoints: list[str] = field(default_factory=list)  # tried in order
     jobs: int = 4
+    connections: int | None = None  # byte ranges per file at once (None: 8 for files over 64 MiB)
+    stall_timeout: Duration = Duration(30)  # no byte for this long: the next endpoint takes over
 
 
 @dataclass(frozen=True)
@@ -96,17 +103,55 @@ class Workers:
     # "inline": nodes run in the gateway process (simulated load tests, tiny setups).
     engine: Literal["dask", "inline"] = "dask"
     scheduler_address: str | None = None  # an existing Dask scheduler (serve --dask-scheduler)
-    concurrency: int = 1  # requests one model node runs at once
+    concurrency: int = 1  # requests the gateway sends one node at once (at least the node's max_batch)
+    # The transformers backend runs a node's requests in one continuous batch: at most this many
+    # sequences, holding at most `max_batch_tokens` KV-cache tokens (None: what fits the device).
+    max_batch: int = 32
+    max_batch_tokens: int | None = None
+    # GPUs per worker process: "auto" gives each worker its own GPU (or GPU set) when the host has
+    # several (CUDA_VISIBLE_DEVICES per worker); "none" leaves it alone; "0,1,2,3": share out these.
+    gpus: str = "auto"
+    gpus_per_worker: int = 1
     control_interval: Duration = Duration(1)  # the scheduler's control tick
     memory_limit: str = "auto"  # per worker process, Dask syntax ("4GiB", "auto")
     dashboard: bool = False  # Dask's dashboard for the embedded cluster
-    # How the dynamic scheduler picks a node: "least-time" (least expected completion time);
-    # "random-baseline" and "round-robin-baseline" exist only as benchmark anchors.
-    routing: Literal["least-time", "random-baseline", "round-robin-baseline"] = "least-time"
+    # How the dynamic scheduler picks a node: "least-time" (least expected completion time),
+    # "cache-aware" (prefix cache + prefill backlog, for batching nodes), "auto" (cache-aware on
+    # nodes that batch, least-time on the others); the "-baseline" ones are old benchmark anchors.
+    routing: Literal["auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline"] = "auto"
     # When serve does not own the cluster (--dask-scheduler): a command run on every change of the
     # desired worker count, e.g. "kubectl scale deploy/autoglm-worker --replicas={n}" ({n}: the count).
     scale_hook: str | None = None
     scale_hook_timeout: Duration = Duration(30)
+
+
+VLLM_COMMAND = [
+    "vllm", "serve", "{source}", "--host", "{host}", "--port", "{port}",
+    "--served-model-name", "{model}", "--revision", "{revision}",
+]  # fmt: skip
+SGLANG_COMMAND = [
+    "python", "-m", "sglang.launch_server", "--model-path", "{source}", "--host", "{host}",
+    "--port", "{port}", "--served-model-name", "{model}", "--revision", "{revision}",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Inference engines as nodes: signal polling (gateway) and managed engines (`worker --engine`)."""
+
+    poll_interval: Duration = Duration(0.5)  # how often the gateway reads each engine's /metrics
+    # `autoglm worker --engine vllm|sglang`: one engine per GPU set, on base_port, base_port + 1, ...
+    gpus: list[str] = field(default_factory=lambda: ["0"])  # GPU sets, e.g. ["0", "1"] or ["0,1", "2,3"]
+    host: str = "127.0.0.1"
+    base_port: int = 8001
+    health_path: str = "/health"
+    ready_timeout: Duration = Duration(1800)  # longest an engine may take to answer its health check
+    restart_base: Duration = Duration(1)  # first wait before a restart; doubles per quick death
+    restart_max: Duration = Duration(60)
+    # Command lines; {source} {model} {revision} {host} {port} {gpus} are filled in per engine.
+    vllm: list[str] = field(default_factory=lambda: list(VLLM_COMMAND))
+    sglang: list[str] = field(default_factory=lambda: list(SGLANG_COMMAND))
+    extra_args: list[str] = field(default_factory=list)  # appended to either command
 
 
 @dataclass(frozen=True)
@@ -148,7 +193,7 @@ class DockerDeploy:
 
 @dataclass(frozen=True)
 class SystemdDeploy:
-    user: str | None = None  # User= of the unit (default: the user running deploy)
+    user: str | None = None  # User= of the unit (default: DynamicUser=yes)
     unit_dir: str = "/etc/systemd/system"
 
 
@@ -214,7 +259,19 @@ class CacheMigration:
 @dataclass(frozen=True)
 class Config:
     model_pool: ModelPool = field(default_factory=ModelPool)
-    scheduler: Literal["static", "dynamic", "priority-based"] = "static"
+    # dynamic (ours), static (legacy round robin), priority-based (dynamic + aging priorities), or
+    # a baseline to compare with (runtime/scheduler/baselines.py)
+    scheduler: Literal[
+        "static",
+        "dynamic",
+        "priority-based",
+        "round-robin",
+        "random",
+        "least-requests",
+        "least-tokens",
+        "p2c",
+        "prefix-hash",
+    ] = "static"
     dependencies: list[str] = field(default_factory=list)
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     read_timeout: Duration = Duration(60)
@@ -231,6 +288,7 @@ class Config:
     cache_migrations: list[CacheMigration] = field(default_factory=list)
     retry: Retry = field(default_factory=Retry)
     clone: Clone = field(default_factory=Clone)
+    engines: Engines = field(default_factory=Engines)
 
     # Where the config came from (None: defaults) and what was odd about it.
     source: str | None = field(default=None, compare=False)
@@ -247,13 +305,48 @@ class _LineDict(dict):
     line: int | None = None
 
 
+class _BadYaml(Exception):
+    """Internal: raised inside the YAML loader, turned into a ConfigError with the file name."""
+
+    def __init__(self, message: str, line: int, remedy: str | None = None) -> None:
+        super().__init__(message)
+        self.line, self.remedy = line, remedy
+
+
 def _yaml_loader():
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.depth += 1
+            try:
+                if self.depth > MAX_CONFIG_DEPTH:
+                    raise _BadYaml(
+                        f"nested more than {MAX_CONFIG_DEPTH} levels deep",
+                        self.peek_event().start_mark.line + 1,
+                        "A config is a few levels of sections; check the brackets.",
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def construct_mapping(loader: Loader, node: Any) -> _LineDict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` keys are overridden by the mapping's own, as YAML says
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if _hashable(key) and key in seen:
+                raise _BadYaml(
+                    f"duplicate key {key!r}: first on line {seen[key]}, again on line {line}",
+                    line,
+                    "Keep one of them: YAML would silently use the last one.",
+                )
+            if _hashable(key):
+                seen[key] = line
         loader.flatten_mapping(node)
         mapping = _LineDict()
         mapping.key_lines = {}
@@ -268,12 +361,32 @@ def _yaml_loader():
     return Loader
 
 
+def _hashable(key: Any) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
 class _Context:
     """Where we are while coercing: the file, for messages, and collected warnings."""
 
     def __init__(self, file: str | None) -> None:
         self.file = file
         self.warnings: list[str] = []
+        self.values = 0  # coerced so far: aliases can make a small file expand enormously
+
+    def count(self, path: str, line: int | None) -> None:
+        self.values += 1
+        if self.values > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"more than {MAX_CONFIG_VALUES} values once anchors and aliases are expanded",
+                file=self.file,
+                line=line,
+                field=path or None,
+                remedy="A config holds a few hundred values; check the anchors (&name) and aliases (*name).",
+            )
 
     def error(self, path: str, line: int | None, message: str) -> ConfigError:
         return ConfigError(message, file=self.file, line=line, field=path or None)
@@ -294,6 +407,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, path: str, line: int | None, ctx: _Context) -> Any:
+    ctx.count(path, line)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
 
@@ -309,6 +423,7 @@ def _coerce(value: Any, tp: Any, path: str, line: int | None, ctx: _Context) -> 
         assert last_error is not None
         raise last_error
     if tp is Any:
+        _count_nested(value, path, line, ctx)  # free-form (model options): still bounded
         return value
     if origin is Literal:
         if value not in args:
@@ -354,6 +469,17 @@ def _coerce(value: Any, tp: Any, path: str, line: int | None, ctx: _Context) -> 
             raise ctx.error(path, line, f"expected a string, got {type(value).__name__}")
         return str(value)
     raise TypeError(f"unsupported schema type {_type_name(tp)} at {path}")  # a bug in the schema
+
+
+def _count_nested(value: Any, path: str, line: int | None, ctx: _Context) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        ctx.count(path, line)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _coerce_dataclass(value: Any, cls: type, path: str, line: int | None, ctx: _Context) -> Any:
@@ -412,12 +538,19 @@ def resolve_config_path(explicit: str | os.PathLike | None, environ=os.environ) 
     return local if local.is_file() else None
 
 
-def parse_config(text: str, *, file: str | None = None, environ=None) -> Config:
-    """Parse YAML text into a validated `Config` (environment overrides applied)."""
+def load_yaml(text: str, *, file: str | None = None) -> dict:
+    """The config file's YAML as mappings that remember each key's line (`_LineDict`).
+
+    Refuses, as a `ConfigError` naming the file and line: invalid YAML, duplicate keys,
+    more than `MAX_CONFIG_BYTES` or `MAX_CONFIG_DEPTH` levels, a top level that is not a mapping.
+    """
     import yaml
 
+    _check_size(len(text.encode("utf-8", "surrogateescape")), file)
     try:
         raw = yaml.load(text, Loader=_yaml_loader()) if text.strip() else {}
+    except _BadYaml as bad:
+        raise ConfigError(str(bad), file=file, line=bad.line, remedy=bad.remedy) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -427,6 +560,21 @@ def parse_config(text: str, *, file: str | None = None, environ=None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a mapping of sections", file=file, line=1)
+    return raw
+
+
+def _check_size(size: int, file: str | None) -> None:
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the config is {size} bytes; the limit is {MAX_CONFIG_BYTES // 1024} KiB",
+            file=file,
+            remedy="Point --config at autoglm's YAML config (a few KiB), not at another file.",
+        )
+
+
+def parse_config(text: str, *, file: str | None = None, environ=None) -> Config:
+    """Parse YAML text into a validated `Config` (environment overrides applied)."""
+    raw = load_yaml(text, file=file)
     raw = _apply_env_overrides(raw, os.environ if environ is None else environ)
     ctx = _Context(file)
     config = _coerce_dataclass(raw, Config, "", 1, ctx)
@@ -440,7 +588,7 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None) -> Confi
     if resolved is None:
         return parse_config("", environ=env)
     try:
-        text = resolved.read_text(encoding="utf-8")
+        text = read_config_text(resolved)
     except FileNotFoundError:
         raise ConfigError(
             "config file not found",
@@ -450,3 +598,41 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None) -> Confi
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the config file: {exc}", file=str(resolved)) from None
     return parse_config(text, file=str(resolved), environ=env)
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text, refusing a file over `MAX_CONFIG_BYTES` before reading it whole."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            size = os.fstat(handle.fileno()).st_size
+            _check_size(max(size, len(data)), str(path))
+    return data.decode("utf-8")
+
+
+# --- overrides from the command line ---------------------------------------------
+
+
+def with_overrides(config: _T, overrides: typing.Mapping[str, Any], *, none_means_unset: bool = True) -> _T:
+    """A copy of `config` with dotted fields replaced, e.g. `{"gateway.port": 9000}`.
+
+    The one way a command-line option (or a deploy target) overrides a config field. A
+    value of None means "not given" and leaves the field as it is, unless
+    `none_means_unset` is False (then the field becomes None). Raises KeyError for a
+    field the schema does not have (a bug in the caller).
+    """
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        if value is None and none_means_unset:
+            continue
+        head, _, rest = key.partition(".")
+        if head not in {f.name for f in dataclasses.fields(config)}:
+            raise KeyError(f"no config field {key!r}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            changes[head] = value
+    for head, fields in nested.items():
+        changes[head] = with_overrides(getattr(config, head), fields, none_means_unset=none_means_unset)
+    return dataclasses.replace(config, **changes) if changes else config

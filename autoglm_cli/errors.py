@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or config error
     ENVIRONMENT = 3  # environment or I/O failure after retries
     ROLLED_BACK = 4  # deploy failed and the previous version was restored
+    INTERNAL = 70  # an unexpected error: a bug in autoglm (sysexits' EX_SOFTWARE)
     INTERRUPTED = 130
 
 
@@ -26,6 +27,7 @@ EXIT_CODE_HELP = {
     ExitCode.USAGE: "usage or config error",
     ExitCode.ENVIRONMENT: "environment or I/O failure after retries",
     ExitCode.ROLLED_BACK: "deploy failed and the previous version was restored",
+    ExitCode.INTERNAL: "a bug in autoglm (AUTOGLM_DEBUG=1 shows the traceback)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -158,3 +160,37 @@ class NetworkError(EnvironmentFailure):
 
 class DiskSpaceError(EnvironmentFailure):
     default_remedy = "Free disk space or point the cache elsewhere; --force skips this check."
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a sentence: "no such file or directory: weights/x", not `FileNotFoundError(2, ...)`."""
+    if isinstance(exc, OSError) and exc.strerror:
+        what = exc.strerror[0].lower() + exc.strerror[1:]
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return f"{what}: {' -> '.join(names)}" if names else what
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- exit code 130 and 70: stopped by the user, or by a bug ---
+
+
+class Interrupted(AutoglmError):
+    """Ctrl-C: the message says what was happening and what is kept."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class InternalError(AutoglmError):
+    """An exception nobody anticipated: named in one line, never shown as a raw traceback."""
+
+    exit_code = ExitCode.INTERNAL
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> InternalError:
+        what = describe(exc) if str(exc).strip() else "(no message)"
+        return cls(
+            f"unexpected {type(exc).__name__}: {what} - this is a bug in autoglm; "
+            "AUTOGLM_DEBUG=1 shows the traceback",
+            remedy="",
+        )

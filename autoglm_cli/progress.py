@@ -1,6 +1,7 @@
 """How the library reports progress without printing.
 
-`ops/` functions accept a `Progress` and call `task(...)` / `advance(...)` on it;
+`ops/` functions accept a `Progress` and call `task(...)` / `advance(...)` on it
+(`unit="bytes"` for a task that counts bytes: shown in KiB/MiB/GiB with a rate);
 the CLI passes a rich-backed implementation (`cli/output.py`), tests and library
 users the silent `NULL_PROGRESS`.
 """
@@ -20,7 +21,12 @@ class ProgressTask(Protocol):
 
 class Progress(Protocol):
     def task(
-        self, description: str, total: float | None = None, *, transient: bool = False
+        self,
+        description: str,
+        total: float | None = None,
+        *,
+        transient: bool = False,
+        unit: str | None = None,
     ) -> ProgressTask: ...
 
 
@@ -36,7 +42,14 @@ class _NullTask:
 
 
 class _NullProgress:
-    def task(self, description: str, total: float | None = None, *, transient: bool = False) -> ProgressTask:
+    def task(
+        self,
+        description: str,
+        total: float | None = None,
+        *,
+        transient: bool = False,
+        unit: str | None = None,
+    ) -> ProgressTask:
         return _NullTask()
 
 

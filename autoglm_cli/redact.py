@@ -11,7 +11,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# Linear on any input (redact() runs on request paths and response bodies): the scheme is
+# bounded (RFC 3986 schemes are short) and must start where a scheme can start, so each `://`
+# is tried from one position only; the user-info cannot span a `/`, so the scans never overlap.
+_URL_USERINFO = re.compile(
+    r"(?<![a-zA-Z0-9+.-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)(?P<userinfo>[^/@\s]+)@"
+)
 # Real shapes only: a Hugging Face token is `hf_` + 34 letters, an autoglm key `ak_` +
 # 43 url-safe base64 characters. Shorter runs are names (`hf_transformers`), not secrets.
 _TOKENS = re.compile(r"\b(?:hf_[A-Za-z0-9]{30,}|ak_[A-Za-z0-9_-]{32,})")

@@ -80,7 +80,8 @@ def main() -> int:
         simulated = True
 
     from autoglm_cli.config import load_config
-    from autoglm_cli.ops.health import check_health, resolve_target
+    from autoglm_cli.ops.deploy.health_target import resolve_target
+    from autoglm_cli.ops.health import check_health
 
     with tempfile.TemporaryDirectory(prefix="autoglm-bench-health-") as tmp_name:
         tmp = Path(tmp_name)

@@ -108,3 +108,64 @@ def test_cli_reports_config_errors_with_exit_2(cli, tmp_path):
     result = cli("--config", str(bad), "env-check")
     assert result.exit_code == 2
     assert "bad.yaml:2: workers.max" in result.stderr
+
+
+# --- bad input: duplicate keys, size, depth, alias bombs -----------------------------------
+
+
+def test_duplicate_keys_are_an_error_naming_both_lines(tmp_path):
+    """A second `gateway:` block used to turn `auth` off without a word."""
+    path = tmp_path / "autoglm.yaml"
+    path.write_text("gateway:\n  auth: true\n  port: 8000\nlog_level: INFO\ngateway:\n  port: 9000\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    error = caught.value
+    assert "duplicate key 'gateway': first on line 1, again on line 5" in error.message
+    assert (error.file, error.line, error.exit_code) == (str(path), 5, 2)
+
+
+def test_duplicate_keys_in_a_nested_mapping_are_an_error():
+    with pytest.raises(ConfigError, match="duplicate key 'port': first on line 2, again on line 3"):
+        parse_config("gateway:\n  port: 1\n  port: 2\n", environ={})
+
+
+def test_merge_keys_may_be_overridden():
+    text = "base: &b {port: 1, host: h}\ngateway:\n  <<: *b\n  port: 2\n"
+    config = parse_config(text, environ={})
+    assert config.gateway.port == 2
+
+
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error():
+    with pytest.raises(ConfigError, match="nested more than 32 levels deep") as caught:
+        parse_config("[" * 300 + "]" * 300, environ={})
+    assert caught.value.exit_code == 2
+
+
+def test_a_huge_config_file_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "big.yaml"
+    with open(path, "w") as out:
+        out.write("moves:\n")
+        for i in range(200_000):
+            out.write(f"  org/m{i}: org/n{i}\n")
+    with pytest.raises(ConfigError, match="the limit is 1024 KiB") as caught:
+        load_config(path, environ={})
+    assert caught.value.file == str(path)
+
+
+def test_an_alias_bomb_is_refused():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\nmodels:\n  m:\n    options: {bomb: *a8}\n"
+    with pytest.raises(ConfigError, match="more than 100000 values"):
+        parse_config(text, environ={})
+
+
+def test_with_overrides_replaces_dotted_fields_and_skips_none():
+    from autoglm_cli.config import with_overrides
+
+    config = parse_config("gateway: {port: 1, host: h}\n", environ={})
+    changed = with_overrides(config, {"gateway.port": 2, "gateway.host": None, "workers.count": 3})
+    assert (changed.gateway.port, changed.gateway.host, changed.workers.count) == (2, "h", 3)
+    assert with_overrides(config, {"gateway.port": None}) is config
+    with pytest.raises(KeyError):
+        with_overrides(config, {"gatewya.port": 1})

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from autoglm_cli.cli.app import app
+from autoglm_cli.cli.app import COMMANDS
 from tests.conftest import REPO_ROOT
 
 
 def _command_names() -> list[str]:
-    names = [c.name for c in app.registered_commands]
-    names += [g.name for g in app.registered_groups]
-    return names
+    return list(COMMANDS)
 
 
 @pytest.mark.parametrize("name", _command_names())

@@ -105,9 +105,7 @@ def served(tmp_path_factory):
 # -- the files themselves ---------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool is not installed"
-)
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_rules_and_the_scrape_config():
     checked = subprocess.run(
         ["promtool", "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True

@@ -1,3 +1,5 @@
+import pytest
+
 from autoglm_cli.redact import redact, redact_url
 
 
@@ -24,3 +26,25 @@ def test_free_text_is_scrubbed():
 def test_names_that_merely_start_like_tokens_are_kept():
     text = "No module named 'autoglm_cli.runtime.backends.hf_transformers'; see ak_setup"
     assert redact(text) == text
+
+
+@pytest.mark.timeout(60)  # linear: well under a second each; the old pattern took hours on 4 MB
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 4_000_000,  # letters: every position could start a scheme
+        "a://" + "b" * 4_000_000,  # a scheme, then user-info that never ends in `@`
+        "ab://x" * 700_000,  # many schemes, no credentials
+        "x" * 2_000_000 + "://" + "y" * 2_000_000,
+        "Bearer" + " " * 4_000_000,
+    ],
+    ids=["letters", "endless-userinfo", "many-schemes", "long-scheme", "bearer-spaces"],
+)
+def test_redact_is_linear_on_megabytes(text):
+    assert redact(text) == text  # nothing to mask, and it returns
+
+
+def test_redact_still_masks_credentials_in_megabytes():
+    text = "a" * 1_000_000 + " https://user:secret@host/x " + "b" * 1_000_000
+    assert "secret" not in redact(text)
+    assert "https://user:***@host/x" in redact(text)

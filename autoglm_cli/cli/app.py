@@ -15,45 +15,101 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from ..errors import EXIT_CODE_HELP, AutoglmError, EnvironmentFailure, ExitCode, UsageError
-from . import (
-    bench,
-    clone,
-    deploy,
-    env_check,
-    fetch_weights,
-    health,
-    keys,
-    migrate_cache,
-    redeploy,
-    serve,
-    verify,
-    worker,
+from ..errors import (
+    EXIT_CODE_HELP,
+    AutoglmError,
+    EnvironmentFailure,
+    ExitCode,
+    InternalError,
+    UsageError,
+    describe,
 )
 from . import output as output_mod
+from ._coerce import use_plain_coercion
 from .context import GlobalOptions
+from .lazy import AutoglmGroup, LazyCommand
 from .options import ConfigOption, JsonOption, QuietOption, VerboseOption, typer_app
 from .output import Mode, Output
 
+# Every subcommand: its name -> its module under autoglm_cli/cli/ (see cli/lazy.py for
+# what a module exports). Registering a command is one line here; nothing is imported
+# until the command is chosen, so `autoglm --help` stays fast.
+COMMANDS: dict[str, str] = {
+    "clone": "clone",
+    "env-check": "env_check",
+    "config": "config_cmd",
+    "fetch-weights": "fetch_weights",
+    "verify-sha256": "verify",
+    "verify": "verify",
+    "migrate-cache": "migrate_cache",
+    "deploy": "deploy",
+    "rollback": "rollback",
+    "health": "health",
+    "logs": "logs",
+    "redeploy": "redeploy",
+    "serve": "serve",
+    "worker": "worker",
+    "keys": "keys",
+    "bench": "bench",
+}
+
+# The one-line help of a command whose module's HELP does not fit (an alias).
+_HELP_OVERRIDES = {"verify": "The same command as verify-sha256, by a shorter name"}
+
 # "\b" keeps click from re-wrapping the table.
 _EXIT_CODES = "\b\nExit codes:\n" + "\n".join(f"  {int(c):>3}  {text}" for c, text in EXIT_CODE_HELP.items())
+_EXAMPLES = (
+    "\b\nExamples:\n"
+    "  autoglm redeploy --config examples/local.yaml\n"
+    "  autoglm health --config examples/local.yaml\n"
+    "  autoglm env-check --only ports --json\n"
+    "  autoglm COMMAND --help            # every command's options and examples\n"
+    "  autoglm --install-completion bash  # or zsh, fish"
+)
 
 app = typer_app(
     name="autoglm",
+    cls=AutoglmGroup,
     help=(
         "Redeploy and operate GLM-family LLM services after their code or weights moved.\n\n"
         "Brings a deployment back with one command (`autoglm redeploy`), and runs the "
-        "service itself: an OpenAI-compatible gateway over a scheduler and Dask workers."
+        "service itself: an OpenAI-compatible gateway over a scheduler and Dask workers. "
+        "The global options below are accepted before or after any command."
     ),
-    epilog=_EXIT_CODES,
+    epilog=_EXIT_CODES + "\n\n" + _EXAMPLES,
     no_args_is_help=True,
 )
+
+_SHELLS = ("bash", "zsh", "fish")
 
 
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"autoglm {__version__}")
         raise typer.Exit()
+
+
+def _completion(install: bool):
+    def callback(ctx: typer.Context, value: Optional[str]) -> None:
+        if not value or ctx.resilient_parsing:
+            return
+        if value not in _SHELLS:
+            raise UsageError(f"no completion for shell {value!r}; choose one of {', '.join(_SHELLS)}")
+        from typer import _completion_shared as completion
+
+        if install:
+            _shell, path = completion.install(shell=value, prog_name="autoglm", complete_var=_COMPLETE_VAR)
+            typer.echo(f"{value} completion installed in {path}; it takes effect in a new shell", err=True)
+        else:
+            typer.echo(
+                completion.get_completion_script(prog_name="autoglm", complete_var=_COMPLETE_VAR, shell=value)
+            )
+        raise typer.Exit()
+
+    return callback
+
+
+_COMPLETE_VAR = "_AUTOGLM_COMPLETE"
 
 
 @app.callback()
@@ -63,50 +119,43 @@ def root(
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     config: ConfigOption = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (as NO_COLOR=1 does).")] = False,
     version: Annotated[
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    install_completion: Annotated[
+        Optional[str],
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            callback=_completion(install=True),
+            is_eager=True,
+            expose_value=False,
+            help="Install tab completion for bash, zsh or fish, and exit.",
+        ),
+    ] = None,
+    show_completion: Annotated[
+        Optional[str],
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            callback=_completion(install=False),
+            is_eager=True,
+            expose_value=False,
+            help="Print the completion script for bash, zsh or fish, and exit.",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = GlobalOptions(json=json, quiet=quiet, verbose=verbose, config_path=config)
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
+    ctx.obj = GlobalOptions(json=json, quiet=quiet, verbose=verbose, config_path=config, no_color=no_color)
 
 
-# Each subcommand is registered as a trampoline that builds the real command only
-# when it runs: typer inspects every parameter of every command it builds, and
-# doing that for all of them made `autoglm --help` miss its start-up budget.
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
-
-
-def _subcommand_app(module, name: str) -> typer.Typer:
-    if isinstance(getattr(module, "app", None), typer.Typer):
-        return module.app  # a command group (`keys create|list|revoke`)
-    single = typer_app()
-    single.command(name, help=module.HELP)(module.command)
-    return single
-
-
-def _register(module, name: str) -> None:
-    def trampoline(ctx: typer.Context) -> int:
-        sub = _subcommand_app(module, name)
-        return sub(args=ctx.args, prog_name=f"autoglm {name}", standalone_mode=False, obj=ctx.obj)
-
-    trampoline.__name__ = name.replace("-", "_")
-    app.command(name, help=module.HELP, context_settings=_PASS_THROUGH, add_help_option=False)(trampoline)
-
-
-_register(clone, "clone")
-_register(env_check, "env-check")
-_register(fetch_weights, "fetch-weights")
-_register(verify, "verify-sha256")
-_register(verify, "verify")
-_register(migrate_cache, "migrate-cache")
-_register(deploy, "deploy")
-_register(health, "health")
-_register(redeploy, "redeploy")
-_register(serve, "serve")
-_register(worker, "worker")
-_register(keys, "keys")
-_register(bench, "bench")
+cli = typer.main.get_command(app)
+use_plain_coercion(cli)  # no pydantic import for plain option types (see _coerce.py)
+for _name, _module in COMMANDS.items():
+    cli.add_command(LazyCommand(_name, _module, help_text=_HELP_OVERRIDES.get(_name)))
 
 
 def _fallback_output(argv: list[str]) -> Output:
@@ -114,11 +163,22 @@ def _fallback_output(argv: list[str]) -> Output:
     current = output_mod.active()
     if current is not None:
         return current
+    command = next((arg for arg in argv if arg in COMMANDS), "autoglm")
     if "--json" in argv:
-        return Output(Mode.JSON)
+        return Output(Mode.JSON, command=command)
     if "--quiet" in argv or "-q" in argv:
-        return Output(Mode.QUIET)
-    return Output(Mode.HUMAN)
+        return Output(Mode.QUIET, command=command)
+    return Output(Mode.HUMAN, command=command)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """AUTOGLM_DEBUG=1: the traceback on stderr, redacted like every other output."""
+    import traceback
+
+    from ..redact import redact
+
+    sys.stderr.write(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("AUTOGLM_DEBUG") == "1"
     output_mod.activate(None)
+    if _COMPLETE_VAR in os.environ:  # a shell asking for completions: typer answers and exits
+        from typer.completion import completion_init
+
+        completion_init()
     try:
-        result = app(args=args, prog_name="autoglm", standalone_mode=False)
+        result = cli.main(args=args, prog_name="autoglm", standalone_mode=False)
     except AutoglmError as err:
         if debug:
-            raise
+            _print_traceback(err)
         return _fallback_output(args).error(err)
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
         out = _fallback_output(args)
@@ -139,13 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("interrupted\n")
-        return ExitCode.INTERRUPTED
+        return _fallback_output(args).error(output_mod.interruption())
     except OSError as exc:
         # An I/O failure no layer below anticipated: say what failed, not a traceback.
         if debug:
-            raise
-        return _fallback_output(args).error(EnvironmentFailure(str(exc)))
+            _print_traceback(exc)
+        return _fallback_output(args).error(EnvironmentFailure(describe(exc)))
+    except Exception as exc:  # a bug: one line, exit 70; the traceback only on request
+        if debug:
+            _print_traceback(exc)
+        return _fallback_output(args).error(InternalError.from_exception(exc))
     return int(result) if isinstance(result, int) else ExitCode.OK
 
 

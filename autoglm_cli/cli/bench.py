@@ -1,4 +1,5 @@
-"""`autoglm bench`: replay a request trace against an OpenAI-compatible endpoint and report latency."""
+"""`autoglm bench`: replay a request trace against an OpenAI-compatible endpoint and report latency
+(or, with --simulate, through the fleet simulation: a capacity planner)."""
 
 from __future__ import annotations
 
@@ -14,29 +15,42 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..ops.bench.run import BenchReport
+    from ..ops.bench.simulate import SimulateReport
 
-HELP = "Replay a request trace against an OpenAI-compatible endpoint and report latency"
+HELP = (
+    "Replay a request trace against an OpenAI-compatible endpoint and report latency"
+    " (--simulate: through a simulated fleet, to plan capacity)"
+)
+EXAMPLES = (
+    "autoglm bench http://127.0.0.1:8000/v1 \\",
+    "    -t benchmarks/traces/AzureLLMInferenceTrace_code.csv \\",
+    "    --start 180 --duration 30 --speedup 2 --plot bench.png",
+    "autoglm bench --simulate --policy dynamic --nodes 8 \\",
+    "    -t benchmarks/traces/mooncake_conversation_trace.jsonl",
+)
 DEFAULT_PLOT = Path("autoglm-bench.png")
 
 
 def command(
     ctx: typer.Context,
-    url: Annotated[
-        str,
-        typer.Argument(
-            help="Base URL of the endpoint, as for the openai client (e.g. http://127.0.0.1:8000/v1).",
-            show_default=False,
-        ),
-    ],
     trace: Annotated[
         Path,
         typer.Option(
             "--trace",
             "-t",
-            help="Trace CSV with TIMESTAMP,ContextTokens,GeneratedTokens (e.g. benchmarks/traces/).",
+            help="Trace: Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSONL"
+            " (detected; e.g. benchmarks/traces/).",
             show_default=False,
         ),
     ],
+    url: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Base URL of the endpoint, as for the openai client (e.g. http://127.0.0.1:8000/v1);"
+            " not with --simulate.",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         Optional[str],
         typer.Option("--model", "-m", help="Model to ask for (default: the first of GET /models)."),
@@ -90,10 +104,67 @@ def command(
     max_error_rate: Annotated[
         float, typer.Option("--max-error-rate", help="Exit 1 when more than this share of requests failed.")
     ] = 0.0,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate", help="Replay through the simulation of a batching fleet instead of an endpoint."
+        ),
+    ] = False,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="With --simulate: the scheduling policy (dynamic, static, round-robin, random,"
+            " least-requests, least-tokens, p2c, prefix-hash).",
+        ),
+    ] = "dynamic",
+    nodes: Annotated[
+        int, typer.Option("--nodes", help="With --simulate: a fixed fleet of this many nodes.")
+    ] = 4,
+    min_nodes: Annotated[
+        Optional[int], typer.Option("--min-nodes", help="With --simulate: autoscale from this many nodes...")
+    ] = None,
+    max_nodes: Annotated[Optional[int], typer.Option("--max-nodes", help="...up to this many.")] = None,
+    slo_ttft: Annotated[
+        float, typer.Option("--slo-ttft", help="With --simulate: time-to-first-token SLO, seconds (goodput).")
+    ] = 5.0,
+    slo_tpot: Annotated[
+        float,
+        typer.Option("--slo-tpot", help="With --simulate: time-per-output-token SLO, seconds (goodput)."),
+    ] = 0.1,
+    load_time: Annotated[
+        float,
+        typer.Option("--load-time", help="With --simulate: seconds a new node takes to load the model."),
+    ] = 60.0,
+    prefix_cache_tokens: Annotated[
+        Optional[int],
+        typer.Option("--prefix-cache-tokens", help="With --simulate: each node's prefix cache."),
+    ] = None,
     json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> int:
     run = start(ctx, "bench", json=json, quiet=quiet)
+    if simulate:
+        return _simulate(
+            run,
+            trace=trace,
+            policy=policy,
+            nodes=nodes,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            speedup=speedup,
+            start_s=start_s,
+            duration=duration,
+            slo_ttft=slo_ttft,
+            slo_tpot=slo_tpot,
+            load_time=load_time,
+            prefix_cache_tokens=prefix_cache_tokens,
+            max_output_tokens=max_output_tokens,
+        )
+    if url is None:
+        from ..errors import UsageError
+
+        raise UsageError("give the endpoint's URL, or --simulate to replay through the simulation")
     from ..ops.bench.plot import matplotlib_available
     from ..ops.bench.run import BenchOptions, run_bench
 
@@ -185,3 +256,61 @@ def _render(console: Console, report: BenchReport) -> None:
         console.print(
             f"error rate {report.error_rate:.1%} is above --max-error-rate {report.max_error_rate:.1%}"
         )
+
+
+def _simulate(run, *, trace: Path, max_output_tokens: int | None, duration: float | None, **options) -> int:
+    from ..ops.bench.simulate import SimulateOptions, simulate
+
+    report = simulate(
+        SimulateOptions(
+            trace=trace,
+            policy=options["policy"],
+            nodes=options["nodes"],
+            min_nodes=options["min_nodes"],
+            max_nodes=options["max_nodes"],
+            speedup=options["speedup"],
+            start_s=options["start_s"],
+            duration_s=duration,
+            slo_ttft_s=options["slo_ttft"],
+            slo_tpot_s=options["slo_tpot"],
+            # What clients send: a constant bound, as most do (the output length is unknown).
+            # --max-output-tokens 0: clients send none.
+            max_tokens=4096 if max_output_tokens is None else (max_output_tokens or None),
+            load_s=options["load_time"],
+            prefix_cache_tokens=options["prefix_cache_tokens"],
+        )
+    )
+    return run.out.result(report, exit_code=0, human=lambda console: _render_simulation(console, report))
+
+
+def _render_simulation(console: Console, report: SimulateReport) -> None:
+    from rich.table import Table
+
+    fleet = (
+        f"{report.nodes} nodes"
+        if report.nodes is not None
+        else f"{report.min_nodes}..{report.max_nodes} nodes (autoscaling, up to {report.max_nodes_used} used)"
+    )
+    table = Table(
+        title=f"autoglm bench --simulate: {report.policy} on {fleet}", show_header=False, title_justify="left"
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "trace", f"{report.trace} ({report.trace_format}) x{report.speedup:g}, {report.requests} requests"
+    )
+    for label, lat in (("TTFT", report.ttft), ("TPOT", report.tpot), ("end to end", report.e2e)):
+        table.add_row(
+            label,
+            f"p50 {_seconds(lat.p50_s)}  p90 {_seconds(lat.p90_s)}  p99 {_seconds(lat.p99_s)}"
+            f"  mean {_seconds(lat.mean_s)}",
+        )
+    table.add_row(
+        "goodput",
+        f"{report.goodput:.1%} of requests met TTFT <= {_seconds(report.slo_ttft_s)}"
+        f" and TPOT <= {_seconds(report.slo_tpot_s)}",
+    )
+    table.add_row("node-seconds", f"{report.node_seconds:.0f} over {report.simulated_s:.0f} s simulated")
+    table.add_row("prefix cache", f"{report.prefix_hit_rate:.1%} of prompt tokens hit")
+    table.add_row("simulated in", f"{report.wall_s:.2f} s")
+    console.print(table)

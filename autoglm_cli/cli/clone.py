@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from ..ops.repo import CloneReport
 
 HELP = "Clone a repository, or re-point a checkout after the repository moved."
+EXAMPLES = (
+    "autoglm clone https://github.com/THUDM/GLM-4   # moves apply",
+    "autoglm clone --repoint GLM-4 --dry-run        # the plan",
+    "autoglm clone --repoint GLM-4",
+)
 
 _DRY_RUN_STATUS = {"cloned": "would clone", "repointed": "would re-point"}
 _STYLE = {

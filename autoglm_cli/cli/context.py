@@ -16,14 +16,19 @@ if TYPE_CHECKING:
     from ..config import Config
 
 
-@dataclass(frozen=True)
+@dataclass
 class GlobalOptions:
-    """Options given before the subcommand (`autoglm --json env-check`)."""
+    """The global options, given before or after the subcommand (`autoglm --json env-check`).
+
+    Mutable on purpose: the root sets what came before the subcommand, the
+    subcommand's copies of the options (`options.add_global_options`) add what came after.
+    """
 
     json: bool = False
     quiet: bool = False
     verbose: bool = False
     config_path: Path | None = None
+    no_color: bool = False
 
 
 class Invocation:
@@ -55,7 +60,7 @@ def start(
     config_path: Path | None = None,
 ) -> Invocation:
     """Merge the global and the command's own flags; make the run's `Output` active."""
-    options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else GlobalOptions()
+    options = ctx.find_object(GlobalOptions) or GlobalOptions()
     if json or options.json:
         mode = Mode.JSON
     elif quiet or options.quiet:

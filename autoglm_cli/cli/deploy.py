@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 from .context import start
 from .health import health_table
 from .options import (
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from ..ops.deploy import DeployReport
 
 HELP = "Launch the runtime locally, in Docker or as a systemd unit; health-gated, with rollback."
+EXAMPLES = (
+    "autoglm deploy --config examples/local.yaml",
+    "autoglm deploy --status --config examples/local.yaml",
+    "autoglm deploy --target systemd --config examples/systemd.yaml > a.service",
+    "autoglm deploy --stop --config examples/local.yaml",
+)
 
 
 def command(
@@ -69,7 +76,7 @@ def command(
     elif status:
         report = ops.status(run.config, state_dir=state_dir)
     else:
-        with run.out.progress() as progress:
+        with run.out.progress() as progress, interrupt_says_what_runs(run, state_dir):
             report = ops.deploy(
                 run.config,
                 target=target.value if target else None,
@@ -94,11 +101,50 @@ def command(
     return run.out.result(report, exit_code=report.exit_code, human=lambda console: render(console, report))
 
 
+@contextmanager
+def interrupt_says_what_runs(run, state_dir):
+    """Ctrl-C mid-deploy: ops puts the previous deployment back; tell the user what runs now."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted_deploy(run, state_dir) from None
+
+
+def interrupted_deploy(run, state_dir) -> Interrupted:
+    from ..ops import deploy as ops
+
+    during = f"interrupted during {run.out.phase}" if run.out.phase else "interrupted"
+    try:
+        now = ops.status(run.config, state_dir=state_dir)
+    except Exception as exc:  # the state cannot be read: still say what was interrupted
+        return Interrupted(f"{during}; cannot tell what runs now: {exc}", remedy="")
+    record = now.deployment
+    # ops.deploy's own steps replace the running deployment; redeploy's earlier ones do not.
+    replacing = any(
+        word in (run.out.phase or "") for word in ("health gate", "stopping the running", "preparing")
+    )
+    if now.action == "status" and record is not None:
+        where = (
+            f"pid {record.pid}" if record.pid else (record.container_name or record.unit_path or record.url)
+        )
+        what = (
+            "rolled back to the previous deployment" if replacing else "the running deployment is untouched"
+        )
+        return Interrupted(f"{during}: {what} ({where}, version {record.version})", remedy="")
+    if replacing:
+        return Interrupted(f"{during}: the new deployment was stopped; nothing runs now", remedy="")
+    return Interrupted(f"{during}; no deployment runs", remedy="")
+
+
 def render(console: Console, report: DeployReport) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    style = {"deployed": "green", "unchanged": "green", "rolled_back": "bold yellow"}.get(report.action, "")
+    style = {
+        "deployed": "green",
+        "unchanged": "green",
+        "restored": "green",
+        "rolled_back": "bold yellow",
+    }.get(report.action, "")
     if report.exit_code and report.action not in ("rolled_back",):
         style = "bold red"
     console.print(
@@ -113,11 +159,9 @@ def render(console: Console, report: DeployReport) -> None:
         "not-running",
         "deployed",
         "unchanged",
+        "restored",
         "rolled_back",
     ):
-        table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
-        table.add_column(style="dim")
-        table.add_column(overflow="fold")
         rows = [
             ("target", record.target),
             ("url", record.url),
@@ -136,10 +180,10 @@ def render(console: Console, report: DeployReport) -> None:
             ("weights", record.weights_revision),
             ("log", record.log_path if record.target == "local" else None),
         ]
+        # One line per field, never hard-wrapped: paths, ids and URLs are copied whole.
         for key, value in rows:
             if value not in (None, ""):
-                table.add_row(key, escape(str(value)))
-        console.print(table)
+                console.print(f"[dim]{key:<9}[/]{escape(str(value))}", soft_wrap=True, highlight=False)
     if report.removed:
         removed = escape(", ".join(report.removed))
         console.print(f"[dim]removed {len(report.removed)} old image tag(s) no container uses: {removed}[/]")

@@ -9,6 +9,7 @@ import typer
 
 from .context import start
 from .options import JsonOption, QuietOption
+from .output import duration_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
     from ..ops.envcheck import CheckPlan, EnvReport
 
 HELP = "Check binaries, packages, GPUs, disk, memory, Docker, network and ports before a deploy"
+EXAMPLES = (
+    "autoglm env-check --config examples/local.yaml",
+    "autoglm env-check --only binaries --only ports",
+    "autoglm env-check --list-checks --json",
+)
 
 # Kept in step with ops.envcheck.CATEGORIES (a test checks it); spelled out here so
 # `--help` does not import the checks.
@@ -54,12 +60,9 @@ def command(
 
     config = run.config
     if timeout is not None:
-        import dataclasses
+        from ..config import Duration, with_overrides
 
-        from ..config import Duration
-
-        env_check = dataclasses.replace(config.env_check, timeout=Duration(timeout))
-        config = dataclasses.replace(config, env_check=env_check)
+        config = with_overrides(config, {"env_check.timeout": Duration(timeout)})
 
     if list_checks:
         plan = envcheck.list_checks(config, only)
@@ -115,7 +118,7 @@ def _summary_line(report: EnvReport) -> str:
         verdict = "[yellow]ready, with warnings[/]"
     else:
         verdict = "[green]ready[/]"
-    return f"{counts} ({report.elapsed_s:.1f} s) - {verdict}"
+    return f"{counts} ({duration_text(report.elapsed_s)}) - {verdict}"
 
 
 def _render_plan(console: Console, plan: CheckPlan) -> None:

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from ..ops.health import HealthReport
 
 HELP = "Check a deployment: liveness, readiness, workers, a real tiny inference, metrics, GPU, disk."
+EXAMPLES = (
+    "autoglm health --config examples/local.yaml",
+    "autoglm health --config examples/local.yaml --watch --interval 5",
+    "autoglm health --url http://127.0.0.1:8000 --json",
+)
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -78,7 +83,8 @@ def command(
     quiet: QuietOption = False,
 ) -> int:
     run = start(ctx, "health", json=json, quiet=quiet, config_path=config)
-    from ..ops.health import check_health, resolve_target
+    from ..ops.deploy.health_target import resolve_target
+    from ..ops.health import check_health
 
     target = resolve_target(run.config, url=url, container=container, state_dir=state_dir, api_key=api_key)
     if watch:
@@ -91,7 +97,20 @@ def command(
     )
 
 
+def without_departed(report: HealthReport, dead_before: set[str]) -> tuple[HealthReport, set[str]]:
+    """Drop nodes that left the cluster: a dead node is shown in one refresh, then no more.
+
+    Returns the report to show and the dead nodes seen now (the next call's `dead_before`).
+    """
+    import dataclasses
+
+    dead_now = {c.name for c in report.checks if c.name.startswith("node:") and c.data.get("state") == "dead"}
+    kept = tuple(c for c in report.checks if c.name not in (dead_now & dead_before))
+    return dataclasses.replace(report, checks=kept), dead_now
+
+
 def _watch(run, target, timeout: float, interval: float) -> int:
+    import threading
     import time
 
     from rich.console import Group
@@ -99,6 +118,7 @@ def _watch(run, target, timeout: float, interval: float) -> int:
     from rich.text import Text
 
     from ..ops.health import check_health
+    from ..units import duration_text
 
     report = check_health(target, timeout=timeout)
     if run.out.mode is Mode.QUIET:
@@ -108,20 +128,37 @@ def _watch(run, target, timeout: float, interval: float) -> int:
             report = check_health(target, timeout=timeout)
         return int(report.exit_code)
 
-    def view(rep: HealthReport):
-        stamp = time.strftime("%H:%M:%S")
+    shown, dead = without_departed(report, set())
+    stamp = time.strftime("%H:%M:%S")
+
+    def view(rep: HealthReport, probing_since: float | None = None):
         style = "green" if rep.ok else "bold red"
-        footer = Text.from_markup(
-            f"[{style}]{rep.summary()}[/]  [dim]{stamp}, every {interval:g} s; Ctrl-C to stop[/]"
-        )
+        if probing_since is not None:
+            # A probe can take up to --timeout (a dead worker): say so instead of looking frozen.
+            waited = duration_text(time.monotonic() - probing_since)
+            state = f"[cyan]probing... {waited}[/] [dim](table from {stamp})[/]"
+        else:
+            state = f"[dim]{stamp}, every {interval:g} s; Ctrl-C to stop[/]"
+        footer = Text.from_markup(f"[{style}]{rep.summary()}[/]  {state}")
         return Group(health_table(rep, title=f"{rep.url} ({rep.source})"), footer)
 
     try:
-        with Live(view(report), console=run.out.stdout, auto_refresh=False, transient=False) as live:
+        with Live(view(shown), console=run.out.stdout, auto_refresh=False, transient=False) as live:
             while True:
                 time.sleep(interval)
-                report = check_health(target, timeout=timeout)
-                live.update(view(report), refresh=True)
+                result: list[HealthReport] = []
+                probe = threading.Thread(
+                    target=lambda out=result: out.append(check_health(target, timeout=timeout)), daemon=True
+                )
+                began = time.monotonic()
+                probe.start()
+                while probe.is_alive():
+                    live.update(view(shown, probing_since=began), refresh=True)
+                    probe.join(0.5)
+                report = result[0] if result else report
+                shown, dead = without_departed(report, dead)
+                stamp = time.strftime("%H:%M:%S")
+                live.update(view(shown), refresh=True)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a watch ends; the exit code is the last report's
     return int(report.exit_code)

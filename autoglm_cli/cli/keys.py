@@ -18,6 +18,11 @@ from .context import start
 from .options import JsonOption, QuietOption, typer_app
 
 HELP = "Create, list and revoke API keys for the gateway"
+EXAMPLES = (
+    "autoglm keys create --name ci --rate-limit 600 --keys-file ./keys.json",
+    "autoglm keys list --keys-file ./keys.json",
+    "autoglm keys revoke KEY_ID --keys-file ./keys.json",
+)
 
 app = typer_app(help=HELP, no_args_is_help=True)
 
@@ -107,8 +112,12 @@ def _render_list(console, report: KeyListing) -> None:
     from rich.table import Table
 
     table = Table(title=report.keys_file, title_justify="left")
-    for column in ("id", "name", "models", "permissions", "rate limit", "created"):
-        table.add_column(column)
+    # The id and the name are what `keys revoke` takes: never truncated nor wrapped.
+    for column in ("id", "name"):  # what `keys revoke` takes
+        width = max(len(column), *(len(key[column]) for key in report.keys))
+        table.add_column(column, no_wrap=True, min_width=width)
+    for column in ("models", "permissions", "rate limit", "created"):
+        table.add_column(column, overflow="fold")
     for key in report.keys:
         table.add_row(
             key["id"],

@@ -19,12 +19,16 @@ if TYPE_CHECKING:
     from ..ops.cache.report import MigrationReport
 
 HELP = "Move caches to a new layout from a mapping table, journaled and resumable"
+EXAMPLES = (
+    "autoglm migrate-cache --map 'THUDM/=zai-org/{name}'          # the plan",
+    "autoglm migrate-cache --map 'THUDM/=zai-org/{name}' --yes    # apply",
+    "autoglm migrate-cache --status",
+)
 
 MapOption = Annotated[
     Optional[list[str]],
     typer.Option(
         "--map",
-        "-m",
         metavar="OLD=NEW",
         help="A mapping row: old prefix = new template ({name}, {id} or {rest}), "
         "e.g. 'THUDM/=zai-org/{name}'. Repeatable; replaces the config's cache_migrations.",
@@ -156,6 +160,9 @@ def command(
         _render_plan(run.out.stderr, preview, footer=False)
         if preview.problems:
             return int(preview.exit_code)
+        if not any(e.todo for r in preview.rows for e in r.entries):
+            run.out.note("Nothing to migrate; nothing changed.")  # no question without a choice
+            return run.out.result(preview, exit_code=preview.exit_code)
         if not typer.confirm("Apply this migration?", default=False, err=True):
             run.out.note("Nothing changed.")
             return 0

@@ -10,7 +10,6 @@ holds exactly one JSON document:
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
@@ -18,10 +17,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AutoglmError, ExitCode
+from .. import units
+from ..errors import AutoglmError, ExitCode, Interrupted
+from ..jsonable import to_jsonable
 from ..progress import NULL_PROGRESS, Progress, ProgressTask
 from ..redact import redact
 
@@ -37,21 +37,6 @@ class Mode(str, enum.Enum):
     QUIET = "quiet"
 
 
-def to_jsonable(value: Any) -> Any:
-    """Reports (frozen dataclasses, enums, paths) as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
 class Output:
     """Renders results and messages for one command invocation."""
 
@@ -61,6 +46,7 @@ class Output:
         self.command = command
         self._stdout: Console | None = None
         self._stderr: Console | None = None
+        self.phase: str | None = None  # the last progress step begun: what Ctrl-C interrupted
 
     # -- consoles (rich is imported only when something is rendered) --------
 
@@ -163,20 +149,62 @@ class Output:
 
     @contextmanager
     def progress(self, *, bytes_: bool = False) -> Iterator[Progress]:
-        """A `Progress` for ops functions; silent unless a human is watching."""
+        """A `Progress` for ops functions; drawn only when a human is watching.
+
+        Bars count in the same units as every summary (`units.size_text`), and show
+        the elapsed time, so a long step with no known total still visibly moves.
+        The step last begun is kept in `self.phase` for the interrupt message.
+        """
         if not self.progress_enabled():
-            yield NULL_PROGRESS
+            yield _PhaseTracking(NULL_PROGRESS, self)
             return
         from rich import progress as rp
 
-        columns: list[Any] = [rp.TextColumn("{task.description}"), rp.BarColumn()]
-        if bytes_:
-            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
-        else:
-            columns += [rp.MofNCompleteColumn()]
-        columns += [rp.TimeRemainingColumn()]
-        with rp.Progress(*columns, console=self.stderr, transient=True) as bar:
-            yield _RichProgress(bar)
+        from ._progress_columns import CountColumn, ElapsedColumn, RateColumn
+
+        columns: list[Any] = [
+            rp.TextColumn("{task.description}"),
+            rp.BarColumn(bar_width=24),
+            CountColumn(),
+            RateColumn(),
+            ElapsedColumn(),
+        ]
+        with rp.Progress(*columns, console=self.stderr, transient=True, refresh_per_second=4) as bar:
+            yield _PhaseTracking(_RichProgress(bar, default_unit="bytes" if bytes_ else "items"), self)
+
+
+class _PhaseTracking:
+    """Passes tasks through, remembering the latest description as the output's phase."""
+
+    def __init__(self, inner: Progress, output: Output) -> None:
+        self._inner, self._output = inner, output
+
+    def task(
+        self,
+        description: str,
+        total: float | None = None,
+        *,
+        transient: bool = False,
+        unit: str | None = None,
+    ) -> ProgressTask:
+        self._output.phase = description
+        return _PhaseTask(self._inner.task(description, total, transient=transient, unit=unit), self._output)
+
+
+class _PhaseTask:
+    def __init__(self, inner: ProgressTask, output: Output) -> None:
+        self._inner, self._output = inner, output
+
+    def advance(self, amount: float = 1) -> None:
+        self._inner.advance(amount)
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        if description is not None:
+            self._output.phase = description
+        self._inner.update(total=total, description=description)
+
+    def finish(self) -> None:
+        self._inner.finish()
 
 
 class _RichTask:
@@ -205,13 +233,23 @@ class _RichTask:
 
 
 class _RichProgress:
-    def __init__(self, bar: Any) -> None:
+    def __init__(self, bar: Any, *, default_unit: str = "items") -> None:
         self._bar = bar
         self._lock = threading.Lock()
+        self._default_unit = default_unit
 
-    def task(self, description: str, total: float | None = None, *, transient: bool = False) -> ProgressTask:
+    def task(
+        self,
+        description: str,
+        total: float | None = None,
+        *,
+        transient: bool = False,
+        unit: str | None = None,
+    ) -> ProgressTask:
         with self._lock:
-            task_id = self._bar.add_task(escape_markup(redact(description)), total=total)
+            task_id = self._bar.add_task(
+                escape_markup(redact(description)), total=total, unit=unit or self._default_unit
+            )
         return _RichTask(self._bar, task_id, self._lock, transient)
 
 
@@ -229,14 +267,9 @@ def escape_markup(text: str) -> str:
     return escape(text)
 
 
-def size_text(n: float) -> str:
-    """Bytes for people: 512 B, 1.5 KiB, ..., 2.0 TiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+# One formatting of sizes and durations for the whole tool (re-exported for cli/ modules).
+size_text = units.size_text
+duration_text = units.duration_text
 
 
 # The output of the command being run, so `main` can render errors raised before
@@ -252,3 +285,9 @@ def activate(output: Output | None) -> Output | None:
 
 def active() -> Output | None:
     return _active
+
+
+def interruption() -> Interrupted:
+    """Ctrl-C with no command-specific message: at least say during which step."""
+    phase = _active.phase if _active is not None else None
+    return Interrupted(f"interrupted during {phase}" if phase else "interrupted", remedy="")

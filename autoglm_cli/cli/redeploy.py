@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .context import start
+from .deploy import interrupt_says_what_runs
 from .options import (
     ConfigOption,
     DryRunOption,
@@ -16,6 +17,7 @@ from .options import (
     StateDirOption,
     TargetOption,
 )
+from .output import duration_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
 # tests/cli/test_redeploy.py keeps the two the same.
 _STEPS_HELP = "clone, env-check, migrate-cache, fetch-weights, verify, deploy, health"
 HELP = f"{_STEPS_HELP} in one resumable run."
+EXAMPLES = (
+    "autoglm redeploy --config examples/local.yaml",
+    "autoglm redeploy --config examples/local.yaml --dry-run",
+    "autoglm redeploy --only fetch-weights --only verify",
+)
 
 _STYLE = {"ok": "green", "earlier": "green", "skipped": "dim", "failed": "bold red", "planned": "cyan"}
 
@@ -49,7 +56,7 @@ def command(
     run = start(ctx, "redeploy", json=json, quiet=quiet, config_path=config)
     from ..ops.redeploy import redeploy
 
-    with run.out.progress() as progress:
+    with run.out.progress() as progress, interrupt_says_what_runs(run, state_dir):
         report = redeploy(
             run.config,
             from_step=from_step,
@@ -84,7 +91,7 @@ def render(console: Console, report: RedeployReport) -> None:
         table.add_row(
             step.name,
             f"[{style}]{step.status}[/]",
-            f"{step.duration_s:.1f} s"
+            duration_text(step.duration_s)
             if step.status not in ("planned", "skipped") and step.duration_s
             else "",
             escape(step.detail),
@@ -108,7 +115,7 @@ def render(console: Console, report: RedeployReport) -> None:
         )
     elif any(s.status == "not selected" for s in report.steps):
         ran = ", ".join(s.name for s in report.steps if s.status not in ("not selected", "earlier"))
-        console.print(f"[green]done[/]: {ran} in {report.duration_s:.1f} s")
+        console.print(f"[green]done[/]: {ran} in {duration_text(report.duration_s)}")
     else:
         where = f" at {report.deployment.url}" if report.deployment else ""
-        console.print(f"[green]redeployed{where}[/] in {report.duration_s:.1f} s")
+        console.print(f"[green]redeployed{where}[/] in {duration_text(report.duration_s)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +11,10 @@ from .context import start
 from .options import ConfigOption, DryRunOption, JsonOption, QuietOption
 
 HELP = "Run the OpenAI-compatible gateway and the scheduler over Dask workers"
+EXAMPLES = (
+    "autoglm serve --config examples/simulated.yaml --keys-file ./keys.json",
+    "autoglm serve --config examples/simulated.yaml --dry-run",
+)
 
 
 def command(
@@ -37,30 +40,25 @@ def command(
         ),
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", "-w", min=0, help="Worker processes (workers.count).")
+        Optional[int], typer.Option("--workers", min=0, help="Worker processes (workers.count).")
     ] = None,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> int:
     run = start(ctx, "serve", json=json, quiet=quiet, config_path=config)
+    from ..config import with_overrides
     from ..runtime import server
     from ..runtime.auth import resolve_keys_file
 
-    cfg = run.config
-    gateway = cfg.gateway
-    cfg = dataclasses.replace(
-        cfg,
-        gateway=dataclasses.replace(
-            gateway,
-            host=host if host is not None else gateway.host,
-            port=port if port is not None else gateway.port,
-        ),
-        workers=dataclasses.replace(
-            cfg.workers,
-            scheduler_address=dask_scheduler or cfg.workers.scheduler_address,
-            count=workers if workers is not None else cfg.workers.count,
-        ),
+    cfg = with_overrides(
+        run.config,
+        {
+            "gateway.host": host,
+            "gateway.port": port,
+            "workers.scheduler_address": dask_scheduler or None,
+            "workers.count": workers,
+        },
     )
     keys_path = resolve_keys_file(keys_file, cfg) if cfg.gateway.auth else None
     the_plan = server.plan(cfg, keys_file=keys_path, warn=run.out.warn)

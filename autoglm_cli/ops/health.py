@@ -18,9 +18,7 @@ Targets: a state directory (the default), a URL (`--url`) or a container name.
 
 from __future__ import annotations
 
-import enum
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode
 from ..redact import redact
+from ..units import size_text
+from .status import Status
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from .deploy.state import DeploymentState
+    from .deploy.state import DeploymentState  # a type only
 
 INFERENCE_PROMPT = "Hi"
 INFERENCE_MAX_TOKENS = 5
@@ -42,13 +41,6 @@ DISK_FAIL_BYTES = 512 * 2**20
 GPU_WARN_FRACTION = 0.95
 # Families the gateway exports (issue #6); a scrape without them is not autoglm's.
 EXPECTED_METRICS = ("http_requests",)
-
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -100,84 +92,9 @@ class HealthTarget:
     container: str | None = None
     api_key: str | None = field(default=None, repr=False)
     auth: bool = True
-
-
-# --- resolving the target ----------------------------------------------------------
-
-
-def resolve_target(
-    config: Config,
-    *,
-    url: str | None = None,
-    container: str | None = None,
-    state_dir: str | None = None,
-    api_key: str | None = None,
-) -> HealthTarget:
-    """The deployment to probe: --url, --container, else the state directory's record."""
-    import os
-
-    from .deploy.model_info import default_model, hub_cache_dir
-    from .deploy.state import StateDir, resolve_state_dir
-
-    if url and container:
-        raise UsageError("give either --url or --container, not both")
-    state = StateDir(resolve_state_dir(config, state_dir))
-    key = api_key or os.environ.get("AUTOGLM_API_KEY") or state.read_health_key()
-    cache = hub_cache_dir(config)
-    model = default_model(config).name
-    if url:
-        return HealthTarget(
-            url=url.rstrip("/"),
-            source="url",
-            model=model,
-            cache_dir=cache,
-            api_key=key,
-            auth=config.gateway.auth,
-        )
-    if container:
-        return _container_target(container, config, cache, key)
-    record = state.load_current()
-    if record is None:
-        raise UsageError(
-            f"no deployment is recorded in {state.root}",
-            remedy="Deploy first (`autoglm deploy`), or point at one with --url, --container or --state-dir.",
-        )
-    return HealthTarget(
-        url=record.url,
-        source=f"state:{state.root}",
-        model=record.model,
-        cache_dir=cache,
-        state=record,
-        container=record.container_name if record.target == "docker" else None,
-        api_key=key,
-        auth=_record_auth(record, config),
-    )
-
-
-def _record_auth(record: DeploymentState, config: Config) -> bool:
-    from ..config import load_config
-
-    try:
-        return load_config(record.config_path, environ={}).gateway.auth
-    except Exception:  # noqa: BLE001 - a vanished snapshot: fall back to the current config
-        return config.gateway.auth
-
-
-def _container_target(name: str, config: Config, cache: Path, key: str | None) -> HealthTarget:
-    from .deploy.docker_target import container_labels
-
-    labels = container_labels(name)
-    port = int(labels.get("io.autoglm.port", config.gateway.port))
-    model = labels.get("io.autoglm.model", config.model_pool.default)
-    return HealthTarget(
-        url=f"http://127.0.0.1:{port}",
-        source=f"container:{name}",
-        model=model,
-        cache_dir=cache,
-        container=name,
-        api_key=key,
-        auth=labels.get("io.autoglm.auth", "true") == "true",
-    )
+    # Does the recorded deployment run, on its port? (ok, detail); set by ops.deploy, which
+    # knows the targets (this module does not import ops.deploy: deploy imports it).
+    state_check: Callable[[], tuple[bool, str]] | None = field(default=None, repr=False, compare=False)
 
 
 # --- running the probes ------------------------------------------------------------
@@ -414,33 +331,19 @@ def _metrics(session, target: HealthTarget, timeout: float) -> Check:
 
 
 def _gpu() -> Check:
+    from .envcheck.accelerators import query_gpus  # the one nvidia-smi query (env-check's)
+
     start = time.perf_counter()
-    if shutil.which("nvidia-smi") is None:
-        return Check("gpu", Status.SKIP, False, 0.0, "no GPU (nvidia-smi not found)")
-    try:
-        out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=index,name,memory.used,memory.total",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return Check(
-            "gpu", Status.WARN, False, (time.perf_counter() - start) * 1000, f"nvidia-smi failed: {exc}"
-        )
+    query = query_gpus(10.0, cuda_version=False)
     ms = (time.perf_counter() - start) * 1000
+    if query.smi_path is None:
+        return Check("gpu", Status.SKIP, False, 0.0, "no GPU (nvidia-smi not found)")
+    if query.error:
+        return Check("gpu", Status.WARN, False, ms, f"nvidia-smi failed: {query.error}")
     gpus, worst = [], 0.0
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) != 4:
-            continue
-        index, name, used, total = parts[0], parts[1], float(parts[2]), float(parts[3])
-        gpus.append({"index": index, "name": name, "used_mib": used, "total_mib": total})
+    for gpu in query.gpus:
+        used, total = float(gpu.memory_used_mib or 0), float(gpu.memory_mib or 0)
+        gpus.append({"index": str(gpu.index), "name": gpu.name, "used_mib": used, "total_mib": total})
         worst = max(worst, used / total if total else 0.0)
     if not gpus:
         return Check("gpu", Status.SKIP, False, ms, "nvidia-smi lists no GPU")
@@ -463,8 +366,7 @@ def _disk(target: HealthTarget) -> Check:
     except OSError as exc:
         return Check("disk", Status.WARN, False, 0.0, f"cannot measure {path}: {exc}")
     ms = (time.perf_counter() - start) * 1000
-    free_gib = usage.free / 2**30
-    detail = f"{free_gib:.1f} GiB free of {usage.total / 2**30:.0f} GiB at {target.cache_dir}"
+    detail = f"{size_text(usage.free)} free of {size_text(usage.total)} at {target.cache_dir}"
     if usage.free < DISK_FAIL_BYTES:
         status = Status.FAIL
     elif usage.free < DISK_WARN_BYTES:
@@ -476,11 +378,9 @@ def _disk(target: HealthTarget) -> Check:
 
 def _state(target: HealthTarget) -> Check:
     start = time.perf_counter()
-    if target.state is None and target.container is None:
+    if target.state_check is None:
         return Check("state", Status.SKIP, False, 0.0, "no state file for a bare URL")
-    from .deploy.targets import state_matches
-
-    ok, detail = state_matches(target.state, container=target.container)
+    ok, detail = target.state_check()
     ms = (time.perf_counter() - start) * 1000
     return Check("state", Status.OK if ok else Status.FAIL, True, ms, detail)
 

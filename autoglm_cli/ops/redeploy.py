@@ -20,23 +20,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
 from ..errors import AutoglmError, ExitCode, UsageError
 from ..progress import NULL_PROGRESS, Progress
+from .deploy.repair import load_current
 from .deploy.snapshot import config_hash
 from .deploy.state import DeploymentState, StateDir, atomic_write, resolve_state_dir
+from .redeploy_context import PipelineContext, Step, StepOutcome, StepStatus
+from .redeploy_steps import STEP_TABLE, STEPS
 
-STEPS = ("clone", "env-check", "migrate-cache", "fetch-weights", "verify", "deploy", "health")
 JOURNAL_SCHEMA = 1
 
 
 @dataclass(frozen=True)
 class StepResult:
     name: str
-    status: str  # ok | skipped | failed | planned | pending | earlier (ok in a previous run)
+    status: StepStatus  # a word is accepted and checked
     detail: str
     duration_s: float = 0.0
     exit_code: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StepStatus(self.status))
 
 
 @dataclass(frozen=True)
@@ -58,28 +64,6 @@ class RedeployReport:
     def exit_code(self) -> ExitCode:
         failed = self.failed
         return ExitCode(failed.exit_code or ExitCode.CHECK_FAILED) if failed else ExitCode.OK
-
-
-@dataclass
-class StepOutcome:
-    """What a step adapter returns; the engine adds timing and journaling."""
-
-    status: str  # ok | skipped | failed
-    detail: str
-    exit_code: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PipelineContext:
-    """Shared by the steps of one run."""
-
-    config: Any
-    state: StateDir
-    progress: Progress
-    target: str | None = None
-    force: bool = False
-    outputs: dict[str, Any] = field(default_factory=dict)  # step name -> its report, for later steps
 
 
 # --- the journal ---------------------------------------------------------------------
@@ -121,7 +105,7 @@ def _validate(names: Sequence[str], option: str) -> None:
 
 
 def redeploy(
-    config,
+    config: Config,
     *,
     from_step: str | None = None,
     only: Sequence[str] = (),
@@ -132,8 +116,6 @@ def redeploy(
     progress: Progress = NULL_PROGRESS,
 ) -> RedeployReport:
     """Run (or plan) the pipeline; see the module docstring."""
-    from . import redeploy_steps
-
     if from_step:
         _validate([from_step], "--from-step")
     _validate(only, "--only")
@@ -169,8 +151,8 @@ def redeploy(
         journal.setdefault("steps", {})
 
     failed = False
-    for name in STEPS:
-        step = redeploy_steps.STEP_FUNCTIONS[name]
+    for step in STEP_TABLE:
+        name = step.name
         if name not in selected:
             previous = earlier.get(name)
             if previous and resumed and previous.get("status") in ("ok", "skipped"):
@@ -208,13 +190,13 @@ def redeploy(
         config_hash=digest,
         dry_run=dry_run,
         resumed_from=resumed,
-        deployment=state.load_current() if not dry_run else None,
+        deployment=load_current(state) if not dry_run else None,
         rolled_back=bool(deploy_out is not None and getattr(deploy_out, "action", "") == "rolled_back"),
         duration_s=time.perf_counter() - started,
     )
 
 
-def _run_step(name: str, step, ctx: PipelineContext) -> StepResult:
+def _run_step(name: str, step: Step, ctx: PipelineContext) -> StepResult:
     t0 = time.perf_counter()
     try:
         outcome: StepOutcome = step.run(ctx)

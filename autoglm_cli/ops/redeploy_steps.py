@@ -7,17 +7,9 @@ clone, no cache migration, weights in a local directory) is "skipped" and says w
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-
-from .redeploy import PipelineContext, StepOutcome
-
-
-@dataclass(frozen=True)
-class Step:
-    plan: Callable[[PipelineContext], str]
-    run: Callable[[PipelineContext], StepOutcome]
-
+from ..units import size_text
+from .deploy.repair import load_current
+from .redeploy_context import PipelineContext, Step, StepOutcome
 
 # --- clone: the service's code ---------------------------------------------------------------
 
@@ -77,7 +69,7 @@ def _held_by_current_deployment(ctx: PipelineContext, port: int) -> bool:
     """Is `port` held by the deployment this redeploy replaces (so deploy frees it)?"""
     from .deploy.targets import get_target
 
-    current = ctx.state.load_current()
+    current = load_current(ctx.state)
     if current is None or current.status == "stopped" or current.port != port:
         return False
     return get_target(current.target).owns_port(current, port)
@@ -166,6 +158,7 @@ def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], li
     """(source, revision) of the default and backup models that have weights to fetch, and notes."""
     from pathlib import Path
 
+    from ..config import with_overrides
     from .weights.fetch import default_sources
 
     config = ctx.config
@@ -181,16 +174,14 @@ def _hub_sources(ctx: PipelineContext) -> tuple[list[tuple[str, str | None]], li
             wanted.append(name)
     if not wanted:
         return [], notes
-    pool = replace(config.model_pool, default=wanted[0], backup=wanted[1] if len(wanted) > 1 else None)
-    return default_sources(replace(config, model_pool=pool)), notes
+    backup = wanted[1] if len(wanted) > 1 else None
+    chosen = with_overrides(
+        config, {"model_pool.default": wanted[0], "model_pool.backup": backup}, none_means_unset=False
+    )
+    return default_sources(chosen), notes
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+_size = size_text
 
 
 def _plan_fetch(ctx: PipelineContext) -> str:
@@ -284,7 +275,8 @@ def _plan_health(ctx: PipelineContext) -> str:
 
 
 def _run_health(ctx: PipelineContext) -> StepOutcome:
-    from .health import check_health, resolve_target
+    from .deploy.health_target import resolve_target
+    from .health import check_health
 
     report = check_health(resolve_target(ctx.config, state_dir=str(ctx.state.root)))
     ctx.outputs["health"] = report
@@ -298,12 +290,14 @@ def _run_health(ctx: PipelineContext) -> StepOutcome:
     )
 
 
-STEP_FUNCTIONS: dict[str, Step] = {
-    "clone": Step(_plan_clone, _run_clone),
-    "env-check": Step(_plan_env_check, _run_env_check),
-    "migrate-cache": Step(_plan_migrate, _run_migrate),
-    "fetch-weights": Step(_plan_fetch, _run_fetch),
-    "verify": Step(_plan_verify, _run_verify),
-    "deploy": Step(_plan_deploy, _run_deploy),
-    "health": Step(_plan_health, _run_health),
-}
+# The one step table: the order, the names (`--from-step`, `--only`, the help) derive from it.
+STEP_TABLE: tuple[Step, ...] = (
+    Step("clone", _plan_clone, _run_clone),
+    Step("env-check", _plan_env_check, _run_env_check),
+    Step("migrate-cache", _plan_migrate, _run_migrate),
+    Step("fetch-weights", _plan_fetch, _run_fetch),
+    Step("verify", _plan_verify, _run_verify),
+    Step("deploy", _plan_deploy, _run_deploy),
+    Step("health", _plan_health, _run_health),
+)
+STEPS: tuple[str, ...] = tuple(step.name for step in STEP_TABLE)

@@ -95,10 +95,11 @@ class Dispatcher:
         key_id: str | None = None,
         keep: bool = False,
         prompt_tokens: int = 0,
+        prefix_hashes: tuple[int, ...] = (),
     ) -> Job:
         """Accept a request into the queue; raises `ApiError` when it cannot be accepted."""
         try:
-            return self._accept(request, priority, stream, key_id, keep, prompt_tokens)
+            return self._accept(request, priority, stream, key_id, keep, prompt_tokens, prefix_hashes)
         except ApiError as err:
             self.metrics.count_error(err)
             raise
@@ -111,6 +112,7 @@ class Dispatcher:
         key_id: str | None,
         keep: bool,
         prompt_tokens: int,
+        prefix_hashes: tuple[int, ...],
     ) -> Job:
         if self.stopping or self._wake is None:
             raise ServiceUnavailable("the gateway is not running")
@@ -130,6 +132,7 @@ class Dispatcher:
             max_tokens=request.max_tokens or 0,
             priority=priority,
             arrived_at=now,
+            prefix_hashes=prefix_hashes,
         )
         job = Job(
             task=task,
@@ -232,14 +235,16 @@ class Dispatcher:
         # a refusal, a cancelled or abandoned request took a time that says nothing of the work.
         reported = False
 
-        def report(learn: bool) -> None:
+        def report(learn: bool, output_tokens: int | None = None) -> None:
             nonlocal reported
             reported = True
-            self.scheduler.on_completion(job.task, node, self.service_time(entry, started), learn)
+            self.scheduler.on_completion(
+                job.task, node, self.service_time(entry, started), learn, output_tokens=output_tokens
+            )
 
         try:
             if job.stream:
-                result = await entry.handle.stream(request, self._streamer(job, model))
+                result = await entry.handle.stream(request, self._streamer(job, model, node))
             else:
                 result = await entry.handle.generate(request)
         except NodeFailure as exc:
@@ -258,7 +263,8 @@ class Dispatcher:
             log.exception("request %s failed on node %s", job.id, node.id)
             self.fail(job, ApiError(f"internal error: {type(exc).__name__}"))
         else:
-            report(result.finish_reason != "cancelled" and not request.resume_text)  # a resumed one: part
+            whole = result.finish_reason != "cancelled" and not request.resume_text  # a resumed one: part
+            report(whole, result.completion_tokens if whole else None)
             self.pool.record_success(model)
             self.succeeded(job, result, node, request)
         finally:
@@ -268,13 +274,14 @@ class Dispatcher:
             if not self.stopping:
                 self.dispatch_ready()  # the freed slot takes the next queued task right away
 
-    def _streamer(self, job: Job, model: str):
-        """`job.push`, timing the first piece (time to first token)."""
+    def _streamer(self, job: Job, model: str, node: Node):
+        """`job.push`, timing the first piece (time to first token) and telling the policy."""
 
         def push(piece: str) -> None:
             if job.first_token_at is None:
                 job.first_token_at = now = self.clock()
                 self.metrics.time_to_first_token.labels(model).observe(now - job.task.arrived_at)
+                self.scheduler.on_first_token(job.task, node)
             job.push(piece)
 
         return push
@@ -343,7 +350,8 @@ class Dispatcher:
                 job.status, job.node_id = "queued", None
                 self.queue.push(job.task, front=True)
                 return
-        if job.task.attempts >= max_attempts or self.stopping:
+        if job.task.attempts >= max_attempts or self.stopping or job.relayed:
+            # An engine's events already reached the client: another node would start over.
             self.fail(
                 job,
                 ServiceUnavailable(

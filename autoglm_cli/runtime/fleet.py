@@ -19,6 +19,7 @@ from .models import Catalogue
 from .scheduler import Node, NodeKind, NodeState, Scheduler
 from .scheduler.base import Clock
 from .tasks import BackgroundTasks
+from .workers.capacity import apply_capacity
 
 if TYPE_CHECKING:
     from .workers.clusters import Cluster
@@ -56,6 +57,8 @@ def make_cluster(config) -> Cluster:
         memory_limit=workers.memory_limit,
         dashboard=workers.dashboard,
         log_level=python_log_level(config),
+        gpus=workers.gpus,
+        gpus_per_worker=workers.gpus_per_worker,
     )
 
 
@@ -202,6 +205,7 @@ class Fleet:
         for key in ("pid", "host", "upstream"):
             if status.get(key) is not None:
                 entry.node.extra[key] = status[key]
+        apply_capacity(entry.node, status, accepted=self.config.workers.concurrency)
         if status.get("state") == "ready":
             if entry.node.state is not NodeState.READY:
                 log.info("node %s ready: %s on %s", entry.node.id, entry.model, entry.node.address)
@@ -236,7 +240,7 @@ class Fleet:
             entry = self.new_node(
                 model, kind=NodeKind.ACTOR, address=address, capacity=self.config.workers.concurrency
             )
-            entry.node.slots = 1  # one model thread: it runs one request, queues the rest
+            entry.node.slots = 1  # until its status says how many it batches (apply_capacity in load)
             entry.worker = address
             try:
                 entry.handle = await self.cluster.place(address, self.catalogue.models[model])

@@ -37,6 +37,7 @@ class Job:
     keep: bool = False  # a /v1/tasks job: stays readable for `gateway.task_ttl`
     sent_text: str = ""  # streamed to the client so far (a retry resumes after it)
     sent_pieces: int = 0
+    relayed: bool = False  # an engine's raw events reached the client (a retry would repeat them)
     dispatched_at: float | None = None  # the runtime's clock: first sent to a node
     first_token_at: float | None = None  # the runtime's clock: first piece streamed
     cancel_requested: bool = False
@@ -53,9 +54,12 @@ class Job:
     def finished(self) -> bool:
         return self.status in ("succeeded", "failed", "cancelled")
 
-    def push(self, piece: str) -> None:
-        self.sent_text += piece
-        self.sent_pieces += 1
+    def push(self, piece: str | bytes) -> None:
+        if isinstance(piece, str):
+            self.sent_text += piece
+            self.sent_pieces += 1
+        else:  # an engine's own event, relayed as it is (passthrough): no resuming it elsewhere
+            self.relayed = True
         self.events.put_nowait(piece)
 
     def _finish(self, status: str) -> None:

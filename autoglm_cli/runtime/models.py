@@ -41,6 +41,8 @@ def model_settings(config, name: str) -> BackendSettings:
         retry_tries=config.retry.tries,
         retry_base=float(config.retry.base),
         retry_max_delay=float(config.retry.max_delay),
+        max_batch=config.workers.max_batch,
+        max_batch_tokens=config.workers.max_batch_tokens,
     )
 
 

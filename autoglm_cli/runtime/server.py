@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -108,7 +108,15 @@ def _server_class():
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; for `serve` that is a normal end."""
+        """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; for `serve` that is a normal end.
+
+        Also: systemd notifications beside the gateway (runtime/sd_notify.py), the takeover of a
+        shared port on SIGUSR1 and a drain before the sockets close (runtime/swap.py).
+        """
+
+        draining_app = None  # swap.DrainingApp
+        listeners = None  # swap.Listeners, or None for a plain bind
+        _side_tasks: list
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -116,7 +124,48 @@ def _server_class():
                 yield
                 self._captured_signals.clear()
 
+        async def startup(self, sockets=None):
+            import asyncio
+            import signal
+
+            from . import sd_notify, swap
+
+            loop = asyncio.get_running_loop()
+            self._side_tasks = []
+            host = _probe_host(self.config.host or "127.0.0.1")
+
+            async def ready() -> bool:
+                # Before the servers exist (the runtime still starting) it is not ready; after a
+                # takeover the first server is the shared port.
+                servers = getattr(self, "servers", None) if self.started else None
+                if not servers or not servers[0].sockets:
+                    return False
+                return await sd_notify.readyz_passes(host, servers[0].sockets[0].getsockname()[1])
+
+            # Started before the runtime: the start timeout is extended while Dask and the model load.
+            self._side_tasks.append(loop.create_task(sd_notify.keep_systemd_informed(ready)))
+            await super().startup(sockets)
+            if self.listeners is not None and not self.listeners.joined:
+                loop.add_signal_handler(
+                    signal.SIGUSR1,
+                    lambda: self._side_tasks.append(loop.create_task(swap.join(self, self.listeners))),
+                )
+
+        async def shutdown(self, sockets=None):
+            from . import sd_notify, swap
+
+            for task in getattr(self, "_side_tasks", []):
+                task.cancel()
+            sd_notify.notify_stopping()
+            if self.draining_app is not None:
+                await swap.drain(self, self.draining_app, self.listeners)
+            await super().shutdown(sockets)
+
     return Server
+
+
+def _probe_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
 def serve(
@@ -128,29 +177,46 @@ def serve(
     from .gateway import create_app
 
     _Server = _server_class()
+    from . import swap
     from .logs import setup_logging
     from .models import python_log_level
 
     level = python_log_level(config)
     setup_logging(level, config.log_format)
-    sock = bind(config.gateway.host, config.gateway.port)
-    actual_port = sock.getsockname()[1]
-    config = dataclasses.replace(config, gateway=dataclasses.replace(config.gateway, port=actual_port))
+    side_port = swap.side_port_from(os.environ)
+    if side_port is None:
+        listeners = None
+        sockets = [bind(config.gateway.host, config.gateway.port)]
+    else:  # started by `autoglm deploy`: may take over the port from the running deployment
+        listeners = swap.bind_for_swap(config.gateway.host, config.gateway.port, side_port)
+        sockets = listeners.active
+        if not listeners.joined:
+            note(
+                f"port {config.gateway.port} is held by the running deployment; "
+                f"serving on side port {side_port} until SIGUSR1 hands it over"
+            )
+    actual_port = (listeners.shared if listeners is not None else sockets[0]).getsockname()[1]
+    from ..config import with_overrides
+
+    config = with_overrides(config, {"gateway.port": actual_port})
     url = f"http://{_url_host(config.gateway.host)}:{actual_port}"
     app = create_app(
         config, keys_file=keys_file, warn=warn, on_started=lambda: note(f"serving on {url} (Ctrl-C stops)")
     )
+    draining_app = swap.DrainingApp(app)
     server = _Server(
         uvicorn.Config(
-            app,
+            draining_app,
             log_level=level.lower(),
             access_log=level == "DEBUG",
             log_config=None,  # keep our handlers (redacting)
             timeout_graceful_shutdown=10,
         )
     )
+    server.draining_app = draining_app
+    server.listeners = listeners
     started = time.monotonic()
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     metrics = app.state.gateway.metrics
     answered = sum(
         s.value for m in metrics.http_requests.collect() for s in m.samples if s.name == "http_requests_total"

@@ -143,10 +143,17 @@ class Runtime:
         key_id: str | None = None,
         keep: bool = False,
         prompt_tokens: int = 0,
+        prefix_hashes: tuple[int, ...] = (),
     ) -> Job:
         """Accept a request into the queue; raises `ApiError` when it cannot be accepted."""
         return self.dispatcher.submit(
-            request, priority=priority, stream=stream, key_id=key_id, keep=keep, prompt_tokens=prompt_tokens
+            request,
+            priority=priority,
+            stream=stream,
+            key_id=key_id,
+            keep=keep,
+            prompt_tokens=prompt_tokens,
+            prefix_hashes=prefix_hashes,
         )
 
     def get(self, job_id: str) -> Job | None:

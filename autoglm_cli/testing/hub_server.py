@@ -77,6 +77,7 @@ DEFAULT_LFS_PATTERNS = (
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _IN_MEMORY_LIMIT = 16 * 1024 * 1024  # larger files are streamed from disk
 _CHUNK = 1024 * 1024
+_SENDFILE_STEP = 4 * 1024 * 1024
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -201,7 +202,14 @@ class Fault:
     `drop_after` sends that many body bytes then closes the connection;
     `ignore_range` answers 200 with the whole file; `corrupt` flips the byte at
     file offset `corrupt_at` (default: the middle) in whatever range is served;
-    `bytes_per_second` throttles. `kinds` picks the requests it applies to:
+    `bytes_per_second` throttles. `drop_at` closes the connection when a body
+    that started before that file offset reaches it (a retry from there goes
+    through); `stall_at` stops sending there and holds the
+    connection open (`stall_s` seconds, or until the server stops); `down_after`
+    takes the files down once that many of their bytes were sent in all: every
+    connection serving them drops at once, and every later request is dropped
+    before it is answered (a mirror that went away mid-file; use `times=None`).
+    `kinds` picks the requests it applies to:
     "content" (GET of file bytes: /resolve for git files, the CDN for LFS files),
     "redirect" (GET /resolve answered with the 302 to the CDN), "head" (HEAD
     /resolve), "api".
@@ -217,8 +225,24 @@ class Fault:
     corrupt: bool = False
     corrupt_at: int | None = None
     bytes_per_second: float | None = None
+    drop_at: int | None = None
+    stall_at: int | None = None
+    stall_s: float = 3600.0
+    down_after: int | None = None
     kinds: tuple[str, ...] = ("content",)
     hits: int = 0
+    sent: int = 0  # content bytes sent under this fault (for `down_after`)
+    down: bool = False
+
+    @property
+    def shapes_stream(self) -> bool:
+        return bool(
+            self.corrupt
+            or self.bytes_per_second
+            or self.drop_at is not None
+            or self.stall_at is not None
+            or self.down_after is not None
+        )
 
     def matches(self, repo_id: str | None, path: str | None, kind: str) -> bool:
         if kind not in self.kinds or (self.times is not None and self.hits >= self.times):
@@ -250,11 +274,26 @@ class HubServer:
         host: str = "127.0.0.1",
         token: str | None = None,
         lfs_via_cdn: bool = True,
+        bytes_per_second: float | None = None,
+        ignore_range: bool = False,
+        names_only: bool = False,
+        tree_api: bool = True,
+        hash_headers: bool = True,
     ) -> None:
         self.page_size = page_size
         self.host = host
         self.token = token  # when set, private repos need `Authorization: Bearer <token>`
         self.lfs_via_cdn = lfs_via_cdn  # False: LFS files are served directly, without the 302
+        # Every content response is paced to this many bytes/s, per connection (a slow route).
+        self.bytes_per_second = bytes_per_second
+        self.ignore_range = ignore_range  # answer 200 with the whole file to every Range request
+        # A mirror: model info lists `siblings` by name only (no size, blobId or lfs, even
+        # with ?blobs=true); without `tree_api` the tree listing answers 404 too, and
+        # without `hash_headers` the resolve HEAD carries no ETag / X-Linked-Etag.
+        self.names_only = names_only
+        self.tree_api = tree_api
+        self.hash_headers = hash_headers
+        self.stopping = threading.Event()  # ends stalled connections
         self.repos: dict[str, HubRepo] = {}
         self.aliases: dict[str, tuple[str, bool]] = {}  # old id -> (new id, answer with a redirect)
         self.static: dict[str, HubFile] = {}
@@ -369,10 +408,11 @@ class HubServer:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
         if self._servers:
             return self.endpoint
-        hub = _Server((self.host, 0), _Handler, self, role="hub")
+        self.stopping.clear()
+        hub = _Server((self.host, port), _Handler, self, role="hub")
         cdn = _Server((self.host, 0), _Handler, self, role="cdn")
         self._servers = [hub, cdn]
         self.endpoint = f"http://{self.host}:{hub.server_address[1]}"
@@ -386,6 +426,7 @@ class HubServer:
         return self.endpoint
 
     def stop(self) -> None:
+        self.stopping.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -448,6 +489,13 @@ class _Server(ThreadingHTTPServer):
         self.hub = hub
         self.role = role
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (killed, or gave up) before its request was read
+        super().handle_error(request, client_address)
 
 
 class _Abort(Exception):
@@ -587,7 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._commit(repo, revision)
         if commit is None:
             return
-        blobs = _truthy(query.get("blobs"))
+        blobs = _truthy(query.get("blobs")) and not self.server.hub.names_only
         siblings = []
         for f in commit.files.values():
             entry: dict = {"rfilename": f.path}
@@ -621,6 +669,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(info, head=head, extra={"X-Repo-Commit": commit.sha})
 
     def _tree(self, repo: HubRepo, revision: str, prefix: str, query: dict, head: bool) -> None:
+        if not self.server.hub.tree_api:
+            self._error(404, None, "Not found")
+            return
         commit = self._commit(repo, revision)
         if commit is None:
             return
@@ -693,17 +744,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault_status(fault)
             return
         meta = {"X-Repo-Commit": commit.sha, "ETag": f'"{f.blob_id}"', "Accept-Ranges": "bytes"}
+        if not hub.hash_headers:
+            del meta["ETag"]
         if via_cdn:
             location = (
                 f"{hub.cdn_endpoint}/lfs/{f.sha256}?repo={quote(repo.repo_id, safe='')}"
                 f"&path={quote(file_path, safe='')}&commit={commit.sha}"
             )
-            meta |= {"X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(f.size), "Location": location}
+            meta |= {"X-Linked-Size": str(f.size), "Location": location}
+            if hub.hash_headers:
+                meta["X-Linked-Etag"] = f'"{f.sha256}"'
             self._record["kind"] = "head" if head else "redirect"
             self._send(302, b"", meta, head=head)
             return
         if f.lfs:
-            meta |= {"X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(f.size)}
+            meta |= {"X-Linked-Size": str(f.size)}
+            if hub.hash_headers:
+                meta["X-Linked-Etag"] = f'"{f.sha256}"'
         self._content(f, repo.repo_id, file_path, head, meta, fault)
 
     def _serve_cdn(self, path: str, query: dict, head: bool) -> None:
@@ -723,7 +780,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.status:
             self._fault_status(fault)
             return
-        self._content(f, repo_id, file_path, head, {"ETag": f'"{f.sha256}"', "Accept-Ranges": "bytes"}, fault)
+        etag = {"ETag": f'"{f.sha256}"'} if hub.hash_headers else {}
+        self._content(f, repo_id, file_path, head, {**etag, "Accept-Ranges": "bytes"}, fault)
 
     def _serve_static(self, name: str, head: bool) -> None:
         self._record |= {"kind": "content", "repo": "", "file": name}
@@ -744,8 +802,14 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         start, end, status = 0, f.size, 200
         headers = dict(meta, **{"Content-Type": "application/octet-stream"})
+        hub = self.server.hub
+        if fault is not None and fault.down and not head:
+            # Gone: the connection closes without an answer.
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            raise _Abort()
         wanted = self.headers.get("Range")
-        if wanted and not (fault and fault.ignore_range):
+        if wanted and not (fault and fault.ignore_range) and not hub.ignore_range:
             parsed = _parse_range(wanted, f.size)
             if parsed is None:
                 headers["Content-Range"] = f"bytes */{f.size}"
@@ -765,18 +829,10 @@ class _Handler(BaseHTTPRequestHandler):
         limit = end - start
         if fault and fault.drop_after is not None:
             limit = min(limit, fault.drop_after)
-        plain = fault is None or not (fault.corrupt or fault.bytes_per_second)
+        plain = (fault is None or not fault.shapes_stream) and not hub.bytes_per_second
         if plain and f.source is not None and f.data is None and limit == end - start:
             # Full-speed path for big files: the kernel copies file -> socket.
-            # Counted before sending, so a client that got the bytes always sees them counted.
-            self.server.hub._count(repo_id, path, limit)
-            sent = 0
-            try:
-                with open(f.source, "rb") as fh:
-                    sent = self.connection.sendfile(fh, offset=start, count=limit)
-            finally:
-                if sent < limit:
-                    self.server.hub._count(repo_id, path, sent - limit)
+            self._sendfile(f.source, repo_id, path, start, limit)
         else:
             self._stream(f, repo_id, path, start, start + limit, fault)
         if limit < end - start:
@@ -785,27 +841,92 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             raise _Abort()
 
+    def _sendfile(self, source: Path, repo_id: str, path: str, start: int, limit: int) -> None:
+        """`sendfile` in steps of at most 4 MiB, each counted before it is sent (so a client
+        that got the bytes always sees them counted) and un-counted as far as it was not sent:
+        a client that closes mid-body (it got what it wanted) is off by less than one step."""
+        hub = self.server.hub
+        self.wfile.flush()
+        with open(source, "rb") as fh:
+            offset, end = start, start + limit
+            while offset < end:
+                step = min(_SENDFILE_STEP, end - offset)
+                hub._count(repo_id, path, step)
+                sent = 0
+                try:
+                    sent = os.sendfile(self.connection.fileno(), fh.fileno(), offset, step)
+                finally:
+                    if sent < step:
+                        hub._count(repo_id, path, sent - step)
+                if sent == 0:
+                    raise BrokenPipeError("the client stopped reading")
+                offset += sent
+
     def _stream(self, f: HubFile, repo_id: str, path: str, start: int, end: int, fault: Fault | None) -> None:
         corrupt_at = None
         if fault and fault.corrupt:
             corrupt_at = fault.corrupt_at if fault.corrupt_at is not None else f.size // 2
             if not start <= corrupt_at < end:
                 corrupt_at = start
-        rate = fault.bytes_per_second if fault else None
-        chunk_size = min(_CHUNK, max(1024, int(rate / 20))) if rate else _CHUNK
+        hub = self.server.hub
+        rate = (fault.bytes_per_second if fault else None) or hub.bytes_per_second
+        # Small paced writes: what a killed client never got stays small (bytes are counted as written).
+        chunk_size = min(_CHUNK, max(1024, int(rate / 50))) if rate else _CHUNK
         began = time.monotonic()
         sent = 0
         for offset, chunk in _chunks(f, start, end, chunk_size):
             if corrupt_at is not None and offset <= corrupt_at < offset + len(chunk):
                 i = corrupt_at - offset
                 chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
-            self.server.hub._count(repo_id, path, len(chunk))  # before: see _content
-            self.wfile.write(chunk)
-            sent += len(chunk)
+            cut = self._cut(fault, offset, len(chunk), start)
+            if cut is not None:
+                chunk = chunk[:cut]
+            if chunk:
+                hub._count(repo_id, path, len(chunk))  # before: see _content
+                try:
+                    self.wfile.write(chunk)
+                except OSError:
+                    hub._count(repo_id, path, -len(chunk))  # refused by a closed peer: not sent (as sendfile)
+                    raise
+                sent += len(chunk)
+            if cut is not None:
+                self._break_off(fault, offset + len(chunk))
             if rate:
                 ahead = sent / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
+
+    def _cut(self, fault: Fault | None, offset: int, n: int, start: int) -> int | None:
+        """How much of the chunk at file `offset` goes out before the fault breaks the stream."""
+        if fault is None:
+            return None
+        cuts = [
+            at - offset
+            for at in (fault.drop_at, fault.stall_at)
+            if at is not None and offset <= at < offset + n and at > start  # crossed, not started at
+        ]
+        if fault.down_after is not None:
+            with self.server.hub._lock:
+                if fault.down:
+                    cuts.append(0)
+                else:
+                    room = fault.down_after - fault.sent
+                    take = max(0, min(n, room))
+                    fault.sent += take
+                    if take < n or room == n:
+                        fault.down = True
+                        cuts.append(take)
+        return min(cuts) if cuts else None
+
+    def _break_off(self, fault: Fault, reached: int) -> None:
+        """Stall (hold the connection, send nothing) or drop it, at file offset `reached`."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+        if fault.stall_at is not None and reached == fault.stall_at and not fault.down:
+            self.server.hub.stopping.wait(fault.stall_s)
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        raise _Abort()
 
     # -- small answers ---------------------------------------------------------
 
@@ -860,10 +981,14 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if unit.strip() != "bytes" or "," in spec:
         return None
     first, _, last = spec.strip().partition("-")
+    if not (first or last) or not all(part.isdigit() for part in (first, last) if part):
+        return None  # malformed: refused, so a client bug shows instead of a silent 200
     if first == "":
         n = int(last)
         return (max(0, size - n), size) if n > 0 and size > 0 else None
     start = int(first)
+    if last and int(last) < start:
+        return None
     end = min(size, int(last) + 1) if last else size
     if start >= size or start >= end:
         return None
@@ -940,3 +1065,67 @@ def fake_model_files(shard_size: int = 256 * 1024, *, shards: int = 2, seed: int
         weight_map[f"layers.{i}.weight"] = name
     files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
     return files
+
+
+# -- `python -m autoglm_cli.testing.hub_server DIR`: a local hub for the README's examples --
+
+
+def repos_in(directory: Path) -> dict[str, Path]:
+    """Every `ORG/NAME/` folder under `directory` that holds files: a repo served as `ORG/NAME`."""
+    found = {}
+    for org in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for repo in sorted(p for p in org.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if any(f.is_file() for f in repo.rglob("*")):
+                found[f"{org.name}/{repo.name}"] = repo
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the repos under DIR until Ctrl-C; print the endpoint to put in HF_ENDPOINT."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m autoglm_cli.testing.hub_server",
+        description="Serve every ORG/NAME folder under DIR as a Hugging Face Hub repo, offline. "
+        "`make demo` leaves its tiny model in .autoglm/demo/hub.",
+        epilog="example: python -m autoglm_cli.testing.hub_server .autoglm/demo/hub --port 8799 &\n"
+        "         HF_ENDPOINT=http://127.0.0.1:8799 autoglm redeploy --config examples/local.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directory", metavar="DIR", type=Path, help="folder holding ORG/NAME/ repo folders")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, metavar="PORT", help="port (default: any free one)")
+    args = parser.parse_args(argv)
+
+    if not args.directory.is_dir():
+        print(
+            f"error: {args.directory} is not a directory (run `make demo` to create .autoglm/demo/hub)",
+            file=sys.stderr,
+        )
+        return 2
+    repos = repos_in(args.directory)
+    if not repos:
+        print(f"error: no ORG/NAME/ folders with files under {args.directory}", file=sys.stderr)
+        return 2
+    server = HubServer(host=args.host)
+    for repo_id, folder in repos.items():
+        server.add_repo(repo_id, folder)
+    try:
+        endpoint = server.start(port=args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 3
+    print(f"serving {', '.join(repos)} at {endpoint}", flush=True)
+    print(f"use it with: export HF_ENDPOINT={endpoint}   (Ctrl-C stops)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

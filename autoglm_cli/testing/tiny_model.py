@@ -38,8 +38,16 @@ def build_tiny_model(
     hidden_size: int = 32,
     layers: int = 2,
     seed: int = 0,
+    context: int = 512,
+    greedy_never_ends: bool = False,
 ) -> Path:
-    """Write a tiny Llama (config, tokenizer, safetensors weights) into `directory`."""
+    """Write a tiny Llama (config, tokenizer, safetensors weights) into `directory`.
+
+    `context`: max_position_embeddings. `greedy_never_ends`: the end-of-text token's
+    output row is zero, so its logit is 0 while the largest of the others is positive:
+    greedy decoding never ends early and every answer runs to `max_tokens` (for tests
+    and benchmarks that need answers of a known length).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -76,7 +84,7 @@ def build_tiny_model(
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=4,
-        max_position_embeddings=512,
+        max_position_embeddings=context,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
@@ -84,6 +92,9 @@ def build_tiny_model(
     )
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = fast.pad_token_id
+    if greedy_never_ends:
+        with torch.no_grad():
+            model.lm_head.weight[fast.eos_token_id].zero_()
     if shards > 1:
         total = sum(p.numel() * p.element_size() for p in model.parameters())
         # Sequential packing needs some slack to land on exactly `shards` files.

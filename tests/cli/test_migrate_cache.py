@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -154,3 +155,29 @@ def test_on_a_terminal_it_shows_the_plan_and_asks(app_cache, tmp_path):
     assert code == 0
     assert (app_cache / "zai-org" / "glm-4" / "weights.bin").read_bytes() == b"w" * 4096
     assert os.path.islink(app_cache / "THUDM" / "glm-4")
+
+
+def test_on_a_terminal_nothing_to_migrate_asks_nothing(tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    empty = tmp_path / "cache"
+    empty.mkdir()
+    env = {**os.environ, "NO_COLOR": "1", "AUTOGLM_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
+    env["HF_HOME"] = str(tmp_path / "hf")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoglm_cli", "migrate-cache", "--root", str(empty), *MAPS],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    os.close(slave)
+    assert proc.wait(timeout=60) == 0  # it would hang on a question
+    screen = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            screen += chunk
+    os.close(master)
+    assert b"Nothing to migrate" in screen and b"Apply this migration?" not in screen

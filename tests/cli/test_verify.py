@@ -106,10 +106,12 @@ def test_generate_on_stdout_pipes_into_sha256sum(tree):
 
 
 @pytest.fixture
-def damaged(tmp_path):
-    """A tree with one good, one changed and one missing file, and its manifest."""
+def damaged(cli, tmp_path, monkeypatch):
+    """A tree with one good, one changed and one missing file, and its manifest; the current
+    directory (names resolve from there, as with `sha256sum -c`)."""
     root = tmp_path / "w"
     root.mkdir()
+    monkeypatch.chdir(root)
     (root / "good.bin").write_bytes(b"good")
     (root / "changed.bin").write_bytes(b"changed")
     manifest = root / "SHA256SUMS"
@@ -137,7 +139,7 @@ def test_status_prints_nothing_and_answers_with_the_exit_code(cli, damaged, tmp_
     (tmp_path / "ok").mkdir()
     (tmp_path / "ok" / "f").write_bytes(b"f")
     (tmp_path / "ok" / "SUMS").write_text(f"{sha256(b'f')}  f\n")
-    passed = cli("verify", tmp_path / "ok" / "SUMS", "--status")
+    passed = cli("verify", tmp_path / "ok" / "SUMS", "--root", tmp_path / "ok", "--status")
     assert (passed.exit_code, passed.stdout, passed.stderr) == (0, "", "")
 
 
@@ -368,6 +370,57 @@ def test_real_process_round_trip(tmp_path):
     (tmp_path / "a b.bin").write_bytes(b"ab")
     generated = run_autoglm("verify-sha256", "--generate", tmp_path, "-o", tmp_path / "SHA256SUMS")
     assert generated.exit_code == 0, generated.stderr
-    checked = run_autoglm("verify", tmp_path / "SHA256SUMS", "--fail-on-extra")
+    checked = run_autoglm("verify", tmp_path / "SHA256SUMS", "--fail-on-extra", cwd=tmp_path)
     assert checked.exit_code == 0, checked.stdout + checked.stderr
     assert "1 ok" in checked.stdout
+
+
+# --- names resolve as `sha256sum -c` resolves them ----------------------------------
+
+
+def test_names_resolve_from_the_current_directory_like_sha256sum(cli, tmp_path, monkeypatch):
+    """`cd weights && autoglm verify ../SUMS`, where SUMS was written by `sha256sum weights/*`
+    from above... and the other way round: both tools agree."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "a.bin").write_bytes(b"a")
+    (tmp_path / "SUMS").write_bytes(sha256sum("a.bin", cwd=weights).stdout)
+    (weights / "SUMS").write_bytes(sha256sum("weights/a.bin", cwd=tmp_path).stdout)
+
+    monkeypatch.chdir(weights)
+    assert cli("verify", "../SUMS", "--status").exit_code == 0
+    assert sha256sum("-c", "../SUMS", cwd=weights).returncode == 0
+    monkeypatch.chdir(tmp_path)
+    assert cli("verify", "weights/SUMS", "--status").exit_code == 0
+    assert sha256sum("-c", "weights/SUMS", cwd=tmp_path).returncode == 0
+
+
+def test_a_name_found_beside_the_manifest_suggests_root(cli, damaged, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("verify", "w/SHA256SUMS", "--json")
+    assert result.exit_code == 1
+    report = result.json["result"]
+    good = report["files"][0]
+    assert (good["status"], good["detail"]) == (
+        "missing",
+        "no such file here; exists relative to the manifest's folder: pass --root w",
+    )
+    assert report["files"][2]["detail"] == "no such file"  # gone.bin is gone from both places
+    assert "2 missing files exist relative to the manifest's folder: pass --root w" in report["hint"]
+    human = cli("verify", "w/SHA256SUMS")
+    assert "pass --root w" in flat(human.stdout)
+    assert cli("verify", "w/SHA256SUMS", "--root", "w", "--quiet").stdout.count("\n") == 2
+
+
+def test_a_large_report_is_printed_as_plain_lines(cli, damaged, monkeypatch):
+    """Above TABLE_ROWS results, no rich table (100k rows took a minute): one line per problem."""
+    from autoglm_cli.cli import verify as verify_cli
+
+    monkeypatch.setattr(verify_cli, "TABLE_ROWS", 2)
+    result = cli("verify", damaged)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        "changed.bin: MISMATCH (sha256 differs)",
+        "gone.bin: MISSING (no such file)",
+    ]
+    assert "1 ok files not listed; 1 ok, 1 mismatch, 1 missing" in " ".join(result.stdout.split())

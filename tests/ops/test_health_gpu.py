@@ -7,8 +7,12 @@ import stat
 
 from autoglm_cli.ops.health import Status, _gpu
 
-H100_IDLE = "0, NVIDIA H100 80GB HBM3, 0, 81559\n"
-H100_FULL = "0, NVIDIA H100 80GB HBM3, 80100, 81559\n1, NVIDIA H100 80GB HBM3, 1200, 81559\n"
+# index, name, memory.total, driver_version, uuid, memory.used (env-check's query, which health shares)
+H100_IDLE = "0, NVIDIA H100 80GB HBM3, 81559, 580.159.04, GPU-0, 0\n"
+H100_FULL = (
+    "0, NVIDIA H100 80GB HBM3, 81559, 580.159.04, GPU-0, 80100\n"
+    "1, NVIDIA H100 80GB HBM3, 81559, 580.159.04, GPU-1, 1200\n"
+)
 
 
 def _fake_nvidia_smi(tmp_path, monkeypatch, output: str) -> None:

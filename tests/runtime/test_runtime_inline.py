@@ -163,7 +163,8 @@ def test_requests_are_validated_in_openai_error_shape():
         two = httpx.post(
             f"{server.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "n": 2}
         )
-        assert two.status_code == 400 and "n=1" in two.json()["error"]["message"]
+        assert two.status_code == 400 and two.json()["error"]["code"] == "unsupported_parameter"
+        assert two.json()["error"]["param"] == "n"
         missing = httpx.get(f"{server.url}/v1/tasks/task-nope")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "task_not_found"
 

@@ -218,8 +218,8 @@ def test_gateway_in_front_of_an_upstream_gateway(gateway):
         model="glm-4-9b-chat", messages=[{"role": "user", "content": "a b c"}], max_tokens=5
     )
     assert reply.choices[0].message.content == "simulated output from the autoglm"
-    assert (
-        reply.model == "glm-4-9b-chat"
+    assert (  # passthrough: the client sees the upstream's answer as it is, its model name too
+        reply.model == "zai-org/glm-4-9b-chat"
         and reply.usage.prompt_tokens == 3
         and reply.usage.completion_tokens == 5
     )

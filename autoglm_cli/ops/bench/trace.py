@@ -1,17 +1,25 @@
-"""Request traces: the Azure LLM inference CSV format, time scaling and synthetic traces.
+"""Request traces: the Azure LLM inference CSV and Mooncake JSONL formats, time scaling and
+synthetic traces.
 
 A trace is a list of requests, each with its arrival offset (seconds from the start
-of the trace), its prompt length and its output length in tokens. The CSV format
-is the one of the Azure public traces (`TIMESTAMP,ContextTokens,GeneratedTokens`,
-see benchmarks/traces/README.md); TIMESTAMP is a date-time or plain seconds, so
-synthetic traces can be written in the same format.
+of the trace), its prompt length and its output length in tokens, and where known the
+prompt's prefix blocks. Two formats are read, told apart by their first character:
+
+- the Azure public traces' CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`, see
+  benchmarks/traces/README.md); TIMESTAMP is a date-time or plain seconds, so
+  synthetic traces can be written in the same format;
+- the Mooncake traces' JSON lines (`timestamp` in milliseconds, `input_length`,
+  `output_length`, `hash_ids`: the prompt as 512-token blocks, equal ids = a shared
+  prefix), whose block ids become `TraceRequest.prefix_hashes`.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
+import json
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -29,11 +37,15 @@ class TraceRequest:
     offset_s: float  # arrival, seconds after the first request of the trace
     prompt_tokens: int
     generated_tokens: int
+    # The prompt's leading blocks (Mooncake: 512 tokens each), block i standing for the whole
+    # prefix up to it; two requests that share a prefix share these. Empty when unknown.
+    prefix_hashes: tuple[int, ...] = ()
 
 
 class TraceError(UsageError):
     default_remedy = (
-        "Give a CSV with the columns TIMESTAMP,ContextTokens,GeneratedTokens (see docs/bench.md)."
+        "Give a CSV with the columns TIMESTAMP,ContextTokens,GeneratedTokens, or Mooncake JSON lines"
+        " (timestamp, input_length, output_length, hash_ids); see docs/bench.md."
     )
 
 
@@ -50,15 +62,60 @@ def _parse_time(text: str) -> float:
     return stamp.timestamp()
 
 
-def load_trace(path: str | Path) -> list[TraceRequest]:
-    """Read a trace CSV; arrival offsets start at 0 and ascend."""
+MOONCAKE_BLOCK_TOKENS = 512  # tokens per `hash_ids` block in the Mooncake traces
+
+
+def trace_format(path: str | Path) -> str:
+    """ "azure-csv" or "mooncake-jsonl", from the file's first non-blank character."""
     path = Path(path)
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        with path.open("rb") as handle:
+            head = handle.read(4096).lstrip()
     except FileNotFoundError:
         raise TraceError(f"{path}: trace file not found") from None
     except OSError as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc.strerror or exc}") from None
+    return "mooncake-jsonl" if head.startswith(b"{") else "azure-csv"
+
+
+def load_trace(path: str | Path) -> list[TraceRequest]:
+    """Read a trace (Azure CSV or Mooncake JSONL, detected); arrival offsets start at 0 and ascend."""
+    if trace_format(path) == "mooncake-jsonl":
+        return _load_mooncake(Path(path))
+    return _load_csv(Path(path))
+
+
+def _load_mooncake(path: Path) -> list[TraceRequest]:
+    rows: list[TraceRequest] = []
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+                hashes = tuple(int(h) for h in row.get("hash_ids") or ())
+                rows.append(
+                    TraceRequest(
+                        float(row["timestamp"]) / 1000.0,
+                        max(0, int(row["input_length"])),
+                        max(1, int(row["output_length"])),
+                        hashes,
+                    )
+                )
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise TraceError(
+                    f"{path}:{line}: not a valid Mooncake trace row ({exc!r}); expected"
+                    " timestamp, input_length, output_length and hash_ids"
+                ) from None
+    if not rows:
+        raise TraceError(f"{path}: the trace has no requests")
+    rows.sort(key=lambda r: r.offset_s)
+    start = rows[0].offset_s
+    return [dataclasses.replace(r, offset_s=r.offset_s - start) for r in rows]
+
+
+def _load_csv(path: Path) -> list[TraceRequest]:
+    handle = path.open(newline="", encoding="utf-8")
     rows: list[tuple[float, int, int]] = []
     with handle:
         reader = csv.DictReader(handle)
@@ -99,7 +156,7 @@ def scale(
         offset = (request.offset_s - start_s) / speedup
         if duration_s is not None and offset >= duration_s:
             break
-        out.append(TraceRequest(offset, request.prompt_tokens, request.generated_tokens))
+        out.append(dataclasses.replace(request, offset_s=offset))
     return out
 
 

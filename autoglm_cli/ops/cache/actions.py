@@ -10,7 +10,9 @@ import errno
 import os
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import EnvironmentFailure
+from ..checksums.hashing import hash_file
 from . import fileops
 from .kind import Action, Applied, Item
 
@@ -35,7 +37,7 @@ def apply_item(item: Item, *, on_bytes: fileops.OnBytes) -> Applied:
         fileops.make_symlink(item.text, item.target)
     elif action is Action.WRITE:
         if not (os.path.isfile(item.target) and Path(item.target).read_text(encoding="utf-8") == item.text):
-            fileops.write_atomic(item.target, item.text or "")
+            atomic_write(item.target, item.text or "")
     elif action is Action.MKDIR:
         os.makedirs(item.target, exist_ok=True)
     return Applied(action)
@@ -110,16 +112,16 @@ def verify_item(item: Item, *, deep: bool, copied: dict | None) -> str | None:
         if item.source and os.path.exists(item.source):
             st = os.stat(item.source)
             if (st.st_size, st.st_mtime_ns) != (copied.get("size"), copied.get("src_mtime_ns")):
-                expected = fileops.sha256_file(item.source)  # source changed since: compare afresh
+                expected = hash_file(item.source)  # source changed since: compare afresh
     elif item.sha256:
         expected = item.sha256
     elif item.source and os.path.exists(item.source):
         if fileops.same_file(item.source, target):
             return None
-        expected = fileops.sha256_file(item.source)
+        expected = hash_file(item.source)
     else:
         return "nothing to compare the copy with"
-    actual = fileops.sha256_file(target)
+    actual = hash_file(target)
     return None if actual == expected else f"sha256 {actual} != {expected}"
 
 

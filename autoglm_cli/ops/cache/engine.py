@@ -29,7 +29,8 @@ from pathlib import Path
 from ...atomic import fsync_directory
 from ...errors import AutoglmError, IntegrityError, MigrationRefused
 from ...progress import NULL_PROGRESS, Progress
-from . import fileops, registry
+from ..checksums.hashing import hash_file
+from . import registry
 from .journal import Journal, open_intents, read_records, row_statuses
 from .kind import Action, CacheKind, Entry, Item, Problem
 from .locations import Locations
@@ -87,8 +88,8 @@ def _same_content(a: Item, b: Item) -> bool:
         return False
     if _content(a)[0] != "file":
         return True
-    sha_a = a.sha256 or (fileops.sha256_file(a.source) if a.source else None)
-    sha_b = b.sha256 or (fileops.sha256_file(b.source) if b.source else None)
+    sha_a = a.sha256 or (hash_file(a.source) if a.source else None)
+    sha_b = b.sha256 or (hash_file(b.source) if b.source else None)
     return sha_a is not None and sha_a == sha_b
 
 
@@ -278,7 +279,7 @@ def _apply_row(prow: PlannedRow, runner: _Runner, pool: ThreadPoolExecutor) -> R
     runner.record(
         journal.row_status, prow.id, "in_progress", **_row_meta(prow), items=total_items, bytes=total_bytes
     )
-    task = runner.progress.task(f"{prow.row.label}", total=todo_bytes or None)
+    task = runner.progress.task(f"{prow.row.label}", total=todo_bytes or None, unit="bytes")
     entry_reports = []
     try:
         for pentry in prow.entries:
@@ -311,7 +312,7 @@ def _verify_all(rows: list[PlannedRow], journal: Journal, progress: Progress) ->
     items = [(p.kind, i) for r in rows for p in r.entries for i in p.entry.items]
     hashed = {i.target for _, i in items if i.action in (Action.COPY, Action.KEEP) or i.target in copies}
     total = sum(i.size for _, i in items if i.target in hashed)
-    task = progress.task("verifying before prune", total=total or None)
+    task = progress.task("verifying before prune", total=total or None, unit="bytes")
     failures = []
     for kind, item in items:
         problem = kind.verify(item, deep=True, copied=copies.get(item.target))

@@ -3,7 +3,7 @@
 - `link_file`: a hard link; fails (never replaces) when the target exists with other content.
 - `copy_verified`: copy to a hidden sibling while hashing the source, fsync, re-read the
   copy and hash it, publish only if both hashes agree (link + unlink: no clobbering).
-- `make_symlink`, `write_atomic`: publish small things atomically.
+- `make_symlink`: publish a symlink atomically (small files: `atomic.atomic_write`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import IntegrityError
+from ..checksums.hashing import hash_file
 
 CHUNK = 4 << 20
 PARTIAL_SUFFIX = ".autoglm-partial"
@@ -37,17 +38,6 @@ def partial_path(target: str | os.PathLike) -> Path:
     """The hidden sibling a copy is written to before it is published."""
     target = Path(target)
     return target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
-
-
-def sha256_file(path: str | os.PathLike, on_bytes: OnBytes = _noop) -> str:
-    digest = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])  # hashlib releases the GIL: other files hash meanwhile
-            on_bytes(n)
-    return digest.hexdigest()
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -140,7 +130,7 @@ def copy_verified(
         try:
             rename_noreplace(tmp, target)
         except FileExistsError:
-            if sha256_file(target) != source_sha:
+            if hash_file(target) != source_sha:
                 raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -223,18 +213,6 @@ def make_symlink(text: str, target: str | os.PathLike) -> None:
     except FileExistsError:
         if not (target.is_symlink() and os.readlink(target) == text):
             raise
-
-
-def write_atomic(target: str | os.PathLike, content: str) -> None:
-    """Write a small file: hidden sibling, fsync, rename."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(target)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
 
 
 def is_within(path: str | os.PathLike, root: str | os.PathLike) -> bool:

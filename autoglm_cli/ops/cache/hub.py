@@ -100,6 +100,10 @@ class HubCacheKind:
             )
             return None, problems, notes
         real = Path(os.path.realpath(folder))
+        unrelated = _unrelated_target(real, target, old_id)
+        if unrelated:
+            problems.append(Problem(self.name, str(target), unrelated))
+            return None, problems, notes
         link = not copy and fileops.same_device(real, self.target_cache)
         items: list[Item] = []
 
@@ -332,6 +336,34 @@ class HubCacheKind:
     def prune(self, paths: list[str]) -> None:
         for path in paths:
             fileops.remove_tree(path)
+
+
+def _unrelated_target(source: Path, target: Path, old_id: str) -> str:
+    """Why `target` holds another repo (it must not be merged into), or '' when it may be.
+
+    A target that shares a snapshot commit or an LFS blob (named by its sha256: the
+    weights) with the source is the same repo: a partial re-download under the new id,
+    an earlier run, a second old id of it. One that holds snapshots or blobs and shares
+    neither is another repo's folder; small git blobs (a common tokenizer, a license)
+    may be equal across unrelated repos, so they do not count.
+    """
+    theirs_blobs, theirs_commits = _names(target / "blobs"), _names(target / "snapshots")
+    if not theirs_blobs and not theirs_commits:
+        return ""
+    shared_lfs = {name for name in theirs_blobs & _names(source / "blobs") if len(name) == 64}
+    if shared_lfs or theirs_commits & _names(source / "snapshots"):
+        return ""
+    return (
+        f"already exists with other content: no snapshot or LFS blob in common with {old_id} "
+        "(another repo's folder; merging would mix two repos)"
+    )
+
+
+def _names(folder: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except OSError:
+        return set()
 
 
 def _with_sha(item: Item, sha: str) -> Item:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import EnvironmentFailure
+from ...user_dirs import state_dir
 
 VERSION = 1
 
@@ -36,11 +37,7 @@ TEST_DELAY_ENV = "AUTOGLM_MIGRATE_TEST_STEP_DELAY"
 
 def default_journal_path(environ=os.environ) -> Path:
     """`$AUTOGLM_STATE_DIR/migrate-cache.jsonl`, else under `$XDG_STATE_HOME/autoglm`."""
-    if environ.get("AUTOGLM_STATE_DIR"):
-        base = Path(environ["AUTOGLM_STATE_DIR"])
-    else:
-        base = Path(environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "autoglm"
-    return base / "migrate-cache.jsonl"
+    return state_dir(environ) / "migrate-cache.jsonl"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...progress import NULL_PROGRESS, Progress
 from .tree import file_kind
@@ -58,11 +59,14 @@ def hash_file(
     *,
     on_bytes: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
+    also: Any = None,
 ) -> str:
-    """The SHA-256 of a regular file as lower-case hex.
+    """The SHA-256 of a regular file as lower-case hex: the one way autoglm hashes a file.
 
     Raises `OSError` when the file cannot be read (`NotRegularFileError` for
     FIFOs, devices and directories). `on_bytes(n)` is called after each block.
+    `also` (a hashlib object) is fed the same bytes in the same read, e.g. the git
+    blob sha1 that `ops.weights` needs for small Hub files.
     """
     # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -86,6 +90,8 @@ def hash_file(
             if not count:
                 break
             digest.update(view[:count])
+            if also is not None:
+                also.update(view[:count])
             if on_bytes is not None:
                 on_bytes(count)
     return digest.hexdigest()
@@ -129,7 +135,7 @@ def hash_files(
     if not paths:
         return []
     sizes = [_size_hint(p) for p in paths]
-    task = progress.task(description, total=sum(sizes))
+    task = progress.task(description, total=sum(sizes), unit="bytes")
     cancel = threading.Event()
     workers = max(1, min(jobs or default_jobs(), len(paths)))
     results: list[HashResult | None] = [None] * len(paths)

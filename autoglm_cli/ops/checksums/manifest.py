@@ -20,12 +20,15 @@ Names are bytes on disk; they are decoded with the file-system encoding
 
 from __future__ import annotations
 
+import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 SHA256_HEX_LEN = 64
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_HEX = re.compile(rb"[0-9a-fA-F]*")  # a regex: a byte-by-byte check was most of the parse time
 _BLANKS = b" \t"
 _BLANKS_SET = (b" ", b"\t")
 _BSD_TAG = b"SHA256"
@@ -64,25 +67,85 @@ class _Malformed(ValueError):
     """Internal: why one line does not parse."""
 
 
+# The longest line read: a name is at most PATH_MAX (4096) bytes, escaped at most twice that, plus the
+# digest. Anything longer is not a checksum line; it is reported malformed without being held in memory.
+MAX_LINE_BYTES = 64 * 1024
+# A text that shows this many malformed lines and no checksum line is not a manifest (`verify /dev/urandom`).
+MAX_MALFORMED_WITHOUT_ENTRY = 1000
+_SHOWN_BYTES = 200  # of a malformed line, for the report
+
+
+class NotAManifest(ValueError):
+    """The input is evidently not a sha256sum manifest (binary data, endless malformed lines)."""
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """Parse a whole manifest (bytes, as read from disk or stdin)."""
     entries: list[ManifestEntry] = []
     malformed: list[MalformedLine] = []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the last line
+    for item in iter_manifest(io.BytesIO(data)):
+        (entries if isinstance(item, ManifestEntry) else malformed).append(item)
+    return Manifest(tuple(entries), tuple(malformed))
+
+
+def iter_manifest(
+    stream: BinaryIO, *, max_line: int = MAX_LINE_BYTES
+) -> Iterator[ManifestEntry | MalformedLine]:
+    """Parse a manifest line by line from a binary stream: memory stays bounded by `max_line`.
+
+    A line longer than `max_line` is reported malformed (its first bytes shown) and skipped
+    to its end without being kept. Raises `NotAManifest` after
+    `MAX_MALFORMED_WITHOUT_ENTRY` malformed lines with no checksum line among them.
+    """
     parser = _LineParser()
-    for number, raw in enumerate(lines, start=1):
+    seen_entry = False
+    bad = 0
+    for number, raw, complete in _lines(stream, max_line):
         if raw.startswith(b"#"):
             continue
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line:
             continue
-        try:
-            entries.append(parser.parse(line, number))
-        except _Malformed as why:
-            malformed.append(MalformedLine(number, _display_bytes(raw), str(why)))
-    return Manifest(tuple(entries), tuple(malformed))
+        if not complete:
+            reason = f"line longer than {max_line // 1024} KiB: not a checksum line"
+            item: ManifestEntry | MalformedLine = MalformedLine(
+                number, _display_bytes(raw[:_SHOWN_BYTES]) + "…", reason
+            )
+        else:
+            try:
+                item = parser.parse(line, number)
+            except _Malformed as why:
+                shown = _display_bytes(raw[:_SHOWN_BYTES]) + ("…" if len(raw) > _SHOWN_BYTES else "")
+                item = MalformedLine(number, shown, str(why))
+        if isinstance(item, ManifestEntry):
+            seen_entry = True
+        else:
+            bad += 1
+            if not seen_entry and bad >= MAX_MALFORMED_WITHOUT_ENTRY:
+                raise NotAManifest(f"{bad} malformed lines and no checksum line in the first {number} lines")
+        yield item
+
+
+def _lines(stream: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(number, line without its newline, complete?) for each line; a line over `max_line` bytes is
+    cut there and the rest of it read and dropped in blocks."""
+    number = 0
+    while True:
+        raw = stream.readline(max_line + 1)
+        if not raw:
+            return
+        number += 1
+        if raw.endswith(b"\n"):
+            yield number, raw[:-1], True
+            continue
+        if len(raw) <= max_line:
+            yield number, raw, True  # the last line, without a newline
+            return
+        while True:  # skip the rest of the over-long line
+            rest = stream.readline(1024 * 1024)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield number, raw[:max_line], False
 
 
 class _LineParser:
@@ -158,7 +221,7 @@ def _entry(
 
 
 def _is_hex(digest: bytes) -> bool:
-    return all(c in _HEX_DIGITS for c in digest)
+    return _HEX.fullmatch(digest) is not None
 
 
 def _unescape(name: bytes) -> bytes:

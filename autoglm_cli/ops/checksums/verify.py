@@ -15,7 +15,9 @@ Exit codes (`VerifyReport.exit_code`), first match wins:
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import io
 import os
 import stat
 import sys
@@ -23,11 +25,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from ...errors import EnvironmentFailure, ExitCode, ManifestError, UsageError
 from ...progress import NULL_PROGRESS, Progress
 from .hashing import default_jobs, describe_os_error, hash_files
-from .manifest import display_name, parse_manifest
+from .incremental import FileStamp, StatRecord, record_path
+from .manifest import MalformedLine, ManifestEntry, NotAManifest, display_name, iter_manifest
 from .tree import SkippedPath, UnsafeName, file_kind, safe_relative_name, walk_files
 
 
@@ -77,6 +81,9 @@ class VerifyReport:
     strict: bool = False
     ignore_missing: bool = False
     fail_on_extra: bool = False
+    trusted: int = 0  # files not re-read: stat unchanged since verified (--incremental)
+    incremental: bool = False
+    hint: str = ""  # advice for a likely mistake (names resolved against the wrong folder)
 
     @property
     def entries(self) -> int:
@@ -116,33 +123,62 @@ def verify_manifest(
     *,
     root: str | os.PathLike[str] | None = None,
     data: bytes | None = None,
+    stream: BinaryIO | None = None,
     jobs: int | None = None,
     strict: bool = False,
     ignore_missing: bool = False,
     fail_on_extra: bool = False,
+    incremental: bool = False,
     progress: Progress = NULL_PROGRESS,
 ) -> VerifyReport:
     """Verify the files a sha256sum manifest lists.
 
-    `manifest` is a path, or `-` with the manifest's bytes in `data` (stdin).
-    `root` defaults to the manifest's directory (the current directory for `-`).
+    `manifest` is a path, or `-` with the manifest in `data` or `stream` (stdin by default).
+    Names resolve as `sha256sum -c` resolves them: against the current directory,
+    or `root`. The manifest is read line by line (memory stays bounded whatever its size).
+    `incremental` trusts files whose stat is unchanged since they were last verified.
     Raises `ManifestError` when the manifest cannot be read or holds no lines.
     """
     from_stdin = os.fspath(manifest) == "-"
     manifest_path = None if from_stdin else Path(manifest)
-    if data is None:
-        data = sys.stdin.buffer.read() if manifest_path is None else _read_manifest(manifest_path)
-    if root is None:
-        root = Path.cwd() if manifest_path is None else manifest_path.absolute().parent
-    parsed = parse_manifest(data)
-    if not parsed.entries and not parsed.malformed:
+    if incremental and manifest_path is None:
+        raise UsageError(
+            "--incremental needs a manifest file, not stdin",
+            remedy="Write the manifest to a file; the record of verified files is kept per manifest.",
+        )
+    root_given = root is not None
+    root = Path(root) if root is not None else Path.cwd()
+    if data is not None:
+        stream = io.BytesIO(data)
+    with contextlib.ExitStack() as stack:
+        if stream is None:
+            stream = (
+                sys.stdin.buffer
+                if manifest_path is None
+                else stack.enter_context(_open_manifest(manifest_path))
+            )
+        try:
+            parsed = list(iter_manifest(stream))
+        except NotAManifest as why:
+            raise ManifestError(
+                f"{manifest} is not a sha256sum manifest: {why}",
+                remedy="Pass a file of `HEX  name` or `SHA256 (name) = HEX` lines.",
+            ) from None
+        except OSError as exc:
+            raise EnvironmentFailure(
+                f"cannot read the manifest {manifest}: {describe_os_error(exc)}"
+            ) from exc
+    entries = [e for e in parsed if isinstance(e, ManifestEntry)]
+    if not parsed:
         raise ManifestError(f"{manifest}: the manifest holds no checksum lines")
     malformed = [
         FileResult(name=bad.text, status=FileStatus.MALFORMED, line=bad.line, detail=bad.reason)
-        for bad in parsed.malformed
+        for bad in parsed
+        if isinstance(bad, MalformedLine)
     ]
-    expected = [ExpectedFile(e.name, e.sha256, line=e.line) for e in parsed.entries]
-    return verify_expected(
+    expected = [ExpectedFile(e.name, e.sha256, line=e.line) for e in entries]
+    del parsed, entries
+    report = verify_expected(
         expected,
         root,
         source=os.fspath(manifest),
@@ -152,13 +188,19 @@ def verify_manifest(
         strict=strict,
         ignore_missing=ignore_missing,
         fail_on_extra=fail_on_extra,
+        record=record_path(manifest_path, root) if incremental and manifest_path else None,
         progress=progress,
     )
+    if not root_given and manifest_path is not None:
+        report = _suggest_root(report, expected, manifest_path, root)
+    return report
 
 
-def _read_manifest(path: Path) -> bytes:
+def _open_manifest(path: Path) -> BinaryIO:
     try:
-        return path.read_bytes()
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        return path.open("rb")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise ManifestError(
             f"cannot read the manifest {path}: {describe_os_error(exc)}",
@@ -166,6 +208,47 @@ def _read_manifest(path: Path) -> bytes:
         ) from exc
     except OSError as exc:
         raise EnvironmentFailure(f"cannot read the manifest {path}: {describe_os_error(exc)}") from exc
+
+
+def _suggest_root(
+    report: VerifyReport, expected: Sequence[ExpectedFile], manifest: Path, cwd: Path
+) -> VerifyReport:
+    """Missing names that exist relative to the manifest's folder: say so, and suggest --root.
+
+    `autoglm verify` used to resolve names against the manifest's folder; `sha256sum -c`
+    (and now autoglm) resolves them against the current directory.
+    """
+    folder = manifest.absolute().parent
+    if folder == cwd.absolute():
+        return report
+    names = {e.line: e.name for e in expected}
+    there = {
+        i
+        for i, f in enumerate(report.files)
+        if f.status is FileStatus.MISSING and f.line in names and _exists_under(folder, names[f.line])
+    }
+    if not there:
+        return report
+    relative = os.path.relpath(folder)
+    shown = str(folder) if relative.startswith(os.pardir + os.sep + os.pardir) else relative
+    advice = f"exists relative to the manifest's folder: pass --root {shown}"
+    files = tuple(
+        replace(f, detail=f"no such file here; {advice}") if i in there else f
+        for i, f in enumerate(report.files)
+    )
+    many = len(there) > 1
+    hint = (
+        f"{len(there)} missing file{'s exist' if many else ' exists'} relative to the manifest's folder: "
+        f"pass --root {shown} (names resolve against the current directory, as with sha256sum -c)"
+    )
+    return replace(report, files=files, hint=hint, summary=f"{report.summary}; {hint}")
+
+
+def _exists_under(folder: Path, name: str) -> bool:
+    try:
+        return (folder / safe_relative_name(name)).exists()
+    except (UnsafeName, OSError):
+        return False
 
 
 def verify_expected(
@@ -179,6 +262,7 @@ def verify_expected(
     strict: bool = False,
     ignore_missing: bool = False,
     fail_on_extra: bool = False,
+    record: Path | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> VerifyReport:
     """Hash the files `expected` names under `root` and compare.
@@ -186,9 +270,11 @@ def verify_expected(
     `invalid` holds results the source already decided (malformed manifest
     lines); they are merged by line number. `exclude` lists files that are never
     extra (the manifest itself). Unreadable and missing files become results,
-    never exceptions.
+    never exceptions. With `record` (a file under the state dir, see `incremental`), a
+    file whose stat is unchanged since it was last hashed is not read again.
     """
     started = time.perf_counter()
+    stats = StatRecord(record) if record is not None else None
     root = Path(root)
     if not root.is_dir():
         raise UsageError(
@@ -209,19 +295,30 @@ def verify_expected(
 
     # 2. Look before hashing: missing, unreadable and wrong-size files need no hash.
     decided: dict[str, tuple[FileStatus, str, int | None]] = {}
-    to_hash: dict[str, None] = {}  # an ordered set: a file listed twice is hashed once
+    to_hash: dict[str, FileStamp] = {}  # an ordered set: a file listed twice is hashed once
+    trusted: dict[str, tuple[str, int]] = {}  # --incremental: stat unchanged since verified
     for entry, normal in zip(expected, normal_names, strict=True):
-        if normal is None or normal in decided or normal in to_hash:
+        if normal is None or normal in decided or normal in to_hash or normal in trusted:
             continue
         verdict = _inspect(root / normal, entry.size)
-        if verdict is None:
-            to_hash[normal] = None
+        if isinstance(verdict, FileStamp):
+            known = stats.trusted_sha256(normal, verdict) if stats is not None else None
+            if known is None:
+                to_hash[normal] = verdict
+            else:
+                trusted[normal] = (known, verdict.size)
         else:
             decided[normal] = verdict
 
     # 3. Hash in parallel.
     hashed = hash_files([root / n for n in to_hash], jobs=jobs, progress=progress, description="verifying")
-    digests = dict(zip(to_hash, hashed, strict=True))
+    digests = {n: (h.sha256, h.size, h.error) for n, h in zip(to_hash, hashed, strict=True)}
+    digests.update((n, (sha, size, None)) for n, (sha, size) in trusted.items())
+    if stats is not None:
+        for (name, stamp), outcome in zip(to_hash.items(), hashed, strict=True):
+            if outcome.ok:
+                stats.remember(name, stamp, outcome.sha256)
+        stats.save()
 
     # 4. One result per entry, in the source's order; malformed lines merged by line number.
     results: list[FileResult] = []
@@ -235,20 +332,14 @@ def verify_expected(
             status, detail, size = decided[normal]
             results.append(_with(base, status=status, detail=detail, size=size))
         else:
-            outcome = digests[normal]
-            if not outcome.ok:
-                results.append(_with(base, status=FileStatus.UNREADABLE, detail=outcome.error or ""))
-            elif outcome.sha256 == entry.sha256:
-                results.append(_with(base, actual=outcome.sha256, size=outcome.size))
+            sha256, size, error = digests[normal]
+            if error is not None or sha256 is None:
+                results.append(_with(base, status=FileStatus.UNREADABLE, detail=error or ""))
+            elif sha256 == entry.sha256:
+                results.append(_with(base, actual=sha256, size=size))
             else:
                 results.append(
-                    _with(
-                        base,
-                        status=FileStatus.MISMATCH,
-                        actual=outcome.sha256,
-                        size=outcome.size,
-                        detail="sha256 differs",
-                    )
+                    _with(base, status=FileStatus.MISMATCH, actual=sha256, size=size, detail="sha256 differs")
                 )
     results = sorted([*results, *invalid], key=lambda r: r.line if r.line is not None else 0)
 
@@ -265,18 +356,21 @@ def verify_expected(
         root=os.path.abspath(root),
         files=tuple(results),
         counts=counts,
-        summary=_summary(results, counts, strict=strict, ignore_missing=ignore_missing),
+        summary=_summary(results, counts, strict=strict, ignore_missing=ignore_missing)
+        + (f"; {len(trusted)} unchanged since verified, not re-read" if trusted else ""),
         jobs=jobs,
         bytes_hashed=sum(h.size for h in hashed),
         seconds=round(time.perf_counter() - started, 3),
         strict=strict,
         ignore_missing=ignore_missing,
         fail_on_extra=fail_on_extra,
+        trusted=len(trusted),
+        incremental=stats is not None,
     )
 
 
-def _inspect(path: Path, expected_size: int | None) -> tuple[FileStatus, str, int | None] | None:
-    """A verdict reached without hashing, or None when the file must be hashed."""
+def _inspect(path: Path, expected_size: int | None) -> tuple[FileStatus, str, int | None] | FileStamp:
+    """A verdict reached without hashing, or the file's stamp when it must be hashed."""
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -288,7 +382,7 @@ def _inspect(path: Path, expected_size: int | None) -> tuple[FileStatus, str, in
         return FileStatus.UNREADABLE, f"not a regular file ({file_kind(info.st_mode)})", None
     if expected_size is not None and info.st_size != expected_size:
         return FileStatus.MISMATCH, f"size is {info.st_size} bytes, expected {expected_size}", info.st_size
-    return None
+    return FileStamp.of(info)
 
 
 def _extras(root: Path, listed: set[str], exclude: frozenset[Path]) -> list[FileResult]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ...errors import UsageError
 from ...redact import redact
-from .model_info import ModelInfo
-from .snapshot import ConfigSnapshot
+from .model_info import ModelInfo, default_model
+from .snapshot import ConfigSnapshot, write_snapshot
 from .state import DeploymentState, StateDir
 
 if TYPE_CHECKING:
@@ -27,7 +28,12 @@ class LaunchContext:
     model: ModelInfo
     host: str
     port: int
-    secrets: dict[str, str] = field(default_factory=dict)  # from deploy.env_file; never logged
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """deploy.env_file's values (never logged), read only when a deployment starts: rendering
+        a unit or a dry run works without the file on this machine."""
+        return read_env_file(self.config.deploy.env_file)
 
     @property
     def probe_host(self) -> str:
@@ -62,6 +68,17 @@ class LaunchContext:
             **specific,
         )
 
+    @classmethod
+    def for_record(cls, record: DeploymentState) -> LaunchContext:
+        """The context a recorded deployment was started with (its snapshot): to start it again."""
+        from ...config import load_config
+        from .model_info import default_model
+
+        config = load_config(record.config_path, environ={})
+        snapshot = ConfigSnapshot(hash=record.config_hash, path=Path(record.config_path), config=config)
+        state = StateDir(Path(record.config_path).parent.parent)
+        return cls(config, snapshot, state, default_model(config), config.gateway.host, record.port)
+
 
 @dataclass(frozen=True)
 class Tidied:
@@ -88,8 +105,21 @@ class Target(Protocol):
         """Checks and slow preparation (image build) before anything running is touched."""
         ...
 
-    def launch(self, ctx: LaunchContext) -> DeploymentState:
-        """Start the new deployment; returns its record (status "starting")."""
+    swaps: bool  # can start a new deployment beside the running one and hand the port over
+
+    def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
+        """Start the new deployment (status "starting"), able to take the port over later.
+
+        `beside`: another deployment of this target holds the port; the new one serves on
+        `side_port` until `join`."""
+        ...
+
+    def join(self, state: DeploymentState) -> None:
+        """A deployment started beside the running one takes the port over (SIGUSR1)."""
+        ...
+
+    def promote(self, state: DeploymentState) -> DeploymentState:
+        """After the old one is retired: the new one takes its name (docker); returns its record."""
         ...
 
     def liveness(self, state: DeploymentState) -> Liveness:
@@ -101,11 +131,11 @@ class Target(Protocol):
         ...
 
     def retire(self, state: DeploymentState) -> None:
-        """Stop a running deployment so a new one can take its place; keep it restorable."""
+        """Drain and stop a running deployment (it finishes what is in flight); keep it restorable."""
         ...
 
-    def restore(self, state: DeploymentState) -> DeploymentState:
-        """Start a retired deployment again (rollback); returns its fresh record."""
+    def restore(self, state: DeploymentState, *, side_port: int, beside: bool) -> DeploymentState:
+        """Start a recorded deployment again, fresh (rollback); returns its record ("starting")."""
         ...
 
     def discard(self, state: DeploymentState) -> None:
@@ -123,6 +153,10 @@ class Target(Protocol):
 
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         """The last lines of the deployment's log (redacted)."""
+        ...
+
+    def follow(self, state: DeploymentState, lines: int = 40) -> Iterator[str]:
+        """The last lines, then every new line as it comes (redacted), until the caller stops."""
         ...
 
 
@@ -172,3 +206,48 @@ def tail(path: str | os.PathLike | None, lines: int = 40) -> str:
     except OSError:
         return ""
     return redact("\n".join(data.splitlines()[-lines:]))
+
+
+def follow_file(path: str | os.PathLike | None, lines: int = 40, *, poll_s: float = 0.25) -> Iterator[str]:
+    """`tail -f` of a text file, redacted; a file replaced or truncated is read from its start."""
+    import time
+
+    if not path:
+        return
+    position = Path(path).stat().st_size if Path(path).exists() else 0  # before the tail is read out
+    yield from tail(path, lines).splitlines()
+    pending = ""
+    while True:
+        try:
+            size = Path(path).stat().st_size
+            if size < position:
+                position = 0
+            if size > position:
+                with open(path, "rb") as handle:
+                    handle.seek(position)
+                    data = handle.read()
+                position += len(data)
+                pending += data.decode("utf-8", "replace")
+                *complete, pending = pending.split("\n")
+                for line in complete:
+                    yield redact(line)
+                continue
+        except OSError:
+            pass
+        time.sleep(poll_s)
+
+
+def launch_context(config: Config, state: StateDir, *, write: bool = True) -> LaunchContext:
+    """What a target needs to launch `config`: its snapshot (written unless `write=False`), the
+    default model, host and port."""
+    snapshot = write_snapshot(config, state, write=write)
+    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
+    model = default_model(config)
+    return LaunchContext(
+        config=config,
+        snapshot=snapshot,
+        state=state,
+        model=model,
+        host=config.gateway.host,
+        port=config.gateway.port,
+    )

@@ -8,7 +8,13 @@
   config made for the container mounted read-only, secrets from `deploy.env_file`
   passed as environment at run time (never in the image), and GPUs requested when
   the host has some.
-- The container it replaces is stopped and kept as `<name>-previous` for rollback.
+- Blue-green on the same port: with a container of this deployment running, the new
+  one starts beside it as `<name>-next` (host networking, the port bound with
+  SO_REUSEPORT, served on a side port until the gate passed: runtime/swap.py),
+  takes the port over on SIGUSR1, then the old one drains, stops and is kept as
+  `<name>-previous`; the new one is renamed `<name>`. A failed gate removes only
+  `<name>-next`. A rollback starts a fresh container from the previous record's image
+  and config the same way. `deploy --stop` removes the container.
 - Once the new container passed its gate, the images deploy built before (repository
   `autoglm`, label `io.autoglm.version`) that no container uses are removed: each source
   change builds a new image of a few hundred MB. Images any container uses (the live
@@ -25,14 +31,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
 from ...errors import EnvironmentFailure, UsageError
 from ...redact import redact
-from .base import LaunchContext, Liveness, Tidied
+from .base import LaunchContext, Liveness, Tidied, launch_context
 from .snapshot import replace_fields
 from .state import DeploymentState, atomic_write
 
@@ -43,7 +48,7 @@ CONTAINER_ETC = "/etc/autoglm"
 CONTAINER_CONFIG = "/etc/autoglm/config.yaml"
 CONTAINER_KEYS = "/etc/autoglm/keys.json"
 CONTAINER_STATE = "/var/lib/autoglm"
-STOP_TIMEOUT_S = 15
+STOP_TIMEOUT_S = 30  # SIGTERM -> the drain and requests in flight -> SIGKILL
 BUILT_LABEL = "io.autoglm.version"  # on every image deploy builds (and only on those)
 
 
@@ -65,15 +70,40 @@ def docker_client():
     return client
 
 
-def container_labels(name: str) -> dict[str, str]:
-    """The autoglm labels of a container (port, model, auth) for `health --container`."""
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What `health --container` needs to probe a container the way deploy's gate does."""
+
+    labels: dict[str, str]
+    cache_dir: Path | None  # the host folder mounted as the container's HF cache
+    health_key: str | None  # from the state directory of the deploy that started it
+
+
+def container_facts(name: str) -> ContainerFacts:
     from docker.errors import NotFound
+
+    from .state import StateDir
 
     try:
         container = docker_client().containers.get(name)
     except NotFound:
         raise UsageError(f"no container named {name!r}", remedy="List them with `docker ps -a`.") from None
-    return dict(container.labels or {})
+    labels = dict(container.labels or {})
+    mounts = {m.get("Destination"): m.get("Source") for m in container.attrs.get("Mounts", [])}
+    cache = mounts.get(CONTAINER_CACHE)
+    state_dir = labels.get("io.autoglm.state-dir")
+    key = StateDir(Path(state_dir)).read_health_key() if state_dir else None
+    return ContainerFacts(labels, Path(cache) if cache else None, key)
+
+
+def build_image(config) -> str:
+    """The image `deploy --target docker` runs for `config`, built when missing; its tag."""
+    from .state import StateDir, resolve_state_dir
+
+    target = DockerTarget()
+    ctx = launch_context(config, StateDir(resolve_state_dir(config)), write=False)
+    target.prepare(ctx)
+    return target.image_tag(ctx)
 
 
 def project_root() -> Path | None:
@@ -138,9 +168,11 @@ def _gpu_requests(mode: str) -> list:
 
 class DockerTarget:
     name = "docker"
+    swaps = True
 
     def __init__(self) -> None:
         self._client = None
+        self._tag: str | None = None  # computed once: the source must not change between build and run
 
     @property
     def client(self):
@@ -154,13 +186,17 @@ class DockerTarget:
         settings = ctx.config.deploy.docker
         if settings.image:
             return settings.image
+        if self._tag is not None:
+            return self._tag
         root = project_root()
         if root is None:
             raise UsageError(
                 "the docker target builds from autoglm's source checkout, and none was found",
                 remedy="Set deploy.docker.image to a pre-built autoglm image.",
             )
-        return f"{IMAGE_REPO}:{__version__}-{_source_hash(root, settings.extras, settings.base_image)[:12]}"
+        source_hash = _source_hash(root, settings.extras, settings.base_image)
+        self._tag = f"{IMAGE_REPO}:{__version__}-{source_hash[:12]}"
+        return self._tag
 
     def plan(self, ctx: LaunchContext) -> list[str]:
         settings = ctx.config.deploy.docker
@@ -170,7 +206,8 @@ class DockerTarget:
         return [
             f"image {tag}"
             + ("" if settings.image else " (built from the Dockerfile with local wheels unless present)"),
-            f"keep the running container as {name}-previous for rollback",
+            f"start {name}-next beside the running container, gate it on a side port, hand the port "
+            f"over, drain and stop the old one (kept as {name}-previous for rollback)",
             f"run {name}: host network, restart={settings.restart}, {gpus}, "
             f"HF cache {ctx.snapshot.config.weights.cache_dir or 'default'} mounted read-only",
             f"once it is healthy, remove older images deploy built ({IMAGE_REPO}:*) that no container uses",
@@ -349,12 +386,21 @@ class DockerTarget:
         mounts[str(folder)] = {"bind": CONTAINER_ETC, "mode": "ro"}
         return mounts
 
-    def launch(self, ctx: LaunchContext) -> DeploymentState:
+    def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
+        return self._run(ctx, self.image_tag(ctx), side_port=side_port, beside=beside)
+
+    def restore(self, state: DeploymentState, *, side_port: int, beside: bool) -> DeploymentState:
+        if not state.image:
+            raise EnvironmentFailure("the previous deployment recorded no image; nothing to restore")
+        return self._run(LaunchContext.for_record(state), state.image, side_port=side_port, beside=beside)
+
+    def _run(self, ctx: LaunchContext, tag: str, *, side_port: int, beside: bool) -> DeploymentState:
         from docker.errors import APIError
 
+        from ...runtime.swap import SIDE_PORT_ENV
+
         settings = ctx.config.deploy.docker
-        name = ctx.config.deploy.name
-        tag = self.image_tag(ctx)
+        name = ctx.config.deploy.name + ("-next" if beside else "")
         mounts = self._container_config(ctx)
         self._remove_if_exists(name)  # a leftover that is not the recorded deployment
         start_period = max(
@@ -366,7 +412,12 @@ class DockerTarget:
         restart = {"Name": settings.restart}
         if settings.restart == "on-failure":
             restart["MaximumRetryCount"] = 5
-        environment = {"HF_HUB_OFFLINE": "1", "AUTOGLM_CONFIG": CONTAINER_CONFIG, **ctx.secrets}
+        environment = {
+            "HF_HUB_OFFLINE": "1",
+            "AUTOGLM_CONFIG": CONTAINER_CONFIG,
+            SIDE_PORT_ENV: str(side_port),
+            **ctx.secrets,
+        }
         try:
             container = self.client.containers.run(
                 tag,
@@ -384,6 +435,7 @@ class DockerTarget:
                     "io.autoglm.config-hash": ctx.snapshot.hash,
                     "io.autoglm.version": __version__,
                     "io.autoglm.auth": "true" if ctx.config.gateway.auth else "false",
+                    "io.autoglm.state-dir": str(ctx.state.root),  # where `health --container` finds its key
                 },
                 healthcheck={
                     "test": ["CMD", "python", "-m", "autoglm_cli.ops.deploy.probe"],
@@ -403,7 +455,7 @@ class DockerTarget:
             ) from None
         return ctx.new_state(
             self.name,
-            name=name,
+            name=ctx.config.deploy.name,
             container_id=container.id,
             container_name=name,
             image=tag,
@@ -441,25 +493,35 @@ class DockerTarget:
         # Host networking: the container's processes are ours when it runs on that port.
         return port == state.port and self.liveness(state).alive
 
+    def join(self, state: DeploymentState) -> None:
+        from docker.errors import APIError
+
+        container = self._get(state)
+        try:
+            if container is None:
+                raise APIError("gone")
+            container.kill(signal="SIGUSR1")
+        except APIError:
+            raise EnvironmentFailure(
+                f"the new container {state.container_name} stopped before it took the port over"
+            ) from None
+
     def retire(self, state: DeploymentState) -> None:
         container = self._get(state)
         if container is None:
             return
-        container.stop(timeout=STOP_TIMEOUT_S)
+        container.stop(timeout=STOP_TIMEOUT_S)  # SIGTERM: it drains, then exits
         previous = f"{state.name}-previous"
         if container.name != previous:
             self._remove_if_exists(previous)
             container.rename(previous)
 
-    def restore(self, state: DeploymentState) -> DeploymentState:
+    def promote(self, state: DeploymentState) -> DeploymentState:
         container = self._get(state)
-        if container is None:
-            short = (state.container_id or "")[:12]
-            raise EnvironmentFailure(f"the previous container {short} is gone; nothing to restore")
-        self._remove_if_exists(state.name)
-        container.rename(state.name)
-        container.start()
-        return replace(state, container_name=state.name, status="starting", started_at=time.time())
+        if container is not None and container.name != state.name:
+            self._remove_if_exists(state.name)  # the old one is `-previous` by now
+            container.rename(state.name)
+        return replace(state, container_name=state.name)
 
     def discard(self, state: DeploymentState) -> None:
         container = self._get(state)
@@ -494,14 +556,27 @@ class DockerTarget:
 
     def stop(self, state: DeploymentState) -> None:
         container = self._get(state)
-        if container is not None and container.status != "exited":
-            container.stop(timeout=STOP_TIMEOUT_S)
+        if container is not None:
+            if container.status == "running":
+                container.stop(timeout=STOP_TIMEOUT_S)  # it drains first
+            container.remove(force=True)
 
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         container = self._get(state)
         if container is None:
             return ""
         return redact(container.logs(tail=lines).decode("utf-8", "replace"))
+
+    def follow(self, state: DeploymentState, lines: int = 40):
+        container = self._get(state)
+        if container is None:
+            raise EnvironmentFailure(f"container {state.container_name} is gone; no logs to follow")
+        pending = ""
+        for chunk in container.logs(stream=True, follow=True, tail=lines):
+            pending += chunk.decode("utf-8", "replace")
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                yield redact(line)
 
     def matches(self, state: DeploymentState) -> tuple[bool, str]:
         container = self._get(state)

@@ -1,8 +1,17 @@
 """`autoglm deploy`: replace the running deployment, health-gated, with rollback.
 
-    check the port -> prepare (build the image) -> retire the running one (kept
-    restorable) -> launch the new one -> health gate -> keep it, or discard it and
-    restore the previous one (exit 4)
+Blue-green (a running local or docker deployment replaced by one of the same target):
+
+    check the port -> prepare (build the image) -> start the new one beside the
+    running one, on a side port -> health gate there -> it takes the port over
+    (SIGUSR1, runtime/swap.py) -> the old one drains and stops (kept restorable);
+    a failed gate removes only the new one (exit 4): the old one served throughout
+
+Otherwise (first deploy, another target, systemd):
+
+    check the port -> prepare -> retire the running one (kept restorable) -> launch
+    the new one -> health gate -> keep it, or discard it and restore the previous
+    one (exit 4)
 
 Nothing running is touched before the checks and slow preparation succeeded.
 An already-current deployment (same config, version and weights, healthy) is
@@ -16,20 +25,38 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
+from ...config import Config
 from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
 from ..health import HealthReport, HealthTarget, check_health
-from .base import LaunchContext, Target, read_env_file
+from ..status import Word
+from .base import LaunchContext, Target, Tidied, launch_context
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
-from .model_info import default_model, health_timeout, hub_cache_dir
-from .ports import PortInUse, port_holder
-from .snapshot import write_snapshot
+from .health_target import state_check
+from .model_info import health_timeout, hub_cache_dir
+from .ports import PortInUse, free_port, port_holder
+from .repair import deploy_lock, load_current
 from .state import DeploymentState, StateDir, resolve_state_dir
 from .systemd_target import UnitCheck, render_unit, verify_unit
 from .targets import get_target
 
-# Outcome -> exit code (DESIGN.md's table).
+
+class DeployAction(Word):
+    DEPLOYED = "deployed"
+    UNCHANGED = "unchanged"
+    PLANNED = "planned"
+    RENDERED = "rendered"
+    STOPPED = "stopped"
+    STATUS = "status"
+    NOT_RUNNING = "not-running"
+    FAILED = "failed"
+    RESTORED = "restored"
+    ROLLED_BACK = "rolled_back"
+    RESTORE_FAILED = "restore_failed"
+
+
+# Outcome -> exit code (DESIGN.md's table); keyed by the words, which equal the members.
 _EXIT = {
     "deployed": ExitCode.OK,
     "unchanged": ExitCode.OK,
@@ -39,6 +66,7 @@ _EXIT = {
     "status": ExitCode.OK,
     "not-running": ExitCode.CHECK_FAILED,
     "failed": ExitCode.CHECK_FAILED,
+    "restored": ExitCode.OK,  # rollback: the previous version runs again
     "rolled_back": ExitCode.ROLLED_BACK,
     "restore_failed": ExitCode.ENVIRONMENT,
 }
@@ -46,7 +74,7 @@ _EXIT = {
 
 @dataclass(frozen=True)
 class DeployReport:
-    action: str  # a key of _EXIT
+    action: DeployAction  # a word is accepted and checked
     target: str
     state_dir: str
     message: str
@@ -63,28 +91,16 @@ class DeployReport:
     removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old image tags)
     tidy_problem: str | None = None  # what tidying could not do (the deployment is fine)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", DeployAction(self.action))
+
     @property
     def exit_code(self) -> ExitCode:
         return _EXIT[self.action]
 
 
-def _context(config, state: StateDir, *, write: bool = True) -> LaunchContext:
-    snapshot = write_snapshot(config, state, write=write)
-    config = snapshot.config  # relative paths made absolute: the service may run elsewhere
-    model = default_model(config)
-    return LaunchContext(
-        config=config,
-        snapshot=snapshot,
-        state=state,
-        model=model,
-        host=config.gateway.host,
-        port=config.gateway.port,
-        secrets=read_env_file(config.deploy.env_file),
-    )
-
-
 def deploy(
-    config,
+    config: Config,
     *,
     target: str | None = None,
     state_dir: str | Path | None = None,
@@ -95,21 +111,21 @@ def deploy(
     force: bool = False,
     timeout: float | None = None,
     progress: Progress = NULL_PROGRESS,
+    blue_green: bool = True,
 ) -> DeployReport:
-    """Deploy `config` to `target` (default `deploy.target`); see the module docstring."""
-    from dataclasses import replace as dc_replace
+    """Deploy `config` to `target` (default `deploy.target`); see the module docstring.
+
+    `blue_green=False` stops the running deployment before starting the new one (the old
+    behaviour: the benchmark's anchor)."""
+    from ...config import with_overrides
 
     target_name = target or config.deploy.target
-    if host or port:
-        config = dc_replace(
-            config,
-            gateway=dc_replace(
-                config.gateway, host=host or config.gateway.host, port=port or config.gateway.port
-            ),
-        )
+    config = with_overrides(config, {"gateway.host": host or None, "gateway.port": port or None})
     state = StateDir(resolve_state_dir(config, state_dir))
     backend = get_target(target_name)
-    ctx = _context(config, state, write=not dry_run)
+    # A unit is rendered for another machine too: its snapshot is written (ExecStart names it);
+    # a dry run writes nothing at all.
+    ctx = launch_context(config, state, write=not dry_run)
     gate_timeout = timeout if timeout is not None else health_timeout(config, ctx.model)
 
     if target_name == "systemd" and not install:
@@ -126,18 +142,23 @@ def deploy(
             plan=tuple(backend.plan(ctx)),
         )
 
-    current = state.load_current()
+    current = load_current(state, repair=not dry_run)
     current_backend = get_target(current.target) if current is not None else None
     current_alive = bool(
         current is not None and current.status != "stopped" and current_backend.liveness(current).alive
     )
+    beside = bool(blue_green and current_alive and current.target == target_name and backend.swaps)
 
     if dry_run:
         plan = [f"health gate: /readyz and a tiny inference within {gate_timeout:.0f} s, else roll back"]
         if current_alive:
-            plan.insert(
-                0, f"replace the running {current.target} deployment (config {current.config_hash[:12]})"
+            how = (
+                "start beside it on a side port, hand the port over once healthy, then drain it"
+                if beside
+                else "stop it first (a different target cannot share the port)"
             )
+            running = f"the running {current.target} deployment (config {current.config_hash[:12]})"
+            plan.insert(0, f"replace {running}: {how}")
         return DeployReport(
             "planned",
             target_name,
@@ -148,83 +169,180 @@ def deploy(
             timeout_s=gate_timeout,
         )
 
-    if current_alive and not force and _is_current(current, ctx, target_name, backend):
-        task = progress.task("checking the running deployment", total=None, transient=True)
-        report = check_health(_probe(current, ctx), timeout=10.0)
+    with deploy_lock(state):
+        if current_alive and not force and _is_current(current, ctx, target_name, backend):
+            task = progress.task("checking the running deployment", total=None, transient=True)
+            report = check_health(_probe(current, ctx), timeout=10.0)
+            task.finish()
+            if report.ok:
+                return DeployReport(
+                    "unchanged",
+                    target_name,
+                    str(state.root),
+                    "already running this config, version and weights; healthy",
+                    deployment=current,
+                    health=report,
+                )
+
+        holder = port_holder(ctx.port)
+        if holder is not None and not (current_alive and current_backend.owns_port(current, ctx.port)):
+            raise PortInUse(holder)
+
+        task = progress.task(f"preparing the {target_name} deployment", total=None, transient=True)
+        backend.prepare(ctx)
+        api_key = ensure_health_key(ctx.config, state)
         task.finish()
-        if report.ok:
-            return DeployReport(
-                "unchanged",
-                target_name,
-                str(state.root),
-                "already running this config, version and weights; healthy",
-                deployment=current,
-                health=report,
-            )
+        gate = dict(
+            timeout=gate_timeout, api_key=api_key, auth=config.gateway.auth, cache_dir=hub_cache_dir(config)
+        )
+        return _replace(
+            state,
+            backend,
+            lambda side_port: backend.launch(ctx, side_port=side_port, beside=beside),
+            current if current_alive else None,
+            current_backend,
+            beside=beside,
+            gate=gate,
+            progress=progress,
+            tidy=True,
+        )
 
-    holder = port_holder(ctx.port)
-    if holder is not None and not (current_alive and current_backend.owns_port(current, ctx.port)):
-        raise PortInUse(holder)
 
-    task = progress.task(f"preparing the {target_name} deployment", total=None, transient=True)
-    backend.prepare(ctx)
-    api_key = ensure_health_key(ctx.config, state)
-    task.finish()
+def _replace(
+    state: StateDir,
+    backend: Target,
+    start,
+    current: DeploymentState | None,
+    current_backend: Target | None,
+    *,
+    beside: bool,
+    gate: dict,
+    progress: Progress,
+    tidy: bool,
+) -> DeployReport:
+    """Start the new deployment (`start(side_port)`) and make it the current one, or fail safely.
 
-    if current_alive:
+    beside (blue-green): the new one starts on a side port while `current` keeps serving;
+    gated there; then it takes the port over, the old one drains and goes. A failed gate
+    removes only the new one. Otherwise (nothing running, another target): the old one
+    stops first, and a failed gate brings it back (`_roll_back`).
+    """
+    target_name = backend.name
+    previous_record = state.load_previous() if beside else None
+    if current is not None and not beside:
         task = progress.task(f"stopping the running {current.target} deployment", total=None, transient=True)
         current_backend.retire(current)
         task.finish()
-    previous = current if current_alive else None
+    side_port = free_port()
 
     new: DeploymentState | None = None
     try:
         try:
-            new = backend.launch(ctx)
+            new = start(side_port)
         except AutoglmError as exc:
             # Could not even start (an image that will not run, a unit systemd rejects): as bad
             # as failing the gate, and handled the same way.
-            gate = GateResult(False, f"it could not start: {exc.message}", 0.0, gate_timeout, None)
+            result = GateResult(False, f"it could not start: {exc.message}", 0.0, gate["timeout"], None)
         else:
-            state.save_previous(previous)
-            state.save_current(new)
-            task = progress.task(f"health gate (up to {gate_timeout:.0f} s)", total=None, transient=True)
-            gate = health_gate(
-                backend,
-                new,
-                timeout=gate_timeout,
-                api_key=api_key,
-                auth=config.gateway.auth,
-                cache_dir=hub_cache_dir(config),
-            )
+            if beside:
+                state.save_next(new)  # the current one runs on: it stays the current record
+            else:
+                state.save_previous(current)
+                state.save_current(new)
+            where = _side(new, side_port) if beside else new
+            task = progress.task(f"health gate (up to {gate['timeout']:.0f} s)", total=None, transient=True)
+            result = health_gate(backend, where, **gate)
             task.finish()
+            if result.ok and beside:
+                task = progress.task("handing the port over", total=None, transient=True)
+                result = _take_over(backend, new, result)
+                task.finish()
     except BaseException:
-        # Interrupted or crashed mid-deploy: put the previous deployment back.
+        # Interrupted or crashed mid-deploy: the running deployment stays (or comes back).
         if new is not None:
             backend.discard(new)
-        if previous is not None:
-            state.save_current(_mark_running(current_backend.restore(previous), current_backend))
-            state.save_previous(None)
+        if beside:
+            state.save_next(None)
+        elif current is not None:
+            restored = current_backend.restore(current, side_port=side_port, beside=False)
+            state.save_current(_mark_running(restored, current_backend))
+            state.save_previous(previous_record)
         raise
 
-    if gate.ok and new is not None:
-        live = _mark_running(new, backend)
+    if not result.ok or new is None:
+        if beside:
+            logs = backend.logs(new) if new is not None else ""
+            if new is not None:
+                backend.discard(new)
+            state.save_next(None)
+            return DeployReport(
+                "rolled_back",
+                target_name,
+                str(state.root),
+                f"the new deployment failed its health gate ({result.reason}); it was removed, and the "
+                "running one served throughout",
+                deployment=current,
+                replaced=new,
+                health=result.health,
+                waited_s=result.waited_s,
+                timeout_s=result.timeout_s,
+                logs=logs,
+            )
+        return _roll_back(state, backend, new, current, current_backend, result, target_name)
+
+    live = _mark_running(new, backend)
+    if beside:
+        # Recorded before the old one goes: a deploy killed from here on leaves the truth behind.
+        state.save_previous(current)
         state.save_current(live)
-        tidied = backend.tidy(live)
-        return DeployReport(
-            "deployed",
-            target_name,
-            str(state.root),
-            f"deployed and healthy in {gate.waited_s:.1f} s",
-            deployment=live,
-            replaced=previous,
-            health=gate.health,
-            waited_s=gate.waited_s,
-            timeout_s=gate_timeout,
-            removed=tidied.removed,
-            tidy_problem=tidied.problem,
-        )
-    return _roll_back(state, backend, new, previous, current_backend, gate, target_name)
+        state.save_next(None)
+        task = progress.task("draining the old deployment", total=None, transient=True)
+        current_backend.retire(current)
+        task.finish()
+        live = _mark_running(backend.promote(live), backend)
+    state.save_current(live)
+    tidied = backend.tidy(live) if tidy else Tidied()
+    return DeployReport(
+        "deployed",
+        target_name,
+        str(state.root),
+        f"deployed and healthy in {result.waited_s:.1f} s"
+        + (" (served throughout: the old one handed the port over and drained)" if beside else ""),
+        deployment=live,
+        replaced=current,
+        health=result.health,
+        waited_s=result.waited_s,
+        timeout_s=result.timeout_s,
+        removed=tidied.removed,
+        tidy_problem=tidied.problem,
+    )
+
+
+def _side(record: DeploymentState, side_port: int) -> DeploymentState:
+    """The record as the health gate sees a deployment that serves on its side port."""
+    host = record.url.rsplit(":", 1)[0]
+    return replace(record, url=f"{host}:{side_port}", port=side_port)
+
+
+def _take_over(backend: Target, new: DeploymentState, gate: GateResult, timeout: float = 15.0) -> GateResult:
+    """SIGUSR1 to the new deployment; done when a second socket listens on the port."""
+    import time
+
+    from ...runtime.swap import listeners_on
+
+    before = listeners_on(new.port)
+    try:
+        backend.join(new)
+    except AutoglmError as exc:
+        return replace(gate, ok=False, reason=exc.message)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if listeners_on(new.port) > before:
+            return gate
+        if not backend.liveness(new).alive:
+            break
+        time.sleep(0.05)
+    return replace(gate, ok=False, reason=f"it did not take port {new.port} over within {timeout:.0f} s")
 
 
 def _roll_back(
@@ -254,7 +372,7 @@ def _roll_back(
             **common,
         )
     try:
-        restored = previous_backend.restore(previous)
+        restored = previous_backend.restore(previous, side_port=free_port(), beside=False)
         state.save_current(restored)
         previous_config = _record_config(previous)
         regate = health_gate(
@@ -321,6 +439,7 @@ def _probe(record: DeploymentState, ctx: LaunchContext) -> HealthTarget:
         container=record.container_name if record.target == "docker" else None,
         api_key=ctx.state.read_health_key(),
         auth=ctx.config.gateway.auth,
+        state_check=state_check(record),
     )
 
 
@@ -335,9 +454,9 @@ def _mark_running(record: DeploymentState, backend: Target) -> DeploymentState:
 # --- --stop and --status ------------------------------------------------------------
 
 
-def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def stop(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
-    current = state.load_current()
+    current = load_current(state)
     if current is None:
         return DeployReport(
             "stopped", config.deploy.target, str(state.root), "no deployment recorded; nothing to stop"
@@ -355,9 +474,9 @@ def stop(config, *, state_dir: str | Path | None = None) -> DeployReport:
     )
 
 
-def status(config, *, state_dir: str | Path | None = None) -> DeployReport:
+def status(config: Config, *, state_dir: str | Path | None = None) -> DeployReport:
     state = StateDir(resolve_state_dir(config, state_dir))
-    current = state.load_current()
+    current = load_current(state)
     if current is None:
         return DeployReport(
             "not-running", config.deploy.target, str(state.root), f"no deployment recorded in {state.root}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..health import HealthReport, HealthTarget, check_health, failed_nodes, json_or_empty, readiness_reason
 from .base import Target
+from .health_target import state_check
 from .state import DeploymentState
 
 POLL_S = 0.25
@@ -54,6 +55,7 @@ def health_gate(
         container=state.container_name if state.target == "docker" else None,
         api_key=api_key,
         auth=auth,
+        state_check=state_check(state),
     )
     session = requests.Session()
     ready = False

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import os
 
+from ...config import Config
 from .state import StateDir
 
 HEALTH_KEY_NAME = "autoglm-health"
 
 
-def keys_file_for(config):
+def keys_file_for(config: Config):
     """The keys file the deployed gateway reads (the runtime's own precedence)."""
     from ...runtime.auth import resolve_keys_file
 
     return resolve_keys_file(None, config, os.environ)
 
 
-def ensure_health_key(config, state: StateDir) -> str | None:
+def ensure_health_key(config: Config, state: StateDir) -> str | None:
     """The key for the health probes (None when the gateway runs without auth)."""
     if not config.gateway.auth:
         return None

@@ -3,7 +3,12 @@
 The service runs in its own session (so a terminal's Ctrl-C or hang-up does not
 reach it) with its config snapshot; its pid and the process's start time are
 recorded so a recycled pid is never mistaken for it. Stopping sends SIGTERM to
-the whole process group (gateway + Dask workers), then SIGKILL after a grace time.
+the service (it drains: runtime/swap.py), then SIGKILL to the whole process group
+(gateway + Dask workers) after a grace time.
+
+A redeploy or rollback starts the new service beside the running one
+($AUTOGLM_SWAP_SIDE_PORT: it serves on a side port while the health gate probes
+it), hands the port over with SIGUSR1, then stops the old one.
 """
 
 from __future__ import annotations
@@ -17,19 +22,24 @@ import time
 from dataclasses import replace
 
 from ...errors import EnvironmentFailure
-from .base import LaunchContext, Liveness, Tidied, read_env_file, tail
+from .base import LaunchContext, Liveness, Tidied, follow_file, read_env_file, tail
 from .ports import PortInUse, listening_pids, port_holder, process_ports
 from .state import DeploymentState
 
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 30.0  # the drain (runtime/swap.py) plus requests in flight plus Dask's close
 
 
-def service_environment(secrets: dict[str, str]) -> dict[str, str]:
+def service_environment(secrets: dict[str, str], side_port: int | None = None) -> dict[str, str]:
     """The service's environment: ours minus config overrides (the snapshot decides), plus secrets."""
+    from ...runtime.swap import SIDE_PORT_ENV
+
     env = {k: v for k, v in os.environ.items() if not (k.startswith("AUTOGLM_") and "__" in k)}
     env.pop("AUTOGLM_CONFIG", None)
+    env.pop(SIDE_PORT_ENV, None)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(secrets)
+    if side_port is not None:
+        env[SIDE_PORT_ENV] = str(side_port)
     return env
 
 
@@ -74,6 +84,7 @@ def _reap(pid: int) -> None:
 
 class LocalTarget:
     name = "local"
+    swaps = True
 
     def plan(self, ctx: LaunchContext) -> list[str]:
         cmd = " ".join(serve_command(str(ctx.snapshot.path), ctx.host, ctx.port))
@@ -82,12 +93,12 @@ class LocalTarget:
     def prepare(self, ctx: LaunchContext) -> None:
         pass
 
-    def launch(self, ctx: LaunchContext) -> DeploymentState:
+    def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
         import psutil
 
         command = serve_command(str(ctx.snapshot.path), ctx.host, ctx.port)
         log_path = ctx.state.ensure().logs / f"serve-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        proc = self._spawn(command, log_path, ctx.secrets)
+        proc = self._spawn(command, log_path, ctx.secrets, side_port)
         return ctx.new_state(
             self.name,
             pid=proc.pid,
@@ -96,7 +107,9 @@ class LocalTarget:
             log_path=str(log_path),
         )
 
-    def _spawn(self, command: tuple[str, ...], log_path, secrets: dict[str, str]) -> subprocess.Popen:
+    def _spawn(
+        self, command: tuple[str, ...], log_path, secrets: dict[str, str], side_port: int | None
+    ) -> subprocess.Popen:
         try:
             with open(log_path, "ab") as log:
                 log.write(
@@ -108,7 +121,7 @@ class LocalTarget:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=service_environment(secrets),
+                    env=service_environment(secrets, side_port),
                     start_new_session=True,  # its own process group: stop() signals gateway + workers
                     close_fds=True,
                 )
@@ -133,20 +146,31 @@ class LocalTarget:
             return False
         return any(pid in tree for pid in listening_pids(port))
 
-    def retire(self, state: DeploymentState) -> None:
-        self.stop(state)
+    def join(self, state: DeploymentState) -> None:
+        proc = _process(state)
+        if proc is None:
+            raise EnvironmentFailure(f"the new service (pid {state.pid}) exited before it took the port over")
+        proc.send_signal(signal.SIGUSR1)
 
-    def restore(self, state: DeploymentState) -> DeploymentState:
+    def promote(self, state: DeploymentState) -> DeploymentState:
+        return state
+
+    def retire(self, state: DeploymentState) -> None:
+        self.stop(state, wait_port=False)  # the new service holds the port by now
+
+    def restore(self, state: DeploymentState, *, side_port: int, beside: bool) -> DeploymentState:
         import psutil
 
         from ...config import load_config
 
-        holder = port_holder(state.port)
-        if holder is not None:
-            raise PortInUse(holder)
+        if not beside:
+            self._wait_port_free(state.port)
+            holder = port_holder(state.port)
+            if holder is not None:
+                raise PortInUse(holder)
         secrets = read_env_file(load_config(state.config_path, environ={}).deploy.env_file)
         log_path = state.log_path or str(self._default_log(state))
-        proc = self._spawn(state.command, log_path, secrets)
+        proc = self._spawn(state.command, log_path, secrets, side_port)
         return replace(
             state,
             pid=proc.pid,
@@ -161,12 +185,12 @@ class LocalTarget:
         return Path(state.config_path).parent.parent / "logs" / "serve-restored.log"
 
     def discard(self, state: DeploymentState) -> None:
-        self.stop(state)
+        self.stop(state, wait_port=False)  # beside a running one, the port stays held
 
     def tidy(self, live: DeploymentState) -> Tidied:
         return Tidied()  # nothing accumulates: the log and state files are reused
 
-    def stop(self, state: DeploymentState) -> None:
+    def stop(self, state: DeploymentState, *, wait_port: bool = True) -> None:
         import psutil
 
         proc = _process(state)
@@ -194,7 +218,8 @@ class LocalTarget:
                     p.kill()
             psutil.wait_procs(procs, timeout=5)
         _reap(proc.pid)
-        self._wait_port_free(state.port)
+        if wait_port:
+            self._wait_port_free(state.port)
 
     def _wait_port_free(self, port: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -203,6 +228,9 @@ class LocalTarget:
 
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         return tail(state.log_path, lines)
+
+    def follow(self, state: DeploymentState, lines: int = 40):
+        return follow_file(state.log_path, lines)
 
     def listening_ports(self, state: DeploymentState) -> list[int]:
         return process_ports(state.pid) if state.pid else []

@@ -74,3 +74,12 @@ def process_ports(pid: int) -> list[int]:
     except (psutil.AccessDenied, PermissionError):
         return []
     return sorted({c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.pid in pids})
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the side port of a blue-green start)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]

@@ -32,7 +32,7 @@ class ConfigSnapshot:
 
 def config_document(config: Config) -> dict[str, Any]:
     """The config as plain data (what the snapshot file holds)."""
-    from ...cli.output import to_jsonable
+    from ...jsonable import to_jsonable
 
     data = to_jsonable(config)
     for name in _NOT_CONFIG:
@@ -48,10 +48,10 @@ def config_hash(config: Config) -> str:
 
 def replace_fields(config: Config, **sections: dict[str, Any]) -> Config:
     """A copy of `config` with fields of some sections replaced, e.g. gateway={"port": 9000}."""
-    changes = {
-        name: dataclasses.replace(getattr(config, name), **fields) for name, fields in sections.items()
-    }
-    return dataclasses.replace(config, **changes)
+    from ...config import with_overrides
+
+    dotted = {f"{name}.{key}": value for name, fields in sections.items() for key, value in fields.items()}
+    return with_overrides(config, dotted, none_means_unset=False)
 
 
 def absolute_paths(config: Config, base: Path | None = None) -> Config:

@@ -4,6 +4,8 @@ Layout (default `./.autoglm`, or `deploy.state_dir`):
 
     deployment.json      the current deployment (a `DeploymentState`)
     previous.json        the one it replaced, kept for rollback
+    next.json            a deployment being started beside the current one (blue-green)
+    deploy.lock          pid of the deploy or rollback in progress
     configs/<hash>.yaml  effective config snapshots, immutable, named by content hash
     logs/                service logs of local deployments
     redeploy.json        the redeploy pipeline's journal (ops/redeploy.py)
@@ -47,7 +49,7 @@ class DeploymentState:
     weights_revision: str | None = None
     model_size_gb: float = 0.0
     started_at: float = 0.0
-    status: str = "running"  # starting | running | stopped
+    status: str = "running"  # starting | running | stopped | dead
     ports: dict[str, Any] = field(default_factory=dict)  # gateway + every port the service listens on
     # local
     pid: int | None = None
@@ -96,6 +98,14 @@ class StateDir:
         return self.root / "previous.json"
 
     @property
+    def next_file(self) -> Path:
+        return self.root / "next.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "deploy.lock"
+
+    @property
     def configs(self) -> Path:
         return self.root / "configs"
 
@@ -125,7 +135,23 @@ class StateDir:
     # -- deployments ---------------------------------------------------------
 
     def load_current(self) -> DeploymentState | None:
+        """The current deployment as recorded (`repair.load_current` first brings a record a
+        killed deploy left behind in line with what runs)."""
         return self._load(self.current_file)
+
+    def needs_repair(self, record: DeploymentState | None) -> bool:
+        """A killed deploy left `next.json` behind, or the record at `starting`."""
+        return self.next_file.exists() or (record is not None and record.status == "starting")
+
+    def load_next(self) -> DeploymentState | None:
+        return self._load(self.next_file)
+
+    def save_next(self, state: DeploymentState | None) -> None:
+        if state is None:
+            self.next_file.unlink(missing_ok=True)
+            return
+        self.ensure()
+        atomic_write(self.next_file, json.dumps(state.to_json(), indent=2) + "\n")
 
     def load_previous(self) -> DeploymentState | None:
         return self._load(self.previous_file)

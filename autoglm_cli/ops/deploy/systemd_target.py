@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import shlex
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
-from ...errors import EnvironmentFailure
+from ...errors import EnvironmentFailure, UsageError
 from ...redact import redact
 from .base import LaunchContext, Liveness, Tidied
 from .model_info import health_timeout, hub_cache_dir
@@ -44,10 +43,26 @@ def unit_name(name: str) -> str:
     return name if name.endswith(".service") else f"{name}.service"
 
 
-def service_user(configured: str | None) -> str:
-    if configured:
-        return configured
-    return os.environ.get("SUDO_USER") or pwd.getpwuid(os.geteuid()).pw_name
+# Paths the sandbox hides from the service (PrivateTmp=, ProtectHome=tmpfs): an ExecStart there fails.
+HIDDEN_PREFIXES = ("/tmp", "/var/tmp", "/home", "/root", "/run/user")
+
+
+def _hidden(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in HIDDEN_PREFIXES)
+
+
+def check_exec_start(python: str, prefix: str) -> None:
+    """Refuse a unit whose ExecStart the sandbox would hide (exit 2, with the remedy)."""
+    places = (("the Python interpreter", python), ("the environment autoglm is installed in", prefix))
+    for what, path in places:
+        if _hidden(os.path.abspath(path)):
+            raise UsageError(
+                f"{what} ({path}) lies under {', '.join(HIDDEN_PREFIXES)}, which the unit's sandbox "
+                "hides from the service (PrivateTmp=, ProtectHome=): its ExecStart would not start",
+                remedy="Install autoglm where a system service can run it, e.g. "
+                "`python3 -m venv /opt/autoglm && /opt/autoglm/bin/pip install autoglm`, "
+                "and run `/opt/autoglm/bin/autoglm deploy --target systemd` from there.",
+            )
 
 
 def _quote(value: str) -> str:
@@ -55,70 +70,123 @@ def _quote(value: str) -> str:
     return shlex.quote(value).replace("%", "%%")
 
 
-def render_unit(ctx: LaunchContext) -> str:
-    """The unit file text for this deployment."""
+def _model_dirs(config) -> list[str]:
+    dirs = []
+    for spec in config.models.values():
+        local = Path(spec.source).expanduser() if spec.source else None
+        if local is not None and local.is_absolute() and local.is_dir():
+            dirs.append(str(local.resolve()))
+    return dirs
+
+
+def render_unit(ctx: LaunchContext, *, python: str | None = None, prefix: str | None = None) -> str:
+    """The unit file text for this deployment (raises UsageError for an ExecStart the sandbox hides).
+
+    The service reads its config snapshot and keys file as systemd credentials (PID 1 reads the
+    root-only files; the service gets private copies in $CREDENTIALS_DIRECTORY, `%d`), its
+    weights through read-only bind mounts at their own paths, and writes only to its
+    StateDirectory=/CacheDirectory=. It runs as a DynamicUser= unless deploy.systemd.user names
+    one. Type=notify: it is `active` once /readyz passes (runtime/sd_notify.py), not at exec.
+    """
     config = ctx.config
     settings = config.deploy.systemd
-    state_dir = ctx.state.root
+    python = python or sys.executable
+    check_exec_start(python, prefix or sys.prefix)
+    unit = unit_name(config.deploy.name)
+    name = unit.removesuffix(".service")
     cache = hub_cache_dir(config)
     start_timeout = int(health_timeout(config, ctx.model))
     exec_start = " ".join(
         _quote(part)
-        for part in (
-            sys.executable,
-            "-m",
-            "autoglm_cli",
-            "serve",
-            "--config",
-            str(ctx.snapshot.path),
-            "--host",
-            ctx.host,
-            "--port",
-            str(ctx.port),
-        )
+        for part in (python, "-m", "autoglm_cli", "serve", "--host", ctx.host, "--port", str(ctx.port))
     )
+    exec_start += " --config %d/config.yaml"  # %d: the credentials directory
     lines = [
         "# Rendered by `autoglm deploy --target systemd`; rerun it instead of editing.",
         f"# autoglm {__version__}, config {ctx.snapshot.hash[:16]}, model {ctx.model.name}",
         "[Unit]",
         f"Description=autoglm LLM service {config.deploy.name} (OpenAI-compatible gateway + Dask workers)",
-        "Documentation=man:systemd.exec(5)",
         "After=network-online.target",
         "Wants=network-online.target",
-        "StartLimitIntervalSec=300",
+        "StartLimitIntervalSec=600",
         "StartLimitBurst=5",
         "",
         "[Service]",
-        "Type=exec",
-        f"User={service_user(settings.user)}",
-        f"WorkingDirectory={state_dir}",
+        "Type=notify",
+        "NotifyAccess=main",
+        # READY=1 once /readyz passes; EXTEND_TIMEOUT_USEC while a large model loads (up to
+        # three times this budget); WATCHDOG=1 from the event loop while it serves.
+        f"TimeoutStartSec={start_timeout}",
+        f"Environment=AUTOGLM_START_BUDGET_S={start_timeout * 3}",
+        "WatchdogSec=60",
+        "TimeoutStopSec=45",
+        "KillMode=mixed",
+        "Restart=always",
+        "RestartSec=5",
+        f"SyslogIdentifier={name}",
     ]
+    if settings.user:
+        lines.append(f"User={settings.user}")
+    else:
+        lines.append("DynamicUser=yes")
+    # The service's own writable folders, named apart from deploy's records and the weights
+    # (/var/lib/autoglm, /var/cache/autoglm are natural choices for those), which systemd
+    # would otherwise hand over to the dynamic user.
+    own = f"{name}-service"
+    lines += [
+        f"StateDirectory={own}",
+        f"CacheDirectory={own}",
+        f"WorkingDirectory=/var/lib/{own}",
+        # The config snapshot (and keys) may hold secrets: root-only files, passed as credentials.
+        f"LoadCredential=config.yaml:{ctx.snapshot.path}",
+    ]
+    if config.gateway.auth:
+        from .health_key import keys_file_for
+
+        lines += [
+            f"LoadCredential=keys.json:{keys_file_for(config)}",
+            "Environment=AUTOGLM_GATEWAY__KEYS_FILE=%d/keys.json",
+        ]
     if config.deploy.env_file:
-        # Secrets (HF_TOKEN, upstream API keys) stay in this file, never in the unit.
-        lines.append(f"EnvironmentFile={Path(config.deploy.env_file).expanduser().resolve()}")
+        # Secrets (HF_TOKEN, upstream API keys) stay in this file, read at start, never in the unit.
+        lines.append(f"EnvironmentFile={Path(config.deploy.env_file).expanduser().absolute()}")
     lines += [
         "Environment=PYTHONUNBUFFERED=1",
         f"Environment=HF_HUB_CACHE={cache}",
+        f"Environment=HF_HOME=%C/{own}",
+        "Environment=HF_HUB_OFFLINE=1",
         f"ExecStart={exec_start}",
-        "Restart=always",
-        "RestartSec=5",
-        # A slow model load is normal: give start and stop room.
-        f"TimeoutStartSec={start_timeout}",
-        "TimeoutStopSec=30",
-        "KillMode=mixed",
         "",
-        "# Hardening",
+        "# Sandbox (systemd-analyze security: exposure <= 3.0 with the GPUs reachable)",
+        f"BindReadOnlyPaths=-{cache}",
+        *(f"BindReadOnlyPaths=-{d}" for d in _model_dirs(config)),
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ProtectHome=read-only",
-        f"ReadWritePaths=-{state_dir} -{cache}",
+        "ProtectHome=tmpfs",
         "PrivateTmp=yes",
+        "PrivateMounts=yes",
         "ProtectKernelTunables=yes",
         "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
         "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
         "RestrictSUIDSGID=yes",
+        "RestrictRealtime=yes",
+        "RestrictNamespaces=yes",
         "LockPersonality=yes",
-        "# GPUs stay visible: every NVIDIA device group, present and future",
+        "RemoveIPC=yes",
+        "KeyringMode=private",
+        "UMask=0077",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged",
+        "SystemCallErrorNumber=EPERM",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        "# GPUs stay visible: every NVIDIA device group, present and future (no PrivateDevices=)",
         "DevicePolicy=closed",
         "DeviceAllow=char-nvidia* rw",
     ]
@@ -158,6 +226,7 @@ def _systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 class SystemdTarget:
     name = "systemd"
+    swaps = False  # one unit per name: a redeploy restarts it (Type=notify: active once ready)
 
     def plan(self, ctx: LaunchContext) -> list[str]:
         unit = unit_name(ctx.config.deploy.name)
@@ -176,7 +245,7 @@ class SystemdTarget:
         if not check.ok:
             raise EnvironmentFailure(f"the rendered unit does not verify:\n{check.output}")
 
-    def launch(self, ctx: LaunchContext) -> DeploymentState:
+    def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
         unit = unit_name(ctx.config.deploy.name)
         text = render_unit(ctx)
         copy = ctx.state.ensure().root / "units" / f"{ctx.snapshot.hash[:16]}.service"
@@ -231,7 +300,13 @@ class SystemdTarget:
         # Nothing to stop first: installing the new unit restarts the service.
         pass
 
-    def restore(self, state: DeploymentState) -> DeploymentState:
+    def join(self, state: DeploymentState) -> None:
+        pass
+
+    def promote(self, state: DeploymentState) -> DeploymentState:
+        return state
+
+    def restore(self, state: DeploymentState, *, side_port: int, beside: bool) -> DeploymentState:
         copy = Path(state.log_path or "")
         if not copy.is_file():
             raise EnvironmentFailure(f"the previous unit file {copy} is gone; nothing to restore")
@@ -254,9 +329,22 @@ class SystemdTarget:
     def logs(self, state: DeploymentState, lines: int = 40) -> str:
         if shutil.which("journalctl") is None:
             return ""
-        proc = subprocess.run(
-            ["journalctl", "-u", state.unit_name or unit_name(state.name), "-n", str(lines), "--no-pager"],
-            capture_output=True,
-            text=True,
-        )
+        proc = subprocess.run(self.journal_command(state, lines), capture_output=True, text=True)
         return redact(proc.stdout)
+
+    def journal_command(self, state: DeploymentState, lines: int, follow: bool = False) -> list[str]:
+        unit = state.unit_name or unit_name(state.name)
+        return ["journalctl", "-u", unit, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
+
+    def follow(self, state: DeploymentState, lines: int = 40):
+        if shutil.which("journalctl") is None:
+            raise EnvironmentFailure("journalctl is not installed here; no journal to follow")
+        command = self.journal_command(state, lines, follow=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                yield redact(line.rstrip("\n"))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)

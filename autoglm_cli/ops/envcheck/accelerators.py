@@ -23,7 +23,8 @@ from .packages import installed_version
 
 CATEGORY = "accelerators"
 
-QUERY_FIELDS = "index,name,memory.total,driver_version,uuid"
+# Also what `health` asks (memory.used): one query of the driver for both commands.
+QUERY_FIELDS = "index,name,memory.total,driver_version,uuid,memory.used"
 _CUDA_RE = re.compile(r"CUDA Version\s*:\s*([\d.]+)")
 
 # Run in a child interpreter: importing torch takes seconds and must not slow or
@@ -48,6 +49,7 @@ class Gpu:
     memory_mib: int | None
     driver: str
     uuid: str
+    memory_used_mib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class _SharedGpuQuery:
             return self._result
 
 
-def query_gpus(timeout: float) -> GpuQuery:
+def query_gpus(timeout: float, *, cuda_version: bool = True) -> GpuQuery:
+    """The GPUs `nvidia-smi` lists (and, with `cuda_version`, the CUDA its banner names)."""
     smi = shutil.which("nvidia-smi", path=os.environ.get("PATH", os.defpath))
     if smi is None:
         return GpuQuery(None)
@@ -81,20 +84,27 @@ def query_gpus(timeout: float) -> GpuQuery:
     if not listing.ok:
         return GpuQuery(smi, error=listing.error)
     gpus = tuple(_parse_gpu_line(line) for line in listing.text.splitlines() if line.strip())
+    if not cuda_version:
+        return GpuQuery(smi, gpus)
     header = run_command([smi], timeout)  # the banner carries "CUDA Version: 12.4"
     match = _CUDA_RE.search(header.text)
     return GpuQuery(smi, gpus, match.group(1) if match else None)
 
 
 def _parse_gpu_line(line: str) -> Gpu:
-    index, name, memory, driver, uuid = (part.strip() for part in line.split(",", 4))
+    index, name, memory, driver, uuid, used = (part.strip() for part in line.split(",", 5))
     return Gpu(
         index=int(index) if index.isdigit() else 0,
         name=name,
-        memory_mib=int(float(memory)) if re.fullmatch(r"[\d.]+", memory) else None,
+        memory_mib=_mib(memory),
         driver=driver,
         uuid=uuid,
+        memory_used_mib=_mib(used),
     )
+
+
+def _mib(text: str) -> int | None:
+    return int(float(text)) if re.fullmatch(r"[\d.]+", text) else None
 
 
 def plan(config: Config) -> list[CheckSpec]:

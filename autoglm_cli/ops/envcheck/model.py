@@ -14,18 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ExitCode
+from ..status import Status
 
 
 class Severity(str, enum.Enum):
     REQUIRED = "required"  # the deployment cannot work without it
     RECOMMENDED = "recommended"  # some features or targets need it
     INFO = "info"  # reported for the record
-
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
 
 
 @dataclass(frozen=True)

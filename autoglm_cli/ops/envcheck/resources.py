@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ...config import Config, ModelSpec
 from ...hf_paths import hub_cache_dir, repo_folder_name
+from ...units import size_text
 from .model import Check, CheckSpec, Severity
 
 CATEGORY = "resources"
@@ -141,4 +142,4 @@ def check_cpu(spec: CheckSpec, min_cpus: int | None) -> Check:
 
 
 def _gb(n: int) -> str:
-    return f"{n / GB:.1f} GB"
+    return size_text(n)  # shown in IEC units, like every size autoglm prints

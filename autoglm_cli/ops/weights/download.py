@@ -1,8 +1,11 @@
 """The download engine: one file, resumable across runs, hashed while it streams.
 
 For a destination `D` the bytes go to `D.partial`, described by `D.partial.json`
-(what the bytes must become: size, sha256, git oid). A later run that finds both
-re-hashes the bytes already on disk and asks for the rest with `Range`. A server
+(what the bytes must become: size, sha256, git oid; see `partial_state`). Files
+over 64 MiB (or any file given `connections` > 1) are fetched as several byte
+ranges at once by `ranged.RangedFill`, which keeps the hash state across runs;
+a server that ignores Range sends such a file back here, to one stream. One
+stream re-hashes the bytes already on disk and asks for the rest with `Range`. A server
 that ignores `Range` (200) restarts the file from zero with that same response; a
 416 means either "you already have it all" or "start over". The file is renamed to
 `D` only after its size and hash match; a mismatch deletes the partial file and
@@ -13,8 +16,6 @@ reach `D`.
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -22,18 +23,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ...atomic import atomic_write, fsync_directory
+from ...atomic import fsync_directory
 from ...errors import EnvironmentFailure, IntegrityError, NetworkError
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import DEFAULT_RETRY, RetryPolicy
 from .hashing import CHUNK_SIZE, Digests, OverlappedHasher, hash_file
 from .http import RETRY_STATUSES, TransientHttpError, retry_after_header
+from .partial_state import (
+    PARTIAL_SUFFIX,
+    SIDECAR_SUFFIX,
+    SINGLE_STREAM,
+    Cancelled,
+    PartialState,
+    load_partial,
+    partial_bytes,
+    partial_paths,
+    remove_bookkeeping,
+    remove_partial,
+    write_sidecar,
+)
+from .ranged import Origin, RangedFill, RangesIgnored, connections_for, origin_label
+from .response import TRANSIENT, body_reader, content_range_start, content_range_total, describe
 from .sources import RemoteFile
 
-SIDECAR_FORMAT = 1
-PARTIAL_SUFFIX = ".partial"
-SIDECAR_SUFFIX = ".partial.json"
+SIDECAR_FORMAT = SINGLE_STREAM
+__all__ = ["PARTIAL_SUFFIX", "SIDECAR_SUFFIX", "Downloader", "FileOutcome", "partial_bytes", "partial_paths"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +61,10 @@ class FileOutcome:
     bytes_fetched: int  # received over the network for this file, discarded bytes included
     bytes_reused: int  # already on disk before this run (a complete file or a partial one)
     restarts: int = 0  # times it started over from zero (Range ignored, 416, hash mismatch)
-
-
-class Cancelled(Exception):
-    """The run is being interrupted; the partial file stays for the next run."""
+    connections: int = 1  # parallel byte ranges used for it
+    bytes_rehashed: int = 0  # bytes of an earlier run read back from disk to rebuild the hash
+    origins: tuple[Origin, ...] = ()  # which bytes came from which endpoint in this run
+    verified: bool = True  # False: no hash was known (--allow-unverified)
 
 
 class _RestartFromZero(Exception):
@@ -60,19 +75,6 @@ class _DiskError(Exception):
     def __init__(self, error: OSError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def partial_paths(dest: Path) -> tuple[Path, Path]:
-    return dest.with_name(dest.name + PARTIAL_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
-
-
-def partial_bytes(dest: Path, remote: RemoteFile) -> int:
-    """Bytes of `remote` already on disk in a matching partial file (0 when none or it is stale)."""
-    partial, sidecar = partial_paths(dest)
-    if not partial.is_file() or not _sidecar_matches(sidecar, remote):
-        return 0
-    size = partial.stat().st_size
-    return size if remote.size is None or size <= remote.size else 0
 
 
 class Downloader:
@@ -87,9 +89,16 @@ class Downloader:
         chunk_size: int = CHUNK_SIZE,
         cancel: threading.Event | None = None,
         on_note: Callable[[str], None] | None = None,
+        connections: int | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self.session = session
         self.timeout = timeout
+        self.connect_timeout = timeout[0] if isinstance(timeout, tuple) else timeout
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        # No byte for this long: the connection is stalled (the ranged engine moves to the next endpoint).
+        self.stall_timeout = float(stall_timeout or read_timeout)
+        self.connections = connections  # None: 8 for files over 64 MiB, else 1
         self.policy = policy  # tries, backoff, and the (injectable) sleep
         self.chunk_size = chunk_size
         self.cancel = cancel or threading.Event()
@@ -134,20 +143,20 @@ class Downloader:
         self, remote: RemoteFile, dest: Path, progress: Progress, total: ProgressTask | None
     ) -> FileOutcome:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial, sidecar = partial_paths(dest)
-        task = progress.task(remote.path, total=remote.size, transient=True)
+        partial = partial_paths(dest)[0]
+        task = progress.task(remote.path, total=remote.size, transient=True, unit="bytes")
         run = _Run(remote, partial, task, total)
+        run.connections = connections_for(remote.size, self.connections)
         try:
-            offset = partial_bytes(dest, remote)
-            if offset == 0:
-                _remove(partial, sidecar)
-                _write_sidecar(sidecar, remote)
+            state = load_partial(dest, remote)
+            if state is None:
+                remove_partial(dest)
             for attempt in (1, 2):
-                digests = self._fill(run, offset)
+                digests = self._fill_file(run, dest, state)
                 problem = mismatch(remote, digests)
                 if problem is None:
                     _publish(partial, dest)
-                    _remove(sidecar)
+                    remove_bookkeeping(dest)
                     status = "resumed" if run.reused else "fetched"
                     return FileOutcome(
                         remote.path,
@@ -158,10 +167,14 @@ class Downloader:
                         run.fetched,
                         run.reused,
                         run.restarts,
+                        connections=run.connections,
+                        bytes_rehashed=run.rehashed,
+                        origins=run.origin_list(),
+                        verified=remote.sha256 is not None or remote.git_oid is not None,
                     )
-                _remove(partial)
+                remove_partial(dest)
+                state = None
                 if attempt == 2:
-                    _remove(sidecar)
                     raise IntegrityError(
                         f"{remote.path}: {problem} after a second download from zero "
                         f"({redact_url(run.url)}); the bad bytes were deleted, {dest} was not written.",
@@ -171,10 +184,47 @@ class Downloader:
                 run.restarts += 1
                 run.reused = 0
                 run.rewind_progress()
-                offset = 0
             raise AssertionError("unreachable")
         finally:
             task.finish()
+
+    def _fill_file(self, run: _Run, dest: Path, state: PartialState | None) -> Digests:
+        """Several ranges when the file is big enough (and the server allows it), else one stream."""
+        if run.connections > 1:
+            if state is not None and state.done.total():
+                run.advance(state.done.total(), count_fetched=False)
+            fill = RangedFill(
+                self,
+                run.remote,
+                dest,
+                run.partial,
+                connections=run.connections,
+                state=state,
+                advance=run.advance,
+            )
+            try:
+                result = fill.run()
+            except RangesIgnored as why:
+                self.on_note(f"{run.remote.path}: {why}; going on with one stream")
+                run.connections = 1
+                run.add_origins(fill.origins)
+                state = load_partial(dest, run.remote)
+            else:
+                run.reused += result.reused
+                run.rehashed += result.rehashed
+                run.add_origins({o.endpoint: o.ranges for o in result.origins})
+                return result.digests
+        # One stream continues from the contiguous prefix (it writes only from there on).
+        offset = state.done.prefix() if state is not None else 0
+        if state is None or state.format != SINGLE_STREAM:
+            # Cut a ranged partial to its prefix before the sidecar says "a prefix": a kill in
+            # between must never leave a full-length file with holes described as one.
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(run.partial, offset)
+            remove_bookkeeping(dest)
+            write_sidecar(dest, run.remote)
+        run.rewind_progress()
+        return self._fill(run, offset)
 
     # -- one pass: partial file -> complete partial file, hashed ----------------
 
@@ -189,6 +239,7 @@ class Downloader:
                 if offset:
                     run.hasher.update_from_file(run.partial, offset)
                     run.reused = offset
+                    run.rehashed += offset
                     run.advance(offset, count_fetched=False)
                 run.offset = run.written_back = offset
                 self._receive(run)
@@ -236,11 +287,11 @@ class Downloader:
                 self.on_note(f"{remote.path}: {fatal}; trying the next endpoint")
                 urls.pop(0)
                 failures = 0
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 if (run.restarts, run.offset) != before:
                     failures = 0  # it moved forward: a flaky link, not a dead one
                 failures += 1
-                reason = _describe(exc)
+                reason = describe(exc)
                 if failures < self.policy.tries:
                     wait = self.policy.delay(failures, getattr(exc, "retry_after", None))
                     self.on_note(f"{remote.path}: {reason}; retrying in {wait:.1f}s")
@@ -278,7 +329,7 @@ class Downloader:
         with self.session.get(run.url, headers=headers, stream=True, timeout=self.timeout) as response:
             status = response.status_code
             if status == 416:
-                total = _content_range_total(response.headers.get("Content-Range"))
+                total = content_range_total(response.headers.get("Content-Range"))
                 if run.offset and total == run.offset and remote.size in (None, run.offset):
                     return True  # the partial file already holds every byte
                 raise _RestartFromZero(f"the server refused bytes={run.offset}- (416, its size is {total})")
@@ -293,7 +344,7 @@ class Downloader:
                 self.on_note(f"{remote.path}: the server ignored Range; restarting from zero with its answer")
                 self._restart(run)
             elif status == 206:
-                start = _content_range_start(response.headers.get("Content-Range"))
+                start = content_range_start(response.headers.get("Content-Range"))
                 if start != run.offset:
                     raise _RestartFromZero(f"asked for bytes={run.offset}- but got a range from {start}")
             self._stream(run, response)
@@ -302,7 +353,7 @@ class Downloader:
     def _is_complete(self, run: _Run, response) -> bool:
         if run.remote.size is not None:
             return run.offset >= run.remote.size
-        total = _content_range_total(response.headers.get("Content-Range"))
+        total = content_range_total(response.headers.get("Content-Range"))
         if total is None and "Content-Length" in response.headers and response.status_code == 200:
             total = int(response.headers["Content-Length"])
         return total is None or run.offset >= total
@@ -311,7 +362,7 @@ class Downloader:
         """Body -> partial file and hasher, through pooled buffers (no copies, no re-read)."""
         hasher, out = run.hasher, run.out
         remaining = None if run.remote.size is None else run.remote.size - run.offset
-        read_into = _body_reader(response)
+        read_into = body_reader(response)
         while remaining is None or remaining > 0:
             if self.cancel.is_set():
                 raise Cancelled()
@@ -334,6 +385,7 @@ class Downloader:
                         hasher.give_back(buf)
                         raise _DiskError(exc) from None
                     hasher.submit(buf, n)
+                    run.note_origin(run.offset, n)
                     run.offset += n
                     run.advance(n)
                     _start_writeback(run, out)
@@ -364,14 +416,38 @@ class _Run:
         self.out = None  # the open partial file
         self.written_back = 0  # bytes of the partial file whose writeback was started
         self._shown = 0
+        self.connections = 1
+        self.rehashed = 0
+        self.origins: dict[str, list[tuple[int, int]]] = {}
+        self._progress_lock = threading.Lock()
+
+    def note_origin(self, offset: int, n: int) -> None:
+        spans = self.origins.setdefault(origin_label(self.url), [])
+        if spans and spans[-1][1] == offset:
+            spans[-1] = (spans[-1][0], offset + n)
+        else:
+            spans.append((offset, offset + n))
+
+    def add_origins(self, found) -> None:
+        for label, spans in found.items():
+            ranges = spans.as_list() if hasattr(spans, "as_list") else list(spans)
+            self.origins.setdefault(label, []).extend(ranges)
+
+    def origin_list(self) -> tuple[Origin, ...]:
+        return tuple(
+            Origin(label, sum(e - s for s, e in spans), tuple(sorted(spans)))
+            for label, spans in self.origins.items()
+            if spans
+        )
 
     def advance(self, n: int, *, count_fetched: bool = True) -> None:
-        if count_fetched:
-            self.fetched += n
-        self._shown += n
-        self.task.advance(n)
-        if self.total is not None:
-            self.total.advance(n)
+        with self._progress_lock:  # the ranged engine's connections call it from their threads
+            if count_fetched:
+                self.fetched += n
+            self._shown += n
+            self.task.advance(n)
+            if self.total is not None:
+                self.total.advance(n)
 
     def rewind_progress(self) -> None:
         """Bytes thrown away leave the bars (they will be counted again as they come back)."""
@@ -388,32 +464,6 @@ class _ShortBody(OSError):
 
 class _Fatal(Exception):
     pass
-
-
-def _transient_types() -> tuple[type[BaseException], ...]:
-    import urllib3.exceptions
-
-    # requests' errors are OSErrors; urllib3's and http.client's are not.
-    return (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError)
-
-
-_TRANSIENT = _transient_types()
-
-
-def _body_reader(response) -> Callable[[memoryview], int]:
-    """`readinto` straight from the socket when the body is plain bytes (the fast path)."""
-    raw = response.raw
-    fp = getattr(raw, "_fp", None)
-    encoding = response.headers.get("Content-Encoding", "identity").lower()
-    if encoding == "identity" and fp is not None and hasattr(fp, "readinto"):
-        return fp.readinto
-
-    def read_into(view: memoryview) -> int:  # compressed or unusual bodies: urllib3 decodes
-        data = raw.read(len(view), decode_content=True)
-        view[: len(data)] = data
-        return len(data)
-
-    return read_into
 
 
 WRITEBACK_STEP = 32 * 1024 * 1024
@@ -454,54 +504,6 @@ def mismatch(remote: RemoteFile, digests: Digests) -> str | None:
     if remote.sha256 is None and remote.git_oid is not None and digests.git_oid != remote.git_oid:
         return f"git blob sha1 mismatch: expected {remote.git_oid}, got {digests.git_oid}"
     return None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TransientHttpError):
-        after = f" (Retry-After {exc.retry_after:g}s)" if exc.retry_after is not None else ""
-        return f"HTTP {exc.status}{after}"
-    text = str(exc).strip() or type(exc).__name__
-    return redact_url(text.splitlines()[0][:200])
-
-
-def _content_range_total(value: str | None) -> int | None:
-    if not value or "/" not in value:
-        return None
-    total = value.rsplit("/", 1)[1].strip()
-    return int(total) if total.isdigit() else None
-
-
-def _content_range_start(value: str | None) -> int | None:
-    if not value:
-        return None
-    spec = value.split(" ", 1)[-1]
-    first = spec.split("-", 1)[0].strip()
-    return int(first) if first.isdigit() else None
-
-
-def _sidecar_matches(sidecar: Path, remote: RemoteFile) -> bool:
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        data.get("format") == SIDECAR_FORMAT
-        and data.get("size") == remote.size
-        and data.get("sha256") == remote.sha256
-        and data.get("git_oid") == remote.git_oid
-    )
-
-
-def _write_sidecar(sidecar: Path, remote: RemoteFile) -> None:
-    body = {
-        "format": SIDECAR_FORMAT,
-        "path": remote.path,
-        "url": redact_url(remote.urls[0]),  # for people reading it; never a token
-        "size": remote.size,
-        "sha256": remote.sha256,
-        "git_oid": remote.git_oid,
-    }
-    atomic_write(sidecar, json.dumps(body, indent=1).encode())
 
 
 def _publish(partial: Path, dest: Path) -> None:

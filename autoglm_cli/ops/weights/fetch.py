@@ -18,15 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ...config import Config
 from ...errors import AutoglmError, DiskSpaceError, EnvironmentFailure, IntegrityError, UsageError
 from ...hf_paths import hub_cache_dir
 from ...progress import NULL_PROGRESS, Progress, ProgressTask
 from ...redact import redact_url
 from ...retry import RetryPolicy
+from ...units import size_text
 from .cache_layout import HubCacheLayout, LocalDirLayout
 from .download import Downloader, FileOutcome, mismatch, partial_bytes
 from .hashing import hash_file
 from .http import HttpSettings, make_session, policy_from_config
+from .plan import FetchPlan, check_hashes, plan_fetch
 from .sources import (
     HubSnapshot,
     RemoteFile,
@@ -67,10 +70,6 @@ class FetchReport:
     files: int
     duration_s: float
 
-    @property
-    def exit_code(self) -> int:
-        return 0
-
 
 @dataclass
 class FetchOptions:
@@ -84,11 +83,15 @@ class FetchOptions:
     cache_dir: Path | None = None
     sha256: str | None = None
     sha256_url: str | None = None
+    endpoints: Sequence[str] = ()  # --endpoint repeated: mirrors in order (wins over `endpoint`)
+    connections: int | None = None  # byte ranges per file (default: weights.connections, else auto)
+    allow_unverified: bool = False  # go on with files no hash is known for
+    dry_run: bool = False  # list what would be fetched; download and write nothing
     policy: RetryPolicy | None = None  # default: the config's `retry` section
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def default_sources(config) -> list[tuple[str, str | None]]:
+def default_sources(config: Config) -> list[tuple[str, str | None]]:
     """The configured default and backup models as (source, revision)."""
     out = []
     for name in (config.model_pool.default, config.model_pool.backup):
@@ -108,13 +111,15 @@ def default_sources(config) -> list[tuple[str, str | None]]:
 def fetch_weights(
     sources: Sequence[tuple[str, str | None]],
     *,
-    config,
+    config: Config,
     options: FetchOptions,
     progress: Progress = NULL_PROGRESS,
     note: Callable[[str], None] = lambda message: None,
     warn: Callable[[str], None] = lambda message: None,
-) -> FetchReport:
-    """Fetch every source; returns what was fetched and reused. Raises on the first failing source."""
+) -> FetchReport | FetchPlan:
+    """Fetch every source; returns what was fetched and reused (with `dry_run`: the plan).
+
+    Raises on the first failing source."""
     if not sources:
         raise UsageError("nothing to fetch: give a repo id or URL, or set model_pool.default in the config.")
     if (options.sha256 or options.sha256_url) and (len(sources) != 1 or not is_url(sources[0][0])):
@@ -125,13 +130,28 @@ def fetch_weights(
     if options.policy is None:
         options.policy = policy_from_config(config)
     jobs = options.jobs or config.weights.jobs or 4
-    endpoints = endpoints_to_try(options.endpoint, config.weights.endpoints)
+    endpoints = endpoints_to_try(options.endpoints or options.endpoint, config.weights.endpoints)
     token = hub_token() if any(not is_url(s) for s, _ in sources) else None
     settings = HttpSettings.from_config(config)
-    session = make_session(settings, jobs=jobs, token=token, token_hosts=endpoints)
+    connections = options.connections or config.weights.connections
+    if connections is not None and connections < 1:
+        raise UsageError(f"--connections must be at least 1, got {connections}.")
+    session = make_session(settings, jobs=jobs * (connections or 8), token=token, token_hosts=endpoints)
     downloader = Downloader(
-        session, timeout=settings.timeout, policy=options.policy, cancel=options.cancel, on_note=note
+        session,
+        # A content read that waits longer than stall_timeout means a stalled link.
+        timeout=(settings.timeout[0], float(config.weights.stall_timeout)),
+        policy=options.policy,
+        cancel=options.cancel,
+        on_note=note,
+        connections=connections,
+        stall_timeout=float(config.weights.stall_timeout),
     )
+    if options.dry_run:
+        try:
+            return plan_fetch(sources, options, config, endpoints, token, session, settings, note)
+        finally:
+            session.close()
     reports = []
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="autoglm-fetch") as pool:
@@ -207,6 +227,7 @@ def _fetch_source(source: str, revision: str, ctx: _Context) -> SourceReport:
 
 def _fetch_hub(snapshot: HubSnapshot, cache: Path, ctx: _Context) -> SourceReport:
     started = time.monotonic()
+    check_hashes(snapshot.files, snapshot.endpoint, ctx.options.allow_unverified, ctx.warn)
     layout: HubCacheLayout | LocalDirLayout
     layout = (
         LocalDirLayout(ctx.options.local_dir)
@@ -277,7 +298,7 @@ def _run_files(
 ) -> tuple[FileOutcome, ...]:
     """Reuse what verifies, check the disk for the rest, download it in parallel."""
     total_bytes = sum(f.size or 0 for f in files)
-    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None)
+    total = ctx.progress.task(f"{label} (total)", total=total_bytes or None, unit="bytes")
     try:
         reused = _verify_existing(files, layout, commit, ctx, total)
         missing = [f for f in files if f.path not in reused]
@@ -394,4 +415,4 @@ def _remote_of(files: Sequence[RemoteFile], path: str) -> RemoteFile:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+    return size_text(n)

@@ -109,16 +109,11 @@ class OverlappedHasher:
                 self._free.put(buf)
 
 
-def hash_file(path: Path, *, git: bool = False, chunk_size: int = CHUNK_SIZE) -> Digests:
+def hash_file(path: Path, *, git: bool = False) -> Digests:
     """sha256 (and the git blob sha1 when `git`) of a file on disk, in one read."""
+    from ..checksums.hashing import hash_file as sha256_of_file
+
     size = path.stat().st_size
-    sha256 = hashlib.sha256()
     sha1 = hashlib.sha1(git_blob_header(size)) if git else None  # noqa: S324
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            sha256.update(view[:n])
-            if sha1 is not None:
-                sha1.update(view[:n])
-    return Digests(size=size, sha256=sha256.hexdigest(), git_oid=sha1.hexdigest() if sha1 else None)
+    sha256 = sha256_of_file(path, also=sha1)
+    return Digests(size=size, sha256=sha256, git_oid=sha1.hexdigest() if sha1 else None)

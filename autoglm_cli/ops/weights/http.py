@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ... import __version__
+from ...config import Config
 from ...retry import RetryPolicy, parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -29,7 +30,7 @@ class HttpSettings:
         return (min(self.connect_timeout, self.read_timeout), self.read_timeout)
 
     @classmethod
-    def from_config(cls, config) -> HttpSettings:
+    def from_config(cls, config: Config) -> HttpSettings:
         pool = config.connection_pool
         return cls(
             max_connections=pool.max_connections,
@@ -38,7 +39,7 @@ class HttpSettings:
         )
 
 
-def policy_from_config(config, **overrides) -> RetryPolicy:
+def policy_from_config(config: Config, **overrides) -> RetryPolicy:
     """Retries per the config's `retry` section (tries, base, max_delay)."""
     return RetryPolicy.from_settings(config.retry, **overrides)
 

@@ -18,16 +18,19 @@ with `autoglm verify FILE`.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...atomic import atomic_write
-from ...errors import ExitCode, IntegrityError, NetworkError, UsageError
+from ...config import Config
+from ...errors import IntegrityError, NetworkError, UsageError
 from ...hf_paths import hub_cache_dir, local_dir_metadata
 from ...progress import NULL_PROGRESS, Progress
 from ...redact import redact_url
 from ...retry import RetryPolicy, call_with_retry
 from ..checksums import ExpectedFile, VerifyReport, verify_expected
+from ..checksums.incremental import record_path
 from ..checksums.manifest import format_manifest
 from .cache_layout import HubCacheLayout
 from .hashing import git_blob_header, hash_file
@@ -39,7 +42,11 @@ from .http import (
     policy_from_config,
     retry_after_header,
 )
+from .hub_auth import auth_refused
 from .sources import HubSnapshot, RemoteFile, endpoints_to_try, hub_token, resolve_hub
+
+_SPOOL_BYTES = 8 * 1024 * 1024  # a body larger than this goes to a temporary file, not memory
+_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,13 +57,14 @@ class ManifestReport:
     manifest: Path
     files: int
     fetched_small_files: int  # non-LFS files downloaded to learn their sha256
-    exit_code: ExitCode = ExitCode.OK
 
 
 class _Hub:
     """The resolved snapshot plus what it takes to download its small files."""
 
-    def __init__(self, repo_id: str, *, revision: str, config, endpoint: str | None, policy=None) -> None:
+    def __init__(
+        self, repo_id: str, *, revision: str, config: Config, endpoint: str | None, policy=None
+    ) -> None:
         self.endpoints = endpoints_to_try(endpoint, config.weights.endpoints)
         self.token = hub_token()
         self.policy = policy or policy_from_config(config)
@@ -72,33 +80,52 @@ class _Hub:
         self._session = None
 
     def sha256_of_small_file(self, remote: RemoteFile) -> str:
-        """Download a small file into memory, check its git blob sha1, return its sha256."""
+        """Download a file the Hub gives no sha256 for, check its git blob sha1, return its sha256.
+
+        Streamed: a mirror that publishes no hashes at all may send a 150 MB shard this way,
+        so the body goes through a spooled temporary file (memory up to 8 MiB) and is read
+        again for the git blob id, whose header needs the length first.
+        """
         if self._session is None:
             self._session = make_session(self.settings, jobs=1, token=self.token, token_hosts=self.endpoints)
         session = self._session
 
-        def get() -> bytes:
-            response = session.get(remote.urls[0], timeout=self.settings.timeout)
-            if response.status_code in RETRY_STATUSES:
-                raise TransientHttpError(
-                    f"HTTP {response.status_code}",
-                    status=response.status_code,
-                    retry_after=retry_after_header(response.headers),
-                )
-            if not response.ok:
-                raise NetworkError(f"{redact_url(remote.urls[0])} answered HTTP {response.status_code}.")
-            return response.content
+        def get() -> tuple[str, str]:
+            with (
+                session.get(remote.urls[0], timeout=self.settings.timeout, stream=True) as response,
+                tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as body,
+            ):
+                if response.status_code in RETRY_STATUSES:
+                    raise TransientHttpError(
+                        f"HTTP {response.status_code}",
+                        status=response.status_code,
+                        retry_after=retry_after_header(response.headers),
+                    )
+                refused = auth_refused(remote.urls[0], response.status_code, token=self.token)
+                if refused is not None:
+                    raise refused
+                if not response.ok:
+                    raise NetworkError(f"{redact_url(remote.urls[0])} answered HTTP {response.status_code}.")
+                sha256, size = hashlib.sha256(), 0
+                for chunk in response.iter_content(_CHUNK_BYTES):
+                    sha256.update(chunk)
+                    body.write(chunk)
+                    size += len(chunk)
+                body.seek(0)
+                sha1 = hashlib.sha1(git_blob_header(size))  # noqa: S324 (git's object id)
+                while chunk := body.read(_CHUNK_BYTES):
+                    sha1.update(chunk)
+                return sha256.hexdigest(), sha1.hexdigest()
 
-        data = call_with_retry(
+        sha256, oid = call_with_retry(
             get, policy=self.policy, retry_if=lambda exc: isinstance(exc, TransientHttpError)
         )
-        oid = hashlib.sha1(git_blob_header(len(data)) + data).hexdigest()  # noqa: S324 (git's object id)
         if remote.git_oid and oid != remote.git_oid:
             raise IntegrityError(
                 f"{remote.path} from {redact_url(self.snapshot.endpoint)} does not match its git blob sha1 "
                 f"(expected {remote.git_oid}, got {oid})."
             )
-        return hashlib.sha256(data).hexdigest()
+        return sha256
 
     def close(self) -> None:
         if self._session is not None:
@@ -108,7 +135,7 @@ class _Hub:
 def verify_hub(
     repo_id: str,
     *,
-    config,
+    config: Config,
     revision: str = "main",
     endpoint: str | None = None,
     cache_dir: Path | None = None,
@@ -116,9 +143,14 @@ def verify_hub(
     jobs: int | None = None,
     ignore_missing: bool = False,
     fail_on_extra: bool = False,
+    incremental: bool = False,
     progress: Progress = NULL_PROGRESS,
 ) -> VerifyReport:
-    """Hash the local snapshot (the HF cache's, or `root`) and compare with the Hub's metadata."""
+    """Hash the local snapshot (the HF cache's, or `root`) and compare with the Hub's metadata.
+
+    `incremental`: files whose stat is unchanged since they were verified are not re-read
+    (see `ops.checksums.incremental`; a record per repo, commit and root).
+    """
     hub = _Hub(repo_id, revision=revision, config=config, endpoint=endpoint)
     snapshot = hub.snapshot
     try:
@@ -140,10 +172,12 @@ def verify_hub(
     exclude = (
         frozenset(p for p in bookkeeping.rglob("*") if p.is_file()) if bookkeeping.is_dir() else frozenset()
     )
+    source = f"hf://{snapshot.repo_id}@{snapshot.commit}"
     return verify_expected(
         expected,
         root,
-        source=f"hf://{snapshot.repo_id}@{snapshot.commit}",
+        source=source,
+        record=record_path(source, root) if incremental else None,
         exclude=exclude,
         jobs=jobs,
         ignore_missing=ignore_missing,
@@ -170,7 +204,7 @@ def write_hub_manifest(
     repo_id: str,
     output: Path,
     *,
-    config,
+    config: Config,
     revision: str = "main",
     endpoint: str | None = None,
     policy: RetryPolicy | None = None,

@@ -19,6 +19,7 @@ from ...retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_GIT_OID = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,18 @@ class RemoteFile:
     def blob_name(self) -> str:
         """The name huggingface_hub gives the blob: the sha256 for LFS files, the git oid otherwise."""
         name = self.sha256 if self.lfs or not self.git_oid else self.git_oid
-        assert name, "a file without any hash cannot be cached"
+        if not name:  # no hash known (--allow-unverified): a name no content hash can take
+            import hashlib
+
+            return (
+                "unverified-"
+                + hashlib.sha256((self.urls[0] if self.urls else self.path).encode()).hexdigest()
+            )
         return name
+
+    @property
+    def has_hash(self) -> bool:
+        return self.sha256 is not None or self.git_oid is not None
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,10 @@ def hub_token() -> str | None:
     return get_token()
 
 
-def endpoints_to_try(explicit: str | None, configured: Sequence[str]) -> list[str]:
-    """--endpoint, else config `weights.endpoints` in order, else HF_ENDPOINT, else the Hub."""
+def endpoints_to_try(explicit: str | Sequence[str] | None, configured: Sequence[str]) -> list[str]:
+    """--endpoint (repeatable, in order), else config `weights.endpoints`, else HF_ENDPOINT, else the Hub."""
     if explicit:
-        found = [explicit]
+        found = [explicit] if isinstance(explicit, str) else list(dict.fromkeys(explicit))
     elif configured:
         found = list(configured)
     else:
@@ -165,22 +176,29 @@ def resolve_hub(
                     f"{candidate} has no revision {revision!r} at {redact_url(endpoint)}.",
                     remedy="Check --revision (a branch, tag or commit sha).",
                 ) from None
-            except RepositoryNotFoundError:
+            except RepositoryNotFoundError as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = UsageError(
                     f"{candidate} was not found at {redact_url(endpoint)} (or it is private).",
                     remedy="Check the repo id, `moves` in the config, and HF_TOKEN for private repos.",
                 )
                 continue
             except (HfHubHTTPError, OSError, httpx2.TransportError) as exc:
+                refused = _token_refused(exc, endpoint, token)
+                if refused is not None:
+                    raise refused from None
                 last_error = NetworkError(
                     f"{redact_url(endpoint)} did not answer for {candidate}: {_short(exc)}"
                 )
                 if on_note:
                     on_note(f"{redact_url(endpoint)} failed ({_short(exc)}); trying the next endpoint")
                 break  # this endpoint is down: the next candidate id would fail the same way
-            return _snapshot(
+            snapshot = _snapshot(
                 info, candidate, repo_id, revision, endpoint, endpoints, include, exclude, filter_repo_objects
             )
+            return _complete_metadata(snapshot, api, token, on_note)
     assert last_error is not None
     raise last_error
 
@@ -285,6 +303,110 @@ def _snapshot(info, served_id, requested_id, revision, endpoint, endpoints, incl
     )
 
 
+def _complete_metadata(snapshot: HubSnapshot, api, token, on_note) -> HubSnapshot:
+    """Sizes and hashes a mirror left out of its model info: the tree API, then each file's HEAD.
+
+    Some mirrors answer `siblings` with names only. huggingface_hub then asks the
+    tree listing, and for a single file reads the resolve HEAD: `X-Linked-Etag`
+    (the sha256 of an LFS file), `ETag` (the git blob id) and `X-Linked-Size`.
+    """
+    import dataclasses
+
+    if all(f.size is not None and f.has_hash for f in snapshot.all_files):
+        return snapshot
+    endpoint = snapshot.endpoint
+    found: dict[str, RemoteFile] = {}
+    try:
+        for entry in api.list_repo_tree(snapshot.repo_id, revision=snapshot.commit, recursive=True):
+            size, oid, lfs = (
+                getattr(entry, "size", None),
+                getattr(entry, "blob_id", None),
+                getattr(entry, "lfs", None),
+            )
+            if size is None and oid is None:
+                continue  # a folder
+            found[entry.path] = RemoteFile(
+                entry.path, (), lfs.size if lfs else size, lfs.sha256 if lfs else None, oid, lfs is not None
+            )
+    except Exception as exc:  # noqa: BLE001 (any failure: the HEADs below still answer)
+        if on_note:
+            on_note(f"{redact_url(endpoint)} has no tree listing ({_short(exc)}); asking each file's HEAD")
+
+    def merged(f: RemoteFile) -> RemoteFile:
+        other = found.get(f.path)
+        if other is None:
+            return f
+        return dataclasses.replace(
+            f,
+            size=f.size if f.size is not None else other.size,
+            sha256=f.sha256 or other.sha256,
+            git_oid=f.git_oid or other.git_oid,
+            lfs=f.lfs or other.lfs,
+        )
+
+    files = [merged(f) for f in snapshot.all_files]
+    missing = [f for f in files if f.size is None or not f.has_hash]
+    if missing:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            heads = dict(
+                zip(
+                    [f.path for f in missing],
+                    pool.map(lambda f: _head_metadata(f, token), missing),
+                    strict=True,
+                )
+            )
+        files = [heads.get(f.path, f) for f in files]
+    by_path = {f.path: f for f in files}
+    return dataclasses.replace(
+        snapshot,
+        files=tuple(by_path[f.path] for f in snapshot.files),
+        all_files=tuple(files),
+    )
+
+
+def _head_metadata(remote: RemoteFile, token: str | None) -> RemoteFile:
+    """What the resolve HEAD says of a file (huggingface_hub's `get_hf_file_metadata` headers)."""
+    import dataclasses
+
+    import requests
+
+    headers = {"Accept-Encoding": "identity"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = requests.head(remote.urls[0], headers=headers, allow_redirects=False, timeout=30)
+    except OSError:
+        return remote
+    if response.status_code >= 400:
+        return remote
+    linked = _etag(response.headers.get("X-Linked-Etag"))
+    etag = _etag(response.headers.get("ETag"))
+    size_text = response.headers.get("X-Linked-Size") or (
+        response.headers.get("Content-Length") if response.status_code == 200 else None
+    )
+    sha256 = remote.sha256 or next((t for t in (linked, etag) if t and _SHA256.match(t)), None)
+    git_oid = remote.git_oid or (etag if etag and _GIT_OID.match(etag) else None)
+    return dataclasses.replace(
+        remote,
+        size=remote.size
+        if remote.size is not None
+        else int(size_text)
+        if (size_text or "").isdigit()
+        else None,
+        sha256=sha256.lower() if sha256 else None,
+        git_oid=git_oid,
+        lfs=remote.lfs or sha256 is not None,
+    )
+
+
+def _etag(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value.strip().removeprefix("W/").strip('"') or None
+
+
 def resolve_plain_url(
     url: str,
     *,
@@ -342,16 +464,37 @@ def _sha256_from_manifest(session, manifest_url: str, name: str, *, explicit: bo
 
 
 def parse_sha256sum(text: str) -> list[tuple[str, str]]:
-    """Lines `HEX  NAME` / `HEX *NAME` (or a bare HEX) -> [(hex, name)]."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        digest, _, rest = line.partition(" ")
-        if _SHA256.match(digest):
-            out.append((digest.lower(), rest.strip().lstrip("*")))
-    return out
+    """A `.sha256` file or manifest -> [(hex, name)], in order.
+
+    The lines `verify` reads (`ops.checksums.manifest`: GNU, BSD tag, escaped names),
+    plus a bare HEX line, which a `<file>.sha256` of one digest often is (name "").
+    """
+    from ..checksums.manifest import parse_manifest
+
+    parsed = parse_manifest(text.encode("utf-8", "surrogateescape"))
+    found = [(e.line, e.sha256, e.name) for e in parsed.entries]
+    found += [
+        (bad.line, bad.text.strip().lower(), "")
+        for bad in parsed.malformed
+        if _SHA256.match(bad.text.strip())
+    ]
+    return [(digest, name) for _, digest, name in sorted(found)]
+
+
+def _token_refused(exc: BaseException, endpoint: str, token: str | None) -> NetworkError | None:
+    """A 401/403 that is about the token, not about the repo (a missing repo is also a 401)."""
+    from .hub_auth import auth_refused
+
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    message = getattr(exc, "server_message", None) or ""
+    if status == 401 and (
+        type(exc).__name__ != "RepositoryNotFoundError" or "Invalid credentials" in message
+    ):
+        return auth_refused(endpoint, 401, token=token)
+    if status == 403:
+        return auth_refused(endpoint, 403, token=token)
+    return None
 
 
 def _transient_hub_error(exc: BaseException) -> bool:

@@ -37,6 +37,8 @@ class BackendSettings:
     retry_tries: int = 3  # the config's `retry` section, for upstream calls
     retry_base: float = 1.0
     retry_max_delay: float = 30.0
+    max_batch: int = 32  # sequences one node batches at once (`workers.max_batch`)
+    max_batch_tokens: int | None = None  # KV-cache tokens of its batch (None: what fits)
 
 
 @dataclass
@@ -55,6 +57,14 @@ class GenerationRequest:
     # `resume_tokens` counts it; `max_tokens` is then what is left to generate.
     resume_text: str = ""
     resume_tokens: int = 0
+    # The client's request body as it came (upstream nodes send it on unchanged, with only
+    # `model` rewritten: `openai_upstream`); None for requests built here. In-process
+    # backends never read it.
+    passthrough: dict | None = None
+    # The limit when the client gave no max_tokens (up to the context, or the config's cap),
+    # applied by an in-process node's handle; `max_tokens` stays None so the scheduler knows
+    # the length is unbounded.
+    max_tokens_default: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +77,8 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     node: str = ""  # the node that produced it (filled in by the runtime)
+    raw: bytes | None = None  # passthrough: the engine's response body, sent to the client as is
+    first_token_s: float | None = None  # seconds from sending to the first generated piece (streams)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,13 +7,16 @@ missing model fails the node at load time with a message that says so.
 
 Chats use the tokenizer's chat template when it has one (a plain
 "role: content" transcript otherwise). `max_tokens`, `temperature` (0: greedy),
-`top_p`, `stop` and `seed` are honoured. Streaming goes token by token through
-a `BaseStreamer` that decodes incrementally on the model thread itself.
+`top_p`, `stop` and `seed` are honoured, per sequence. Requests run in one
+continuous batch (`batching.BatchLoop` over `hf_batch.KVBatchEngine`): they join
+and leave it between decode steps, on the loop's one thread, which also decodes
+each sequence's text for streaming.
 
 Options (`models.NAME.options`): `device` ("auto", "cpu", "cuda", "cuda:1"),
 `dtype` ("auto", "float32", "float16", "bfloat16"; auto = float32 on the CPU,
 the checkpoint's dtype on a GPU), `trust_remote_code` (false; GLM checkpoints
-with custom code need true), `max_tokens` (default when a request gives none: 256).
+with custom code need true), `max_tokens` (default when a request gives none: 256),
+`max_batch` and `max_batch_tokens` (override `workers.max_batch` / `workers.max_batch_tokens`).
 """
 
 from __future__ import annotations
@@ -23,13 +26,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import InvalidRequest
 from .base import (
     BackendSettings,
     Emit,
     GenerationRequest,
     GenerationResult,
-    StopFilter,
     option,
     render_plain_chat,
 )
@@ -57,10 +58,17 @@ class TransformersBackend:
             )
         self.trust_remote_code = option(opts, "trust_remote_code", False, bool, name)
         self.default_max_tokens = option(opts, "max_tokens", 256, int, name)
+        self.max_batch = option(opts, "max_batch", settings.max_batch, int, name)
+        self.max_batch_tokens = option(opts, "max_batch_tokens", settings.max_batch_tokens, int, name)
+        if self.max_batch < 1:
+            from ...errors import ConfigError
+
+            raise ConfigError("max_batch must be at least 1", field=f"models.{name}.options.max_batch")
         self.model = None
         self.tokenizer = None
         self.device = "cpu"
-        self._seed_lock = threading.Lock()
+        self.kv_cache_tokens: int | None = None  # set by load(): what the batch may hold
+        self.loop = None  # the BatchLoop, started by load()
 
     # -- loading ---------------------------------------------------------------
 
@@ -105,12 +113,39 @@ class TransformersBackend:
         except OSError as exc:
             hint = "" if not kwargs else " (not in the Hugging Face cache? run `autoglm fetch-weights` first)"
             raise ModelLoadError(f"cannot load {location}{hint}: {exc}") from None
+        _reuse_freed_memory()
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = device
-        log.info("loaded %s on %s (%s)", location, device, dtype)
+        self.kv_cache_tokens = self._kv_budget()
+        log.info(
+            "loaded %s on %s (%s); batches up to %d sequences, %d KV-cache tokens",
+            location, device, dtype, self.max_batch, self.kv_cache_tokens,
+        )  # fmt: skip
+        self.start()
+
+    def _kv_budget(self) -> int:
+        """KV-cache tokens the batch may reserve: the configured figure, else what fits.
+
+        On a GPU: 90% of the memory free after loading, over the bytes one token takes
+        (measured). On the CPU: `max_batch` sequences of the model's context (at most 4096 each).
+        """
+        import torch
+
+        from .hf_batch import kv_bytes_per_token
+
+        if self.max_batch_tokens is not None:
+            return self.max_batch_tokens
+        context = min(self.context_limit() or 4096, 4096)
+        if self.device.startswith("cuda"):
+            free, _total = torch.cuda.mem_get_info(torch.device(self.device))
+            return max(context, int(free * 0.9) // kv_bytes_per_token(self.model, self.device))
+        return self.max_batch * context
 
     def close(self) -> None:
+        if self.loop is not None:
+            self.loop.close()
+            self.loop = None
         self.model = None
 
     # -- generating ------------------------------------------------------------
@@ -132,83 +167,58 @@ class TransformersBackend:
             ids = list(ids) + tok(request.resume_text, add_special_tokens=False)["input_ids"]
         return list(ids)
 
+    def start(self) -> None:
+        """Start the batch loop (after `load`): one thread that runs every request of this model."""
+        from .batching import BatchLoop
+        from .hf_batch import KVBatchEngine
+
+        if self.loop is None:
+            self.loop = BatchLoop(
+                KVBatchEngine(self),
+                max_batch=self.max_batch,
+                max_batch_tokens=self.kv_cache_tokens,
+                name=self.settings.model,
+            )
+            self.loop.start()
+
+    def submit(
+        self, request: GenerationRequest, emit: Emit | None, should_stop: Callable[[], bool], on_done
+    ) -> None:
+        """Queue `request` on the batch loop; `on_done(result, error)` comes from the loop's thread."""
+        self.start()
+        self.loop.submit(request, emit, should_stop, on_done)
+
     def generate(
         self, request: GenerationRequest, emit: Emit | None, should_stop: Callable[[], bool]
     ) -> GenerationResult:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        """`submit` and wait: the blocking form, for callers on their own thread."""
+        done = threading.Event()
+        outcome: list = []
 
-        ids = self.prompt_ids(request)
-        limit = self._context_limit()
-        max_new = request.max_tokens or self.default_max_tokens
-        if limit is not None and len(ids) >= limit:
-            raise InvalidRequest(
-                f"the prompt has {len(ids)} tokens; this model reads at most {limit}", param="messages"
-            )
-        if limit is not None:
-            max_new = min(max_new, limit - len(ids))
-        streamer = _Streamer(self.tokenizer, StopFilter(request.stop), emit)
+        def on_done(result, error) -> None:
+            outcome.extend((result, error))
+            done.set()
 
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                # On the ids' device: generate() combines it with its own flags (CUDA included).
-                return torch.full(
-                    (input_ids.shape[0],),
-                    streamer.filter.stopped or should_stop(),
-                    dtype=torch.bool,
-                    device=input_ids.device,
-                )
+        self.submit(request, emit, should_stop, on_done)
+        done.wait()
+        result, error = outcome
+        if error is not None:
+            raise error
+        return result
 
-        kwargs = {
-            "max_new_tokens": max_new,
-            "streamer": streamer,
-            "stopping_criteria": StoppingCriteriaList([_Stop()]),
+    def batch_stats(self) -> dict:
+        stats = self.loop.stats if self.loop is not None else None
+        return {
+            "max_batch": self.max_batch,
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "running": stats.running if stats else 0,
+            "waiting": stats.waiting if stats else 0,
+            "max_running": stats.max_running if stats else 0,
+            "steps": stats.steps if stats else 0,
+            "cancelled": stats.cancelled if stats else 0,
         }
-        temperature = request.temperature
-        if temperature is not None and temperature == 0:
-            kwargs["do_sample"] = False
-        elif temperature is not None or request.top_p is not None:
-            kwargs["do_sample"] = True
-            if temperature is not None:
-                kwargs["temperature"] = temperature
-            if request.top_p is not None:
-                kwargs["top_p"] = request.top_p
-        tokenizer = self.tokenizer
-        if tokenizer.pad_token_id is not None:
-            kwargs["pad_token_id"] = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids], device=self.device)
-        with torch.inference_mode(), self._seeded(request.seed):
-            output = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
-        new_ids = output[0, len(ids) :].tolist()
-        streamer.finish()
-        eos = self._eos_ids()
-        if should_stop() and not streamer.filter.stopped:
-            finish = "cancelled"
-        elif streamer.filter.stopped or (new_ids and new_ids[-1] in eos):
-            finish = "stop"
-        elif len(new_ids) >= max_new:
-            finish = "length"
-        else:
-            finish = "stop"
-        return GenerationResult(streamer.filter.text, finish, len(ids), len(new_ids))
 
-    def _seeded(self, seed: int | None):
-        import contextlib
-
-        import torch
-
-        if seed is None:
-            return contextlib.nullcontext()
-
-        @contextlib.contextmanager
-        def seeded():
-            with self._seed_lock, torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
-                torch.manual_seed(seed)
-                yield
-
-        return seeded()
-
-    def _context_limit(self) -> int | None:
+    def context_limit(self) -> int | None:
         config = self.model.config
         for name in ("max_position_embeddings", "seq_length", "n_positions"):
             value = getattr(config, name, None)
@@ -216,53 +226,32 @@ class TransformersBackend:
                 return value
         return None
 
-    def _eos_ids(self) -> set[int]:
+    def eos_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
 
-class _Streamer:
-    """Receives token ids from `generate` (on the model thread); decodes and emits new text.
+def _reuse_freed_memory() -> None:
+    """Undo, for this process, the glibc setting Dask starts its workers with.
 
-    Decodes the whole answer so far and emits what is new, holding back a trailing
-    U+FFFD (half a multi-byte character) until the next token completes it.
+    Dask's nanny sets `MALLOC_TRIM_THRESHOLD_=65536`; any explicit malloc setting turns
+    off glibc's adaptive mmap threshold, so every tensor over 128 KiB becomes a fresh
+    mmap that the kernel zero-fills page by page, and a batch allocates dozens per decode
+    step (the KV cache grows by concatenation): measured here, a quarter more CPU on the
+    model thread, all of it system time. Let glibc keep freed memory for reuse instead.
     """
+    import ctypes
+    import os
+    import sys
 
-    def __init__(self, tokenizer, stops: StopFilter, emit: Emit | None) -> None:
-        self.tokenizer = tokenizer
-        self.filter = stops
-        self.emit = emit
-        self.ids: list[int] = []
-        self.decoded = ""
-        self._prompt_seen = False
-
-    def put(self, value) -> None:
-        if not self._prompt_seen:  # the first call carries the prompt
-            self._prompt_seen = True
-            return
-        self.ids.extend(int(i) for i in value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return
-        self._push(text[len(self.decoded) :])
-        self.decoded = text
-
-    def end(self) -> None:
-        pass
-
-    def finish(self) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        self._push(text[len(self.decoded) :])
-        self.decoded = text
-        tail = self.filter.flush()
-        if tail and self.emit is not None:
-            self.emit(tail)
-
-    def _push(self, piece: str) -> None:
-        if not piece:
-            return
-        out = self.filter.feed(piece)
-        if out and self.emit is not None:
-            self.emit(out)
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)

@@ -13,9 +13,19 @@ When the retries run out, connection failures and 5xx become `NodeFailure` (the
 runtime marks the endpoint failed and tries another), a 429 becomes a 503 with
 `Retry-After`, other 4xx pass through as they are.
 
+Passthrough: a request that carries the client's body (`GenerationRequest.passthrough`,
+set by the gateway) goes to the engine unchanged but for `model` (the upstream's name:
+the `model` option) and the gateway's own `priority` label; the engine's answer comes
+back unchanged: the JSON body as bytes (`GenerationResult.raw`), or each server-sent
+event, bytes as received, handed to `on_chunk`. The gateway still reads both for
+usage, time to first token and finish reason. An engine's 4xx body reaches the client
+as the engine wrote it (`UpstreamRefusal`).
+
 Options (`models.NAME.options`): `model` (the upstream's name for it; default:
 NAME), `api_key_env` (an environment variable holding the upstream's key),
-`endpoints` (several base URLs: one node each; default: `source`).
+`endpoints` (several base URLs: one node each; default: `source`), `metrics_url`
+(the engine's Prometheus endpoint; default: the base URL without `/v1`, plus
+`/metrics`; "" turns polling off: `runtime/engines/signals.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import time
 from collections.abc import Callable
 
 from ...redact import redact, redact_url
@@ -37,6 +49,19 @@ class _RetryableStatus(Exception):
     def __init__(self, status: int, body: str, retry_after: float | None) -> None:
         super().__init__(f"upstream answered {status}")
         self.status, self.body, self.retry_after = status, body, retry_after
+
+
+class UpstreamRefusal(ApiError):
+    """The engine refused the request (4xx): its own error body goes to the client as it is."""
+
+    def __init__(self, status: int, data: dict, message: str) -> None:
+        super().__init__(
+            f"upstream: {message}", status=status, type="invalid_request_error", code="upstream_error"
+        )
+        self.data = data
+
+    def body(self) -> dict:
+        return self.data
 
 
 class _Pool:
@@ -83,12 +108,13 @@ class _Pool:
         return response.status, _header_map(response.headers), response.content
 
     @contextlib.asynccontextmanager
-    async def stream(self, method: str, path: str, body: dict | None):
+    async def stream(self, method: str, path: str, body: dict | None, *, raw: bool = False):
         url, headers, content, extensions = self._args(path, body, None)
         async with self.pool.stream(
             method, url, headers=headers, content=content, extensions=extensions
         ) as r:
-            yield r.status, _header_map(r.headers), _lines(r.aiter_stream())
+            chunks = r.aiter_stream()
+            yield r.status, _header_map(r.headers), (chunks if raw else _lines(chunks))
 
     async def close(self) -> None:
         await self.pool.aclose()
@@ -108,6 +134,21 @@ async def _lines(chunks):
             yield line.rstrip(b"\r").decode("utf-8", "replace")
     if buffer:
         yield buffer.decode("utf-8", "replace")
+
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+async def _sse_events(chunks):
+    """Whole server-sent events of a byte stream, each with its blank line, bytes as received."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while (end := _EVENT_END.search(buffer)) is not None:
+            yield buffer[: end.end()]
+            buffer = buffer[end.end() :]
+    if buffer:
+        yield buffer
 
 
 def endpoints_of(settings: BackendSettings) -> list[str]:
@@ -140,6 +181,10 @@ class UpstreamHandle:
         if key_env and os.environ.get(key_env):
             headers["Authorization"] = f"Bearer {os.environ[key_env]}"
         self.http = _Pool(self.base_url, headers, settings)
+        from ..engines.signals import metrics_url_of
+
+        option(settings.options, "metrics_url", None, str, settings.model)  # type-checked here
+        self.metrics_url = metrics_url_of(self.base_url, settings.options)  # engine signals (None: off)
 
     @property
     def label(self) -> str:
@@ -171,14 +216,21 @@ class UpstreamHandle:
         }
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        path, body = self._body(request, stream=False)
+        if request.passthrough is not None:
+            path, body = self._passthrough_body(request)
+        else:
+            path, body = self._body(request, stream=False)
+        passthrough = request.passthrough is not None
 
         async def attempt():
             status, headers, content = await self.http.request("POST", path, body)
-            self._raise_for_status(status, headers, content.decode("utf-8", "replace"))
-            return json.loads(content)
+            self._raise_for_status(
+                status, headers, content.decode("utf-8", "replace"), passthrough=passthrough
+            )
+            return content
 
-        data = await self._with_retries(attempt)
+        content = await self._with_retries(attempt)
+        data = json.loads(content)
         choice = (data.get("choices") or [{}])[0]
         text = (choice.get("message") or {}).get("content") if request.kind == "chat" else choice.get("text")
         usage = data.get("usage") or {}
@@ -187,9 +239,12 @@ class UpstreamHandle:
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            raw=content if passthrough else None,
         )
 
     async def stream(self, request: GenerationRequest, on_chunk) -> GenerationResult:
+        if request.passthrough is not None:
+            return await self._relay(request, on_chunk)
         path, body = self._body(request, stream=True)
         state = {"text": "", "finish": "stop", "usage": {}, "pieces": 0, "started": False}
 
@@ -238,7 +293,56 @@ class UpstreamHandle:
     async def close(self) -> None:
         await self.http.close()
 
+    async def _relay(self, request: GenerationRequest, on_chunk) -> GenerationResult:
+        """Passthrough streaming: every event goes to `on_chunk` as the engine sent it (bytes);
+        the gateway only reads them (usage, finish reason, first token)."""
+        path, body = self._passthrough_body(request)
+        state = {"text": "", "finish": "stop", "usage": {}, "pieces": 0, "started": False, "first": None}
+        sent = time.perf_counter()
+
+        async def attempt():
+            async with self.http.stream("POST", path, body, raw=True) as (status, headers, chunks):
+                if status >= 400:
+                    content = b"".join([chunk async for chunk in chunks])
+                    self._raise_for_status(
+                        status, headers, content.decode("utf-8", "replace"), passthrough=True
+                    )
+                async for event in _sse_events(chunks):
+                    state["started"] = True
+                    on_chunk(event)
+                    if _read_event(request, event, state):
+                        break
+                    if state["first"] is None and state["pieces"]:
+                        state["first"] = time.perf_counter() - sent
+
+        async def attempt_until_first_event():
+            try:
+                await attempt()
+            except Exception:
+                if state["started"]:  # events already reached the client: do not replay them
+                    raise ApiError(
+                        "the upstream stream broke off", status=502, code="upstream_error"
+                    ) from None
+                raise
+
+        await self._with_retries(attempt_until_first_event)
+        usage = state["usage"]
+        return GenerationResult(
+            text=state["text"],
+            finish_reason=state["finish"],
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or state["pieces"]),
+            first_token_s=state["first"],
+        )
+
     # -- helpers -----------------------------------------------------------------
+
+    def _passthrough_body(self, request: GenerationRequest) -> tuple[str, dict]:
+        body = dict(request.passthrough or {})
+        body["model"] = self.upstream_model
+        if isinstance(body.get("priority"), str):  # the gateway's label (vLLM's own `priority` is an int)
+            del body["priority"]
+        return ("/chat/completions" if request.kind == "chat" else "/completions"), body
 
     def _body(self, request: GenerationRequest, *, stream: bool) -> tuple[str, dict]:
         body: dict = {"model": self.upstream_model, "stream": stream}
@@ -274,13 +378,18 @@ class UpstreamHandle:
             if choice.get("finish_reason"):
                 state["finish"] = choice["finish_reason"]
 
-    def _raise_for_status(self, status: int, headers, text: str) -> None:
+    def _raise_for_status(self, status: int, headers, text: str, *, passthrough: bool = False) -> None:
         if status < 400:
             return
         retry_after = parse_retry_after(headers.get("retry-after"))
         if status in RETRY_STATUSES:
             raise _RetryableStatus(status, text, retry_after)
         message = _error_message(text) or f"upstream answered {status}"
+        if passthrough and status < 500:
+            with contextlib.suppress(ValueError):
+                data = json.loads(text)
+                if isinstance(data, dict):
+                    raise UpstreamRefusal(status, data, message)
         raise ApiError(
             f"upstream: {message}",
             status=status,
@@ -327,6 +436,34 @@ class UpstreamHandle:
             raise NodeFailure(f"{self.label} answered {exc.status} after {self.policy.tries} tries") from None
 
 
+def _read_event(request: GenerationRequest, event: bytes, state: dict) -> bool:
+    """Take usage, text and finish reason from one relayed event; True at `[DONE]`."""
+    for line in event.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            return True
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        if data.get("usage"):
+            state["usage"] = data["usage"]
+        for choice in data.get("choices") or []:
+            delta = (choice.get("delta") or {}) if request.kind == "chat" else {}
+            piece = delta.get("content") if request.kind == "chat" else choice.get("text")
+            if piece:
+                state["text"] += piece
+            if piece or delta.get("tool_calls"):
+                state["pieces"] += 1
+            if choice.get("finish_reason"):
+                state["finish"] = choice["finish_reason"]
+    return False
+
+
 def _error_message(text: str) -> str | None:
     try:
         data = json.loads(text)
@@ -334,4 +471,6 @@ def _error_message(text: str) -> str | None:
         return text[:200] or None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return str(data["error"].get("message"))
+    if isinstance(data, dict) and isinstance(data.get("message"), str):  # vLLM's error shape
+        return data["message"]
     return text[:200]

@@ -60,6 +60,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
+        from ..engines.signals import EngineSignalPoller  # engine nodes' own load reports
+
+        signals = EngineSignalPoller(runtime, interval=float(config.engines.poll_interval)).start()
         # Everything built at start-up lives for the whole run: keep it out of the collector's
         # full passes, which otherwise show up as latency spikes under load.
         gc.collect()
@@ -69,6 +72,7 @@ def create_app(
         try:
             yield
         finally:
+            await signals.stop()
             await runtime.stop()
 
     app = FastAPI(

@@ -7,11 +7,13 @@ import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..auth import KeyRecord
+from ..backends import params
 from ..backends.base import GenerationRequest, GenerationResult
 from ..errors import ApiError, InvalidRequest
+from ..prefix import prompt_hashes
 from ..scheduler import Priority
 from ..service import Job, Runtime, new_request_id
 from .schemas import ChatRequest, CompletionRequest, _Generation
@@ -22,6 +24,7 @@ router = APIRouter()
 FALLBACK_HEADER = "x-autoglm-fallback"  # "backup": the backup model answered for the default
 FALLBACK_FROM_HEADER = "x-autoglm-fallback-from"  # the model that was asked for
 PRIORITY_HEADER = "x-autoglm-priority"
+DISCONNECT_POLL = 0.25  # seconds between checks that a waiting non-streaming client is still there
 
 
 def _runtime(request: Request) -> Runtime:
@@ -44,12 +47,20 @@ def estimate_tokens(text: str) -> int:
 
 
 def build_request(
-    body: _Generation, kind: str, runtime: Runtime, key: KeyRecord, prefix: str
+    body: _Generation, kind: str, runtime: Runtime, key: KeyRecord, prefix: str, *, raw: dict | None = None
 ) -> tuple[GenerationRequest, int]:
-    if body.n not in (None, 1):
-        raise InvalidRequest("only n=1 is supported", param="n")
+    """The request for the runtime. With `raw` (the client's body) and an engine-backed model,
+    the body goes to the engine as it is (passthrough); an in-process model first checks
+    that it can honour every field (`params.check_supported`)."""
     model = body.model or runtime.catalogue.default
     check_model(key, model)
+    settings = runtime.catalogue.models.get(model)
+    relay = raw is not None and params.passthrough(settings)
+    if not relay:
+        if raw is not None and settings is not None:
+            params.check_supported(raw, settings)
+        if body.n not in (None, 1):
+            raise InvalidRequest("only n=1 is supported", param="n", code="unsupported_parameter")
     request = GenerationRequest(
         id=new_request_id(prefix),
         model=model,
@@ -59,14 +70,30 @@ def build_request(
         top_p=body.top_p,
         stop=body.stops(),
         seed=body.seed,
+        passthrough=raw if relay else None,
     )
     if kind == "chat":
-        request.messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        request.messages = [{"role": m.role, "content": _text(m, relay)} for m in body.messages]
         text = " ".join(m["content"] for m in request.messages)
     else:
         request.prompt = body.prompt_text()
         text = request.prompt
-    return request, estimate_tokens(text)
+    tokens = estimate_tokens(text)
+    if not relay and settings is not None:
+        limit = params.max_tokens_for(request.max_tokens, settings, tokens)
+        if request.max_tokens is None:
+            request.max_tokens_default = limit
+    return request, tokens
+
+
+def _text(message, relay: bool) -> str:
+    """A message's text; for an engine (relay) parts the gateway cannot read (images) count as none."""
+    try:
+        return message.text()
+    except InvalidRequest:
+        if relay:
+            return ""
+        raise
 
 
 def usage(result: GenerationResult) -> dict:
@@ -126,6 +153,22 @@ async def list_models(request: Request, key: KeyRecord = Depends(require("model:
     return {"object": "list", "data": data}
 
 
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request, key: KeyRecord = Depends(require("model:read"))):
+    runtime = _runtime(request)
+    settings = runtime.catalogue.models.get(model_id)
+    if settings is None or not key.allows_model(model_id):
+        raise ApiError(
+            f"The model `{model_id}` does not exist or you do not have access to it.",
+            status=404,
+            type="invalid_request_error",
+            code="model_not_found",
+            param="model",
+        )
+    owner = "autoglm-simulated" if settings.backend == "simulated" else "autoglm"
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
 @router.post("/v1/chat/completions")
 async def chat_completions(
     body: ChatRequest, request: Request, key: KeyRecord = Depends(require("model:infer"))
@@ -142,22 +185,42 @@ async def completions(
 
 async def _serve(body: _Generation, kind: str, request: Request, key: KeyRecord, *, prefix: str):
     runtime = _runtime(request)
-    gen, prompt_tokens = build_request(body, kind, runtime, key, prefix)
+    raw = json.loads(await request.body())  # parsed once more: FastAPI keeps the bytes
+    gen, prompt_tokens = build_request(body, kind, runtime, key, prefix, raw=raw)
     job = runtime.submit(
         gen,
         priority=priority_of(body, request),
         stream=body.stream,
         key_id=key.id,
         prompt_tokens=prompt_tokens,
+        prefix_hashes=prompt_hashes(messages=raw.get("messages"))
+        if kind == "chat"
+        else prompt_hashes(prompt=gen.prompt),
     )
     if body.stream:
         return await _stream(job, kind, runtime, include_usage=body.include_usage())
     try:
-        result = await job.done
+        result = await _result_unless_gone(job, request, runtime)
     finally:
         runtime.release(job)
+    if result is None:  # the client hung up: nobody reads this
+        return JSONResponse(ApiError("client closed request", status=499, code="cancelled").body(), 499)
+    if result.raw is not None:  # the engine's answer, as it wrote it
+        return Response(result.raw, media_type="application/json", headers=_headers(job))
     make = chat_body if kind == "chat" else completion_body
     return JSONResponse(make(job, result), headers=_headers(job))
+
+
+async def _result_unless_gone(job: Job, request: Request, runtime: Runtime) -> GenerationResult | None:
+    """The job's result; None when the client disconnected first (its generation is cancelled,
+    so a node never keeps generating an answer nobody will read)."""
+    while True:
+        done, _ = await asyncio.wait({job.done}, timeout=DISCONNECT_POLL)
+        if done:
+            return job.done.result()
+        if await request.is_disconnected():
+            await runtime.cancel(job)
+            return None
 
 
 async def _stream(job: Job, kind: str, runtime: Runtime, *, include_usage: bool):
@@ -171,8 +234,13 @@ async def _stream(job: Job, kind: str, runtime: Runtime, *, include_usage: bool)
     if first is None and job.error is not None:
         runtime.release(job)
         raise job.error
+    events = (
+        _relay(job, runtime, first)
+        if isinstance(first, bytes)
+        else _events(job, kind, runtime, first, include_usage)
+    )
     return StreamingResponse(
-        _events(job, kind, runtime, first, include_usage),
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_headers(job)},
     )
@@ -229,6 +297,26 @@ async def _events(
                 }
             )
         yield _sse("[DONE]")
+    finally:
+        if not finished and not job.finished:  # the client went away mid-stream
+            runtime.cancel_soon(job)
+        runtime.release(job)
+
+
+async def _relay(job: Job, runtime: Runtime, first: bytes) -> AsyncIterator[bytes]:
+    """Passthrough: the engine's events as it sent them, its `[DONE]` included; the gateway
+    adds an event only when the stream broke off or was cancelled."""
+    finished = False
+    try:
+        piece = first
+        while piece is not None:
+            yield piece
+            piece = await job.events.get()
+        finished = True
+        if job.error is not None:
+            yield _sse(job.error.body())
+        elif job.result is None:  # cancelled
+            yield _sse(ApiError("the request was cancelled", status=499, code="cancelled").body())
     finally:
         if not finished and not job.finished:  # the client went away mid-stream
             runtime.cancel_soon(job)

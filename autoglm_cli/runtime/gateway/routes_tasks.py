@@ -9,11 +9,14 @@ after it finished.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..auth import KeyRecord
 from ..errors import ApiError, InvalidRequest
+from ..prefix import prompt_hashes
 from ..service import Job
 from .routes_openai import build_request, chat_body, completion_body, priority_of
 from .schemas import CompletionRequest, TaskRequest
@@ -58,13 +61,24 @@ async def create_task(body: TaskRequest, request: Request, key: KeyRecord = Depe
     if (body.messages is None) == (body.prompt is None):
         raise InvalidRequest("give either `messages` (a chat) or `prompt` (a completion)", param="messages")
     runtime = request.app.state.gateway.runtime
+    raw = json.loads(await request.body())  # engines get it as it is; in-process models check it
     if body.messages is not None:
-        gen, tokens = build_request(body, "chat", runtime, key, "task")
+        gen, tokens = build_request(body, "chat", runtime, key, "task", raw=raw)
     else:
         as_completion = CompletionRequest.model_validate(body.model_dump(exclude={"messages"}))
-        gen, tokens = build_request(as_completion, "completion", runtime, key, "task")
+        gen, tokens = build_request(as_completion, "completion", runtime, key, "task", raw=raw)
+    hashes = (
+        prompt_hashes(messages=raw.get("messages"))
+        if body.messages is not None
+        else prompt_hashes(prompt=gen.prompt)
+    )
     job = runtime.submit(
-        gen, priority=priority_of(body, request), key_id=key.id, keep=True, prompt_tokens=tokens
+        gen,
+        priority=priority_of(body, request),
+        key_id=key.id,
+        keep=True,
+        prompt_tokens=tokens,
+        prefix_hashes=hashes,
     )
     return JSONResponse(_task_view(job), status_code=202)
 

@@ -1,7 +1,7 @@
 """Scheduling policy: the interface (`base`), the policies, the priority queue.
 
 The runtime gets its policy and its queue only through `make_scheduler` and
-`make_queue`, so a new policy (issue #7: `DynamicScheduler`) plugs in here.
+`make_queue`; every policy by name is in registry.py (the simulation uses it too).
 """
 
 from __future__ import annotations
@@ -37,15 +37,16 @@ def make_scheduler(
     for message in choice.warnings:
         if warn is not None:
             warn(message)
-    if choice.policy == "static":
-        from .static import StaticScheduler
-
-        return StaticScheduler(choice.workers, clock=clock)
     if choice.policy == "dynamic":
         from .dynamic import DynamicScheduler
 
         return DynamicScheduler.from_config(config, clock=clock)
-    raise ConfigError(f"unknown scheduler {choice.policy!r}", field="scheduler")
+    from .registry import make_policy
+
+    try:  # static and the baselines: a fixed pool of `workers`
+        return make_policy(choice.policy, clock=clock, workers=choice.workers)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="scheduler") from None
 
 
 def make_queue(config, *, clock: Clock = MONOTONIC) -> PriorityQueue:

@@ -130,9 +130,16 @@ class Scheduler(Protocol):
         """A task was accepted (before it is queued)."""
         ...
 
-    def on_completion(self, task: Task, node: Node, service_time: float, ok: bool) -> None:
+    def on_first_token(self, task: Task, node: Node) -> None:
+        """`task`'s first token came from `node` (its prefill is done; streamed requests only)."""
+        ...
+
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, output_tokens: int | None = None
+    ) -> None:
         """`node` is done with `task` after `service_time` seconds. ok=False: no whole answer
-        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it."""
+        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it.
+        `output_tokens`: the tokens it generated (the response's usage), where known."""
         ...
 
     def on_node_change(self, node: Node) -> None:
@@ -200,7 +207,12 @@ class BaseScheduler:
         self._arrivals.append(now)
         self._trim(now)
 
-    def on_completion(self, task: Task, node: Node, service_time: float, ok: bool) -> None:
+    def on_first_token(self, task: Task, node: Node) -> None:
+        pass  # policies that track prefill work (dynamic) override it
+
+    def on_completion(
+        self, task: Task, node: Node, service_time: float, ok: bool, *, output_tokens: int | None = None
+    ) -> None:
         if not ok:
             return
         if node.service_time_ewma <= 0:

@@ -34,11 +34,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
+from .engine_load import effective_load, has_signals, kv_pressure
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
 from .task_cost import TaskCostModel
 
-ROUTINGS = ("least-time", "random-baseline", "round-robin-baseline")
+KV_NEARLY_FULL = 0.95  # an engine this full preempts or queues: prefer another at equal load
+
+ROUTINGS = ("auto", "least-time", "cache-aware", "random-baseline", "round-robin-baseline")
 _SPEED_SAMPLE_CAP = math.log(4.0)  # one completion moves a node's speed by at most this (log)
 
 
@@ -68,8 +72,33 @@ class DynamicSettings:
     power_of_two_above: int = 8  # more ready candidates than this: sample two
     max_outstanding_per_slot: int | None = 1  # dispatch limit per node slot (late binding); None: unbounded
     priorities: bool = False  # `scheduler: priority-based`: the gateway queue honours priorities
-    # "least-time" is the policy; the two baselines exist only as benchmark anchors.
-    routing: str = "least-time"
+    # "auto": "cache-aware" on batching nodes (slots > 1), "least-time" on one-at-a-time nodes;
+    # the two "-baseline" routings exist only as old benchmark anchors (see baselines.py).
+    routing: str = "auto"
+    # cache-aware routing (affinity.py): the router's record of each node's prefix cache holds
+    # this many tokens per node (None: the node's reported `kv_cache_tokens`, else 1M), in blocks
+    # of `prefix_block_tokens`. A node's score, in prompt tokens: its prefill backlog + the new
+    # prompt's tokens not cached there x (`prefill_weight` + `stall_weight` x requests there: a
+    # prefill also stalls every sequence decoding on that node) + `running_weight_tokens` per
+    # request there (its decode slows the batch the new one joins) + `waiting_weight_tokens`
+    # per request the engine reports waiting + `kv_overflow_weight` per token its KV would exceed
+    # the node's `kv_cache_tokens` by (the requests sent there, at prompt + learned output
+    # length, as the router counts them). Weights measured on the Mooncake and Azure traces
+    # (docs/benchmarks.md, "Scheduler on batching nodes").
+    # A model load this long (seconds) means a burst is over before a node started for it can
+    # serve: with load_time_s > 0 the pool keeps, as a floor, the capacity for the busiest
+    # `peak_window_s` of arrivals seen in the last `peak_memory_s` (0: no floor, react only).
+    load_time_s: float = 0.0
+    peak_window_s: float = 10.0
+    peak_memory_s: float = 600.0
+    prefix_cache_tokens: int | None = None
+    prefix_block_tokens: int = 512
+    prefix_index_stride: int = 1  # record every n-th block only (affinity.py): less work, less precise
+    running_weight_tokens: float = 1000.0
+    waiting_weight_tokens: float = 0.0
+    prefill_weight: float = 3.0
+    stall_weight: float = 0.1
+    kv_overflow_weight: float = 0.3
 
     def __post_init__(self) -> None:
         if self.min_workers < 0 or self.max_workers < max(1, self.min_workers):
@@ -149,7 +178,6 @@ class DynamicScheduler:
         self.recent_rate = 0.0
         self.backlog = 0
         self.desired_workers = s.min_workers
-        self.raw_desired = s.min_workers
         self.panic = False
         self.scale_events = {"up": 0, "down": 0}
         self.events: deque[ScaleEvent] = deque(maxlen=256)
@@ -159,12 +187,19 @@ class DynamicScheduler:
         self._changes = 0
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
+        self.prefix_index = PrefixIndex(s.prefix_index_stride)
+        self._kv_tokens: dict[str, int] = {}  # node -> KV tokens its requests will hold (estimated)
+        self._kv_of: dict[str, tuple[str, int]] = {}  # task -> (node, its estimate)
+        self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
+        self.prefill_backlog = PrefillBacklog()
+        self.output_lengths = OutputLengthModel()
 
     @classmethod
     def from_config(cls, config, *, clock: Clock = MONOTONIC, **overrides) -> DynamicScheduler:
         """The policy for a loaded `Config`: `workers.min..max`, node concurrency, `autoscale`,
         priorities on for `scheduler: priority-based`. Bad values are a `ConfigError`."""
         from ...errors import ConfigError
+        from ..prefix import BLOCK_TOKENS
 
         workers, auto = config.workers, config.autoscale
         params = {} if auto.forecaster == "last-value" else {"alpha": auto.forecast_alpha}
@@ -185,6 +220,7 @@ class DynamicScheduler:
                 forecaster=auto.forecaster,
                 forecaster_params=params,
                 priorities=config.scheduler == "priority-based",
+                prefix_block_tokens=BLOCK_TOKENS,  # the gateway's prompt blocks (runtime/prefix.py)
                 **overrides,
             )
             make_forecaster(settings.forecaster, **settings.forecaster_params)
@@ -207,6 +243,9 @@ class DynamicScheduler:
 
     def remove_node(self, node_id: str) -> Node | None:
         node = self.nodes.pop(node_id, None)
+        self.prefix_index.remove_node(node_id)
+        self.prefill_backlog.remove_node(node_id)
+        self._kv_tokens.pop(node_id, None)
         self._update_mean_speed()
         return node
 
@@ -238,11 +277,30 @@ class DynamicScheduler:
         if times is not None:
             times[1] = self._clock()
 
+    def on_first_token(self, task: Task, node: Node) -> None:
+        """`task`'s first token came from `node` (optional: without it, a task's prefill counts
+        as pending until it ends)."""
+        self.prefill_backlog.done(task.id)
+
     def on_completion(
-        self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
+        self,
+        task: Task,
+        node: Node,
+        service_time: float,
+        ok: bool,
+        *,
+        rtt: float | None = None,
+        output_tokens: int | None = None,
     ) -> None:
         """`node` is done with `task` after `service_time` seconds. ok=False: no whole answer
-        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it."""
+        (the node failed, the request was refused, cancelled or abandoned): learn nothing from it.
+        `output_tokens`: how many tokens it generated (the response's usage), where known."""
+        self.prefill_backlog.done(task.id)
+        held = self._kv_of.pop(task.id, None)
+        if held is not None and held[0] in self._kv_tokens:
+            self._kv_tokens[held[0]] -= held[1]
+        if ok and output_tokens is not None and output_tokens > 0:
+            self.output_lengths.observe(task.prompt_tokens, output_tokens)
         inflight = _inflight(node)
         order = list(inflight)
         if inflight.pop(task.id, None) is not None:
@@ -291,6 +349,7 @@ class DynamicScheduler:
     def predict_load(self) -> float:
         for rate in self._arrivals.close():
             self._forecaster.update(rate)
+            self._rates.append(rate)
         self.predicted_load = self._forecaster.forecast(1)
         return self.predicted_load
 
@@ -308,6 +367,8 @@ class DynamicScheduler:
             max(0, n.queued + n.running - self._slots(n)) for n in self.nodes.values() if n.healthy
         )
         forecast_need = math.ceil(target_load * service / per_node - 1e-9)
+        if s.load_time_s > 0:  # the recent peak as a floor: a node started for it comes too late
+            forecast_need = max(forecast_need, math.ceil(self._recent_peak() * service / per_node - 1e-9))
         wanted, reason = forecast_need, "forecast"
         # A deadband against noise: the forecast alone grows the pool only when it would
         # load the current pool past `scale_up_utilisation` (then to the target size);
@@ -327,7 +388,6 @@ class DynamicScheduler:
             if panic_need > wanted:
                 wanted, reason = panic_need, "panic"
         raw = self._bounded(wanted)
-        self.raw_desired = raw
         self._history.append((now, raw, self._bounded(forecast_need)))
         while self._history and self._history[0][0] <= now - s.stable_window_s:
             self._history.popleft()
@@ -340,6 +400,19 @@ class DynamicScheduler:
             if down is not None:
                 self._change(now, current, *down)
         return self.desired_workers
+
+    def _recent_peak(self) -> float:
+        """The highest mean arrival rate over `peak_window_s` in the rates kept."""
+        width = max(1, int(self.settings.peak_window_s / self.settings.forecast_interval_s))
+        rates = list(self._rates)
+        if len(rates) < width:
+            return sum(rates) / width
+        total = sum(rates[:width])
+        best = total
+        for i in range(width, len(rates)):
+            total += rates[i] - rates[i - width]
+            best = max(best, total)
+        return best / width
 
     def _bounded(self, workers: int) -> int:
         return min(self.settings.max_workers, max(self.settings.min_workers, workers))
@@ -375,12 +448,22 @@ class DynamicScheduler:
 
         Only nodes the runtime may send more to (`free_slots`) are candidates.
         """
+        routing = self.settings.routing
+        if routing == "cache-aware" or routing == "auto":
+            best = self._route_cache_aware(task, auto=routing == "auto")
+            if best is not None:
+                # Batching nodes run everything at once: the least-time bookkeeping is not needed.
+                _inflight(best)[task.id] = [self._clock(), None, self.mean_service_s]
+                return best
+        # healthy, serves the model, has a free slot (inline: this runs on every request)
+        ready, model = NodeState.READY, task.model
         candidates = [
-            n for n in self.nodes.values() if n.healthy and n.serves(task.model) and n.free_slots > 0
+            n
+            for n in self.nodes.values()
+            if n.state is ready and model in n.models and n.running < n.capacity
         ]
         if not candidates:
             raise NoNodeAvailable(task.model)
-        routing = self.settings.routing
         if routing == "random-baseline":
             best = self._rng.choice(candidates)
         elif routing == "round-robin-baseline":
@@ -393,11 +476,90 @@ class DynamicScheduler:
             pool = with_room or candidates
             if len(pool) > self.settings.power_of_two_above:
                 pool = self._rng.sample(pool, 2)
-            best = min(pool, key=lambda n: (self.expected_completion_s(n, task), self._rng.random()))
+            best = min(pool, key=self._route_key(pool, task))
         _inflight(best)[task.id] = [self._clock(), None, self._task_seconds(task)]
         return best
 
+    def _route_cache_aware(self, task: Task, *, auto: bool) -> Node | None:
+        """The node where `task`'s first token comes soonest, in prefill tokens: the prefill
+        backlog it joins there plus its own prompt tokens not in that node's prefix cache (as
+        far as the router's record knows), plus a charge per request running there. A cached
+        prefix pulls a conversation back to its node until the queue there costs more than
+        prefilling elsewhere: affinity bounded by load, on one scale. Nodes under the dispatch
+        limit first. None when `auto` and the nodes do not batch (then least-time routes).
+
+        One pass over the nodes (it runs on every request)."""
+        s = self.settings
+        hashes = task.prefix_hashes
+        matched = self.prefix_index.match(hashes) if hashes else {}
+        prompt = max(0, task.prompt_tokens)
+        per_block = prompt / len(hashes) if hashes else 0.0
+        backlog = self.prefill_backlog.tokens.get
+        depth = matched.get
+        kv = self._kv_tokens
+        need = prompt + int(self.output_lengths.predict(prompt))  # KV it will hold at its end
+        prefill_w, stall_w, running_w = s.prefill_weight, s.stall_weight, s.running_weight_tokens
+        waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
+        limit, default_slots = s.max_outstanding_per_slot, s.slots_per_node
+        ready, model = NodeState.READY, task.model
+        now = self._clock()
+        best = full = None
+        best_score = full_score = math.inf
+        best_uncached = full_uncached = prompt
+        for node in self.nodes.values():
+            if node.state is not ready or model not in node.models or node.running >= node.capacity:
+                continue
+            slots = node.slots or node.capacity or default_slots
+            if auto:
+                if slots <= 1:
+                    return None
+                auto = False  # the first candidate decides, as for least-time
+            node_id = node.id
+            uncached = prompt - per_block * depth(node_id, 0)
+            # The gateway's own in-flight count, or an engine's report when it says more
+            # (other clients share the engine).
+            load = effective_load(node, now) if node.signals_at is not None else node.running + node.queued
+            score = backlog(node_id, 0) + uncached * (prefill_w + stall_w * load) + running_w * load
+            if node.engine_waiting:
+                score += waiting_w * node.engine_waiting
+            capacity = node.kv_cache_tokens
+            if capacity:
+                # Past the KV cache the engine makes it wait for sequences to finish.
+                over = kv.get(node_id, 0) + need - capacity
+                if over > 0:
+                    score += kv_w * over
+            if limit is None or load < limit * slots:
+                if score < best_score:
+                    best, best_score, best_uncached = node, score, uncached
+            elif score < full_score:
+                full, full_score, full_uncached = node, score, uncached
+        if best is None:
+            best, best_uncached = full, full_uncached
+        if best is None:
+            raise NoNodeAvailable(task.model)
+        self.prefill_backlog.add(task.id, best.id, int(best_uncached))
+        kv[best.id] = kv.get(best.id, 0) + need
+        self._kv_of[task.id] = (best.id, need)
+        if hashes:
+            size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
+            self.prefix_index.insert(best.id, hashes, blocks_for(size, s.prefix_block_tokens))
+        return best
+
     # --- helpers ----------------------------------------------------------------------------
+
+    def _route_key(self, pool: list[Node], task: Task):
+        """How route_task orders candidates: least expected completion time; for engine nodes that
+        all report their own load (vLLM, SGLang: they batch by themselves), their reported load
+        (plus what was sent since the report) first, a nearly full KV cache next."""
+        now = self._clock()
+        if all(has_signals(n, now) for n in pool):
+            return lambda n: (
+                effective_load(n, now),
+                kv_pressure(n, now) >= KV_NEARLY_FULL,
+                self.expected_completion_s(n, task),
+                self._rng.random(),
+            )
+        return lambda n: (self.expected_completion_s(n, task), self._rng.random())
 
     def tick(self) -> ScaleEvent | None:
         """One control interval: forecast, then size the pool. Returns the change, if any."""

@@ -16,7 +16,7 @@ LEGACY_NAMES = {"priority-based": "dynamic"}
 
 @dataclass(frozen=True)
 class SchedulerChoice:
-    policy: str  # "static" | "dynamic"
+    policy: str  # "static" | "dynamic" | a baseline's name (registry.POLICIES)
     workers: int  # the fixed pool size for static, the starting size for dynamic
     warnings: tuple[str, ...] = ()
     priorities: bool = True  # the gateway queue honours priorities
@@ -34,7 +34,8 @@ def adapt(config) -> SchedulerChoice:
             f"workers.count ({workers.count}) fixes the pool; the dynamic scheduler will not resize it "
             "(set workers.min / workers.max instead)"
         )
-    # static: strict priorities (the legacy behaviour); dynamic: FIFO; priority-based: with aging.
+    # static: strict priorities (the legacy behaviour); dynamic and the baselines: FIFO;
+    # priority-based: with aging.
     priority_based = config.scheduler == "priority-based"
     return SchedulerChoice(
         policy=name,

@@ -34,8 +34,11 @@ class ModelActor:
     async def generate(self, request: GenerationRequest) -> dict:
         return await self.host.generate(request)
 
-    async def start_stream(self, request: GenerationRequest) -> None:
-        await self.host.start_stream(request)
+    async def start_stream(self, request: GenerationRequest, channel: str | None = None) -> None:
+        await self.host.start_stream(request, channel)
+
+    async def pull_channel(self, channel: str, ids: list[str], wait: float = 1.0) -> dict:
+        return await self.host.pull_channel(channel, ids, wait)
 
     async def pull(self, request_id: str, wait: float = 1.0) -> dict:
         return await self.host.pull(request_id, wait)

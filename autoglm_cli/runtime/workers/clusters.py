@@ -6,7 +6,8 @@ runtime's fleet and scaler drive it from the control tick; the scheduler's
 `adjust_workers` decides the size.
 
 - `DaskCluster`: a `LocalCluster` that `serve` owns (worker processes, one
-  thread each; each worker's nanny restarts it when it dies), or an existing
+  thread each; each worker's nanny restarts it when it dies; on a host with
+  several GPUs each worker sees its own, see `gpus.py`), or an existing
   scheduler (`--dask-scheduler tcp://...`), where machines join with
   `autoglm worker` and Dask's own cluster managers do the scaling.
 - `InlineCluster`: nodes are `ModelHost`s in the gateway process. No isolation
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..backends.base import BackendSettings
+from .gpus import ENV, gpu_set, host_gpus, worker_index
 from .handles import ActorHandle, HostHandle, NodeHandle
 
 log = logging.getLogger("autoglm.runtime.cluster")
@@ -124,8 +126,12 @@ class DaskCluster:
         dashboard: bool = False,
         host: str = "127.0.0.1",
         log_level: str = "WARNING",
+        gpus: str = "auto",
+        gpus_per_worker: int = 1,
     ) -> None:
         self.timeout = timeout
+        self.gpus = gpus
+        self.gpus_per_worker = gpus_per_worker
         self.address = address
         self.memory_limit = memory_limit
         self.dashboard = dashboard
@@ -147,7 +153,9 @@ class DaskCluster:
         if self.address:
             self.client = await Client(self.address, asynchronous=True, timeout="30s")
             return
-        self.cluster = await LocalCluster(
+        gpus = host_gpus(self.gpus)
+        cluster_class = LocalCluster if len(gpus) < 2 else pinned_local_cluster(gpus, self.gpus_per_worker)
+        self.cluster = await cluster_class(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
@@ -237,3 +245,26 @@ class DaskCluster:
         if self.cluster is not None and self.dashboard:
             info["dashboard"] = self.cluster.dashboard_link
         return info
+
+
+def pinned_local_cluster(gpus: list[str], per_worker: int = 1):
+    """A LocalCluster class whose worker i starts with its own `CUDA_VISIBLE_DEVICES` (`gpus.gpu_set`),
+    for the workers it starts with and for every one `scale` adds later."""
+    from distributed import LocalCluster
+
+    def pin(name, spec: dict) -> dict:
+        index = worker_index(name)
+        visible = gpu_set(index if index is not None else 0, gpus, per_worker)
+        options = dict(spec.get("options") or {})
+        options["env"] = {**(options.get("env") or {}), ENV: visible}
+        return {**spec, "options": options}
+
+    class PinnedLocalCluster(LocalCluster):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)  # asynchronous: the workers start on `await`, from these specs
+            self.worker_spec = {name: pin(name, spec) for name, spec in self.worker_spec.items()}
+
+        def new_worker_spec(self):
+            return {name: pin(name, spec) for name, spec in super().new_worker_spec().items()}
+
+    return PinnedLocalCluster

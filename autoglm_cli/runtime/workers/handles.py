@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -51,12 +53,36 @@ def unwrap(outcome: dict | None) -> GenerationResult:
     raise error
 
 
+def _in_process(request: GenerationRequest) -> GenerationRequest:
+    """The request as an in-process node runs it: without max_tokens, the gateway's default
+    for it (up to the context, or the config's cap). One meant for an engine (passthrough body)
+    that fell back here: refuse what the node cannot honour (400 `unsupported_parameter`)
+    instead of dropping it, and send on the parsed fields only."""
+    if request.max_tokens is None and request.max_tokens_default is not None:
+        request = dataclasses.replace(request, max_tokens=request.max_tokens_default)
+    if request.passthrough is None:
+        return request
+    from ..backends.params import check_fields
+
+    check_fields(request.passthrough, "the in-process model this request fell back to")
+    return dataclasses.replace(request, passthrough=None)
+
+
 class _RemoteHandle:
-    """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target."""
+    """Shared by the in-process and the actor handle: both speak to a `ModelHost`-shaped target.
+
+    Streams go through one channel per handle: a single long-poll (`pull_channel`) at a time
+    brings the new text of all of them and hands each its part, so a batch of N streams costs
+    one call per round trip, not N.
+    """
 
     def __init__(self, target: Any, *, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
+        self._channel = f"autoglm-{uuid.uuid4().hex[:16]}"
+        self._listeners: dict[str, asyncio.Queue] = {}  # from before start_stream: no reply is lost
+        self._started: set[str] = set()  # streams the node has: only these are polled by id
+        self._puller: asyncio.Future | None = None
 
     async def _call(self, awaitable: Awaitable, timeout: float | None = None) -> Any:
         try:
@@ -72,15 +98,22 @@ class _RemoteHandle:
         return await self._call(self.target.load(), timeout=None)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        request = _in_process(request)
         return unwrap(await self._call(self.target.generate(request)))
 
     async def stream(self, request: GenerationRequest, on_chunk: OnChunk) -> GenerationResult:
-        await self._call(self.target.start_stream(request))
+        request = _in_process(request)
+        replies: asyncio.Queue = asyncio.Queue()
+        self._listeners[request.id] = replies
         try:
+            await self._call(self.target.start_stream(request, self._channel))
+            self._started.add(request.id)
+            if self._puller is None or self._puller.done():
+                self._puller = asyncio.ensure_future(self._pull_channel())
             while True:
-                reply = await self._call(
-                    self.target.pull(request.id, PULL_WAIT), timeout=PULL_WAIT + PULL_SLACK
-                )
+                reply = await replies.get()
+                if isinstance(reply, BaseException):
+                    raise reply
                 for piece in reply["chunks"]:
                     on_chunk(piece)
                 if reply["done"]:
@@ -88,6 +121,30 @@ class _RemoteHandle:
         except asyncio.CancelledError:
             await self.cancel(request.id)
             raise
+        finally:
+            self._listeners.pop(request.id, None)
+            self._started.discard(request.id)
+
+    async def _pull_channel(self) -> None:
+        """Long-poll the channel while any stream listens; a failed poll fails them all."""
+        while self._listeners:
+            try:
+                replies = await self._call(
+                    self.target.pull_channel(self._channel, sorted(self._started), PULL_WAIT),
+                    timeout=PULL_WAIT + PULL_SLACK,
+                )
+            except (NodeFailure, ApiError) as exc:
+                for queue in self._listeners.values():
+                    queue.put_nowait(exc)
+                return
+            except asyncio.CancelledError:
+                for queue in self._listeners.values():
+                    queue.put_nowait(NodeFailure("the stream poller was cancelled"))
+                raise
+            for request_id, reply in replies.items():
+                queue = self._listeners.get(request_id)
+                if queue is not None:
+                    queue.put_nowait(reply)
 
     async def cancel(self, request_id: str) -> None:
         with contextlib.suppress(NodeFailure):  # a dead node is not running it anymore either

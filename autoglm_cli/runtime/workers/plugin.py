@@ -33,6 +33,7 @@ class ModelPlugin(WorkerPlugin):
         self._tasks: list[asyncio.Task] = []
 
     async def setup(self, worker) -> None:
+        pin_gpus(worker.name)
         for settings in self.settings:
             host = host_for(settings)
             # Load in the background: the worker joins the cluster at once, the actor waits on the load.
@@ -42,6 +43,19 @@ class ModelPlugin(WorkerPlugin):
     def teardown(self, worker) -> None:
         for task in self._tasks:
             task.cancel()
+
+
+def pin_gpus(name, environ=os.environ) -> str | None:
+    """Make this worker process see only its own GPU set (from `$AUTOGLM_WORKER_GPUS`, set by
+    `autoglm worker` on a host with several GPUs), before anything initialises CUDA."""
+    from .gpus import ENV, ENV_GPUS, ENV_PER_WORKER, gpu_set, worker_index
+
+    gpus = [g for g in environ.get(ENV_GPUS, "").split(",") if g]
+    visible = gpu_set(worker_index(name) or 0, gpus, int(environ.get(ENV_PER_WORKER) or 1))
+    if visible is not None:
+        environ[ENV] = visible
+        log.warning("autoglm worker %s: %s=%s", name, ENV, visible)
+    return visible
 
 
 def settings_from_environment():
@@ -63,3 +77,10 @@ def worker_models() -> list[str]:
     from .registry import loaded_models
 
     return loaded_models()
+
+
+def worker_capacity() -> dict[str, dict]:
+    """Run on a worker through `client.run`: each hosted model's capacity and batch now."""
+    from .registry import hosts
+
+    return {name: host.capacity() for name, host in hosts().items()}

@@ -27,3 +27,8 @@ def loaded_models() -> list[str]:
     """Models this process hosts (for `serve`, to place actors where the model already is)."""
     with _lock:
         return sorted(_hosts)
+
+
+def hosts() -> dict[str, ModelHost]:
+    with _lock:
+        return dict(_hosts)

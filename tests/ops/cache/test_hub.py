@@ -288,3 +288,18 @@ def test_dataset_folders_and_unfinished_downloads(cli, hf_cache, state_dir):
     new = hf_cache / "datasets--zai-org--LongBench"
     assert (new / "blobs" / ("c" * 64 + ".incomplete")).read_bytes() == b"half"
     assert scan_cache_dir(hf_cache).warnings == []
+
+
+def test_an_unrelated_existing_target_is_refused_not_merged(cli, old_hub_cache, hub_server, state_dir):
+    """`--map THUDM/glm-4-9b-chat=org/big` onto another repo's folder: exit 2, nothing touched."""
+    from huggingface_hub import snapshot_download
+
+    hub_server.add_repo("org/big", repo_files(9))
+    snapshot_download("org/big", cache_dir=old_hub_cache)
+    before = snapshot_tree(old_hub_cache)
+
+    result = migrate(cli, old_hub_cache, "--map", f"{GLM}=org/big", "--yes")
+
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "already exists with other content" in " ".join(result.stderr.split())
+    assert snapshot_tree(old_hub_cache) == before

@@ -22,7 +22,7 @@ class RecordingProgress:
         self.finished = 0
         self._lock = threading.Lock()
 
-    def task(self, description, total=None, *, transient=False):
+    def task(self, description, total=None, *, transient=False, unit=None):
         self.totals.append(total)
         return self
 

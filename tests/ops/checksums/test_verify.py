@@ -20,11 +20,13 @@ def write_manifest(path, lines: list[str]) -> None:
 
 
 @pytest.fixture
-def root(tmp_path):
+def root(tmp_path, monkeypatch):
+    """The tree, and the current directory: names resolve from there, as with `sha256sum -c`."""
     root = tmp_path / "root"
     root.mkdir()
     (root / "a.bin").write_bytes(b"a")
     (root / "b.bin").write_bytes(b"b")
+    monkeypatch.chdir(root)
     return root
 
 
@@ -33,7 +35,7 @@ def test_all_ok(root):
     report = verify_manifest(root / "SUMS")
     assert statuses(report) == [("a.bin", "ok"), ("b.bin", "ok")]
     assert report.exit_code == ExitCode.OK
-    assert report.root == str(root)  # defaults to the manifest's directory
+    assert report.root == str(root)  # defaults to the current directory
     assert report.bytes_hashed == 2
 
 
@@ -101,7 +103,7 @@ def test_hugging_face_style_symlinks_are_followed(tmp_path):
         snapshot / "SUMS", [f"{sha256(b'weights')}  model.safetensors", f"{sha256(b'{}')}  config.json"]
     )
 
-    report = verify_manifest(snapshot / "SUMS")
+    report = verify_manifest(snapshot / "SUMS", root=snapshot)
 
     assert statuses(report) == [("model.safetensors", "ok"), ("config.json", "missing")]
     assert report.files[1].detail == "dangling symbolic link"
@@ -172,3 +174,49 @@ def test_a_root_that_is_not_a_directory_is_a_usage_error(root):
     write_manifest(root / "SUMS", [f"{sha256(b'a')}  a.bin"])
     with pytest.raises(UsageError, match="is not a directory"):
         verify_manifest(root / "SUMS", root=root / "a.bin")
+
+
+# --- bad input: the manifest is streamed, over-long lines refused -----------------------
+
+
+def test_an_over_long_line_is_malformed_and_not_kept(root):
+    from autoglm_cli.ops.checksums.manifest import MAX_LINE_BYTES
+
+    with open(root / "SUMS", "wb") as out:
+        out.write(f"{sha256(b'a')}  a.bin\n".encode())
+        out.write(b"x" * (2 * 1024 * 1024) + b"\n")  # 2 MB of one malformed line
+        out.write(f"{sha256(b'b')}  b.bin\n".encode())
+    report = verify_manifest(root / "SUMS")
+    assert [(f.status.value, f.line) for f in report.files] == [("ok", 1), ("malformed", 2), ("ok", 3)]
+    assert report.files[1].detail == f"line longer than {MAX_LINE_BYTES // 1024} KiB: not a checksum line"
+    assert len(report.files[1].name) < 300
+
+
+def test_binary_data_is_not_a_manifest(root):
+    """`verify /dev/urandom` stops with a clear error instead of reading forever."""
+    import random
+
+    noise = random.Random(1).randbytes(4 * 1024 * 1024)
+    with pytest.raises(ManifestError, match="not a sha256sum manifest"):
+        verify_manifest("-", data=noise)
+
+
+def test_a_manifest_is_read_as_a_stream(root):
+    import io
+
+    class OneLineAtATime(io.RawIOBase):
+        """A stream that fails if anyone reads it whole."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readline(self, size=-1):
+            assert size > 0, "the manifest must be read with a bounded line length"
+            return self.data.readline(size)
+
+    text = f"{sha256(b'a')}  a.bin\n{sha256(b'b')}  b.bin".encode()  # no newline at the end
+    report = verify_manifest("-", stream=OneLineAtATime(text))
+    assert [f.status.value for f in report.files] == ["ok", "ok"]

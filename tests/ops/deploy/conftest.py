@@ -49,16 +49,27 @@ def deployments(tmp_path):
         stop(parse_config("", environ={}), state_dir=state_dir)
 
 
-def simulated_config(path, *, port: int, state_dir, model: str = "sim-glm", broken: bool = False) -> str:
+def simulated_config(
+    path,
+    *,
+    port: int,
+    state_dir,
+    model: str = "sim-glm",
+    broken: bool = False,
+    output_tokens: int = 5,
+    load_seconds: float = 0.0,
+) -> str:
     """A runnable config (simulated backend: the real gateway, scheduler and Dask, no model math).
 
     `broken`: the model's weights point at a folder that does not exist, so its node fails
-    to load; the service starts, but never becomes ready.
+    to load; the service starts, but never becomes ready. `output_tokens` tells versions
+    apart in their answers; `load_seconds` is a pretend model load.
     """
     backend = (
         f"{{backend: transformers, source: {path.parent / 'no-such-model'}}}"
         if broken
-        else "{backend: simulated, options: {a: 0.005, b: 0.0, c: 0.001, output_tokens: 5}}"
+        else "{backend: simulated, options: {a: 0.005, b: 0.0, c: 0.001, "
+        f"output_tokens: {output_tokens}, load_seconds: {load_seconds}}}}}"
     )
     path.write_text(
         f"model_pool: {{default: {model}}}\n"

@@ -107,8 +107,9 @@ def test_a_broken_new_version_is_rolled_back(cli, tmp_path, deployments):
     assert human.exit_code == 0
 
     after = _record(deployments)
-    assert after["config_hash"] == before["config_hash"]  # the previous version runs again
-    assert after["pid"] != before["pid"] and psutil.pid_exists(after["pid"])
+    assert after["config_hash"] == before["config_hash"]  # the running version served throughout:
+    assert after["pid"] == before["pid"] and psutil.pid_exists(after["pid"])  # never stopped
+    assert not (deployments / "next.json").exists()  # and the failed one is gone
     health = cli("health", "--config", good)
     assert health.exit_code == 0, health.stdout
 

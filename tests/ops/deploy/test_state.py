@@ -9,6 +9,7 @@ import pytest
 
 from autoglm_cli.config import parse_config
 from autoglm_cli.errors import EnvironmentFailure
+from autoglm_cli.ops.deploy.repair import load_current
 from autoglm_cli.ops.deploy.snapshot import config_hash, write_snapshot
 from autoglm_cli.ops.deploy.state import StateDir, atomic_write, resolve_state_dir
 from tests.ops.deploy.conftest import deployment_record
@@ -67,3 +68,36 @@ def test_state_dir_precedence(tmp_path, monkeypatch):
     assert resolve_state_dir(config, tmp_path / "opt") == tmp_path / "opt"
     assert str(resolve_state_dir(config)) == "/srv/autoglm"
     assert resolve_state_dir(parse_config("", environ={})) == tmp_path / ".autoglm"
+
+
+def test_a_record_left_starting_by_a_killed_deploy_is_repaired_when_read(tmp_path):
+    import subprocess
+    import sys
+
+    state = StateDir(tmp_path / "state")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    state.save_current(deployment_record(status="starting", pid=gone.pid, pid_create_time=0.0))
+    repaired = load_current(state)
+    assert repaired.status == "dead"  # not "starting" forever
+    assert json.loads(state.current_file.read_text())["status"] == "dead"  # and saved so
+
+
+def test_a_record_starting_while_its_deploy_runs_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+
+    import psutil
+
+    state = StateDir(tmp_path / "state")
+    state.save_current(deployment_record(status="starting", pid=None))
+    deployer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": deployer.pid, "create_time": psutil.Process(deployer.pid).create_time()}
+        state.lock_file.write_text(json.dumps(lock))
+        assert load_current(state).status == "starting"
+        assert load_current(state, repair=False).status == "starting"
+    finally:
+        deployer.kill()
+        deployer.wait()
+    assert load_current(state).status == "dead"  # the lock went stale with its process

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,9 +68,13 @@ def test_rendered_unit_field_by_field(cli, systemd_config, tmp_path):
     exec_start = service["ExecStart"][0].split()
     assert exec_start[:4] == [sys.executable, "-m", "autoglm_cli", "serve"]
     assert exec_start[exec_start.index("--port") + 1] == "8123"
-    snapshot = Path(exec_start[exec_start.index("--config") + 1])
+    # The snapshot (0600, may hold upstream keys) reaches the service as a credential (%d).
+    assert exec_start[exec_start.index("--config") + 1] == "%d/config.yaml"
+    credential = dict(c.split(":", 1) for c in service["LoadCredential"])
+    snapshot = Path(credential["config.yaml"])
     assert snapshot.parent == tmp_path / "state" / "configs" and snapshot.is_file()
-    assert f"-{tmp_path / 'state'}" in service["ReadWritePaths"][0]
+    assert service["StateDirectory"] == service["CacheDirectory"] == ["glm-svc-service"]
+    assert f"-{tmp_path / 'hub'}" in service["BindReadOnlyPaths"]  # the weights, read-only
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert "network-online.target" in unit["Unit"]["After"][0]
     # Secrets stay in the env file: neither in the unit nor in the snapshot it runs.
@@ -102,3 +108,64 @@ def test_install_without_systemd_is_a_clear_environment_error(cli, systemd_confi
     result = cli("deploy", "--target", "systemd", "--install", "--config", systemd_config)
     assert result.exit_code == 3
     assert "systemd is not running" in result.stderr
+
+
+def test_the_unit_is_ready_when_the_model_is_and_watched_while_it_serves(cli, systemd_config):
+    service = parse_unit(cli("deploy", "--target", "systemd", "--config", systemd_config).stdout)["Service"]
+    assert service["Type"] == ["notify"]  # active once /readyz passes, not at exec
+    assert service["NotifyAccess"] == ["main"]
+    assert int(service["WatchdogSec"][0]) > 0
+    # A large model may extend the start timeout while it loads, up to a bound.
+    assert service["Environment"].count("AUTOGLM_START_BUDGET_S=360") == 1
+    assert service["SyslogIdentifier"] == ["glm-svc"]
+
+
+def test_without_a_configured_user_the_unit_runs_as_a_dynamic_user(cli, systemd_config):
+    text = systemd_config.read_text().replace("  systemd: {user: nobody}\n", "")
+    systemd_config.write_text(text)
+    service = parse_unit(cli("deploy", "--target", "systemd", "--config", systemd_config).stdout)["Service"]
+    assert service["DynamicUser"] == ["yes"] and "User" not in service
+
+
+def test_rendering_and_dry_run_do_not_need_the_secrets_file(cli, systemd_config, tmp_path):
+    (tmp_path / "secrets.env").unlink()  # it lives on the server, not on this machine
+    rendered = cli("deploy", "--target", "systemd", "--config", systemd_config)
+    assert rendered.exit_code == 0, rendered.stderr
+    assert parse_unit(rendered.stdout)["Service"]["EnvironmentFile"] == [str(tmp_path / "secrets.env")]
+    planned = cli("deploy", "--target", "systemd", "--install", "--dry-run", "--config", systemd_config)
+    assert planned.exit_code == 0, planned.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_exposure_is_at_most_3_with_the_gpus_reachable(cli, systemd_config, tmp_path):
+    result = cli("deploy", "--target", "systemd", "--config", systemd_config)
+    path = tmp_path / "glm-svc.service"
+    path.write_text(result.stdout)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    found = re.search(r"Overall exposure level for glm-svc.service: ([0-9.]+)", proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    assert float(found.group(1)) <= 3.0
+    service = parse_unit(result.stdout)["Service"]
+    assert "char-nvidia* rw" in service["DeviceAllow"] and "PrivateDevices" not in service
+
+
+def test_an_exec_start_the_sandbox_hides_is_refused(systemd_config, tmp_path):
+    """A virtualenv under /tmp (PrivateTmp=) or a home (ProtectHome=): exit 2 with the remedy."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "autoglm_cli", "deploy", "--target", "systemd"]
+        + ["--config", str(systemd_config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "hides from the service" in proc.stderr and "/opt/autoglm" in proc.stderr
+    assert proc.stdout == ""

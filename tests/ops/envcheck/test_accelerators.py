@@ -20,8 +20,8 @@ from .conftest import by_name, config, write_executable
 
 # Captured from a real H100 machine (driver 580), second GPU added.
 QUERY_OUTPUT = """\
-0, NVIDIA H100 80GB HBM3, 81559, 580.159.04, GPU-0b3a2550-fdee-b017-f84a-a5ec55983440
-1, NVIDIA A10G, 23028, 580.159.04, GPU-7c1f0000-0000-0000-0000-000000000001
+0, NVIDIA H100 80GB HBM3, 81559, 580.159.04, GPU-0b3a2550-fdee-b017-f84a-a5ec55983440, 0
+1, NVIDIA A10G, 23028, 580.159.04, GPU-7c1f0000-0000-0000-0000-000000000001, 512
 """
 BANNER = """\
 +-----------------------------------------------------------------------------------------+

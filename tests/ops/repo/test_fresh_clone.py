@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from autoglm_cli.cli.output import to_jsonable
 from autoglm_cli.errors import (
     BranchNotFoundError,
     DirectoryNotEmptyError,
@@ -15,6 +14,7 @@ from autoglm_cli.errors import (
     NetworkError,
     RemoteNotFoundError,
 )
+from autoglm_cli.jsonable import to_jsonable
 from autoglm_cli.ops.repo import CloneRequest, clone
 from autoglm_cli.ops.repo.gitcmd import GitProgress
 from autoglm_cli.ops.repo.report import CloneReport
@@ -28,7 +28,7 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.tasks: list[RecordingTask] = []
 
-    def task(self, description, total=None, *, transient=False):
+    def task(self, description, total=None, *, transient=False, unit=None):
         task = RecordingTask(description, total)
         self.tasks.append(task)
         return task

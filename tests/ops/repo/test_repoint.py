@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from autoglm_cli.cli.output import to_jsonable
 from autoglm_cli.errors import (
     DirtyWorkTreeError,
     NetworkError,
@@ -17,6 +16,7 @@ from autoglm_cli.errors import (
     UnrelatedHistoryError,
     UsageError,
 )
+from autoglm_cli.jsonable import to_jsonable
 from autoglm_cli.ops.repo import CloneRequest, clone
 from autoglm_cli.ops.repo.proof import prove_history
 from tests.fixtures.git_http import GitHttpServer, closed_port_url

@@ -201,7 +201,7 @@ def test_interrupt_keeps_the_partial_for_the_next_run(fake_hub, fake_files, tmp_
     class StopHalfway:
         """A progress bar whose user presses Ctrl-C once half the file is there."""
 
-        def task(self, description, total=None, *, transient=False):
+        def task(self, description, total=None, *, transient=False, unit=None):
             return self
 
         def advance(self, amount=1):

@@ -106,3 +106,14 @@ def test_cli_verify_hf_and_write_manifest_round_trip(cli, fake_hub, fetched, hf_
 def test_cli_hub_options_need_hf(cli, tmp_path):
     assert cli("verify", "--generate", tmp_path, "--revision", "v1").exit_code == 2
     assert cli("verify", "--hf", "org/x", "--generate", tmp_path).exit_code == 2
+
+
+def test_incremental_trusts_unchanged_files_of_the_snapshot(fake_hub, fetched, config, monkeypatch, tmp_path):
+    from autoglm_cli.ops.checksums import incremental
+
+    monkeypatch.setenv("AUTOGLM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(incremental, "clock_ns", lambda: incremental.time.time_ns() + 60_000_000_000)
+    first = verify(fake_hub, config, incremental=True)
+    again = verify(fake_hub, config, incremental=True)
+    assert (first.trusted, again.trusted, again.bytes_hashed) == (0, 6, 0)
+    assert again.exit_code == ExitCode.OK

@@ -48,3 +48,19 @@ def test_parse_sha256sum_forms():
     text = f"# comment\n\n{digest}  resnet50.pth\n{digest.upper()} *bin.pth\nnot a line\n"
     assert parse_sha256sum(text) == [(digest, "resnet50.pth"), (digest, "bin.pth")]
     assert parse_sha256sum(digest) == [(digest, "")]
+
+
+def test_a_refused_token_is_named_not_connectivity(hub_server, fake_files):
+    """A 401 for a wrong token says the token was refused (it used to say "check connectivity")."""
+    from autoglm_cli.errors import NetworkError
+    from autoglm_cli.ops.weights.sources import resolve_hub
+
+    hub_server.token = "hf_TheRightTokenValueIsThisOne12345"
+    hub_server.add_repo("org/private", fake_files, private=True)
+    wrong = "hf_AWrongTokenValueThatIsNotTheRight1"
+    with pytest.raises(NetworkError) as caught:
+        resolve_hub("org/private", endpoints=[hub_server.endpoint], token=wrong)
+    error = caught.value
+    assert "refused the token (HTTP 401)" in error.message
+    assert "HF_TOKEN" in error.remedy and "connectivity" not in error.message + error.remedy
+    assert wrong not in error.message + error.remedy

@@ -6,20 +6,9 @@ import json
 
 import pytest
 
+from tests.fixtures.redeploy import redeploy_config as _config
+
 STEPS = ["clone", "env-check", "migrate-cache", "fetch-weights", "verify", "deploy", "health"]
-
-
-def _config(tmp_path, *, required_binary: str = "git", port: int = 18999) -> str:
-    path = tmp_path / "redeploy.yaml"
-    path.write_text(
-        "model_pool: {default: sim-glm}\n"
-        "models:\n  sim-glm: {backend: simulated}\n"
-        f"env_check: {{required_binaries: [{required_binary}], recommended_binaries: [],\n"
-        "            endpoints: [], timeout: 0.5s}\n"
-        f"gateway: {{port: {port}, keys_file: {tmp_path / 'keys.json'}}}\n"
-        f"deploy: {{state_dir: {tmp_path / 'state'}}}\n"
-    )
-    return str(path)
 
 
 def test_dry_run_plans_every_step_and_writes_nothing(cli, tmp_path):

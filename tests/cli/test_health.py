@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 from autoglm_cli.testing.servers import free_port
 
@@ -29,8 +30,25 @@ def test_a_dead_url_fails_its_required_checks(cli):
     assert checks["disk"]["status"] in ("ok", "warn")
 
 
+class _Unhealthy(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to everything and counts the /healthz probes: one per --watch round."""
+
+    probes = 0
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/healthz"):
+            type(self).probes += 1
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 def test_watch_refreshes_until_interrupted_and_exits_with_the_last_verdict(tmp_path):
-    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unhealthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -38,7 +56,7 @@ def test_watch_refreshes_until_interrupted_and_exits_with_the_last_verdict(tmp_p
             "autoglm_cli",
             "health",
             "--url",
-            f"http://127.0.0.1:{port}",
+            f"http://127.0.0.1:{server.server_address[1]}",
             "--watch",
             "--interval",
             "0.3",
@@ -49,9 +67,14 @@ def test_watch_refreshes_until_interrupted_and_exits_with_the_last_verdict(tmp_p
         cwd=tmp_path,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
     )
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    try:
+        # Polling, not a fixed sleep: a second /healthz probe means the first round's verdict is in.
+        while _Unhealthy.probes < 2 and proc.poll() is None:
+            threading.Event().wait(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        server.shutdown()
     assert proc.returncode == 1, err
     assert "UNHEALTHY" in out
     assert "Ctrl-C to stop" in out
