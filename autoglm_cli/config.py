@@ -208,6 +208,7 @@ class Deploy:
     repo: str | None = None  # redeploy's clone step: the service's git remote
     checkout: str | None = None  # ... and where its checkout lives
     branch: str = "main"
+    monitoring_dir: str | None = None  # --with-monitoring: the Prometheus/Grafana kit written here
     docker: DockerDeploy = field(default_factory=DockerDeploy)
     systemd: SystemdDeploy = field(default_factory=SystemdDeploy)
 
