@@ -97,7 +97,7 @@ def test_the_wheel_alone_installs_a_working_autoglm(dist, tmp_path):
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"autoglm {__version__}"
 
-    kit = "from autoglm_cli.ops.deploy.monitoring import KIT_FILES, kit_text; [kit_text(n) for n in KIT_FILES]"
+    kit = "from autoglm_cli.ops.deploy.monitoring import KIT_FILES as K, kit_text; [kit_text(n) for n in K]"
     assert subprocess.run([str(python), "-c", kit], **run).returncode == 0  # package data in the wheel
 
     helped = subprocess.run([str(bindir / "autoglm"), "--help"], **run)
