@@ -1,3 +1,3 @@
 """autoglm: redeploy and operate GLM-family LLM services after their code or weights moved."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

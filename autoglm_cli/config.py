@@ -211,6 +211,7 @@ class Deploy:
     repo: str | None = None  # redeploy's clone step: the service's git remote
     checkout: str | None = None  # ... and where its checkout lives
     branch: str = "main"
+    monitoring_dir: str | None = None  # --with-monitoring: the Prometheus/Grafana kit written here
     docker: DockerDeploy = field(default_factory=DockerDeploy)
     systemd: SystemdDeploy = field(default_factory=SystemdDeploy)
 
@@ -279,6 +280,10 @@ class Config:
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     read_timeout: Duration = Duration(60)
     log_level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"] = "WARN"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/serve.md, "Logs")
+    log_file: str | None = None  # the service logs here instead of stderr (serve --log-file), rotated:
+    log_max_bytes: int = 50 * 1024 * 1024  # ... when it reaches this size,
+    log_backups: int = 5  # ... keeping this many old files (FILE.1 .. FILE.5)
     moves: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     weights: Weights = field(default_factory=Weights)

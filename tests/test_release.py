@@ -97,7 +97,18 @@ def test_the_wheel_alone_installs_a_working_autoglm(dist, tmp_path):
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"autoglm {__version__}"
 
+    kit = "from autoglm_cli.ops.deploy.monitoring import KIT_FILES as K, kit_text; [kit_text(n) for n in K]"
+    assert subprocess.run([str(python), "-c", kit], **run).returncode == 0  # package data in the wheel
+
     helped = subprocess.run([str(bindir / "autoglm"), "--help"], **run)
     assert helped.returncode == 0, helped.stderr
     for command in ("clone", "env-check", "fetch-weights", "verify", "deploy", "health", "redeploy", "serve"):
         assert command in helped.stdout
+
+
+def test_the_changelog_has_a_section_for_this_version():
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M), (
+        f"CHANGELOG.md has no '## [{__version__}] - YYYY-MM-DD' section: write one when the version changes"
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?", __version__), "the version is not SemVer-shaped"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -60,6 +61,15 @@ def command(
             "--timeout", min=1, help="Health gate budget in seconds (default: grows with the model size)."
         ),
     ] = None,
+    with_monitoring: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--with-monitoring",
+            metavar="DIR",
+            help="Write the Prometheus scrape config, rules and Grafana dashboard for this"
+            " deployment into DIR (deploy.monitoring_dir; redeploy writes them again).",
+        ),
+    ] = None,
     state_dir: StateDirOption = None,
     dry_run: DryRunOption = False,
     config: ConfigOption = None,
@@ -69,7 +79,12 @@ def command(
     run = start(ctx, "deploy", json=json, quiet=quiet, config_path=config)
     if stop and status:
         raise UsageError("give --stop or --status, not both")
+    from ..config import with_overrides
     from ..ops import deploy as ops
+
+    cfg = run.config
+    if with_monitoring is not None:
+        cfg = with_overrides(cfg, {"deploy.monitoring_dir": str(with_monitoring)})
 
     if stop:
         report = ops.stop(run.config, state_dir=state_dir)
@@ -78,7 +93,7 @@ def command(
     else:
         with run.out.progress() as progress, interrupt_says_what_runs(run, state_dir):
             report = ops.deploy(
-                run.config,
+                cfg,
                 target=target.value if target else None,
                 state_dir=state_dir,
                 host=host,
@@ -184,6 +199,11 @@ def render(console: Console, report: DeployReport) -> None:
         for key, value in rows:
             if value not in (None, ""):
                 console.print(f"[dim]{key:<9}[/]{escape(str(value))}", soft_wrap=True, highlight=False)
+    if report.monitoring:
+        where = Path(report.monitoring[0]).parent
+        console.print(
+            f"[dim]monitoring kit written to {escape(str(where))}: prometheus.yml, rules, grafana[/]"
+        )
     if report.removed:
         removed = escape(", ".join(report.removed))
         console.print(f"[dim]removed {len(report.removed)} old image tag(s) no container uses: {removed}[/]")

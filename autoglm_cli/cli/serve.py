@@ -42,6 +42,14 @@ def command(
     workers: Annotated[
         Optional[int], typer.Option("--workers", min=0, help="Worker processes (workers.count).")
     ] = None,
+    log_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--log-file",
+            metavar="FILE",
+            help="Log here instead of stderr, rotated at log_max_bytes (log_file).",
+        ),
+    ] = None,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
     quiet: QuietOption = False,
@@ -58,6 +66,7 @@ def command(
             "gateway.port": port,
             "workers.scheduler_address": dask_scheduler or None,
             "workers.count": workers,
+            "log_file": str(log_file) if log_file else None,
         },
     )
     keys_path = resolve_keys_file(keys_file, cfg) if cfg.gateway.auth else None

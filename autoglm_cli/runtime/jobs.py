@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from .backends.base import GenerationRequest, GenerationResult
 from .errors import ApiError, Cancelled
 from .scheduler import Task
+
+request_log = logging.getLogger("autoglm.requests")  # logs.REQUESTS_LOGGER
 
 
 @dataclass
@@ -64,6 +67,45 @@ class Job:
         self.status = status
         self.finished_at = self.clock()
         self.events.put_nowait(None)
+        if request_log.isEnabledFor(logging.INFO):
+            fields = self.log_fields()
+            request_log.info(
+                "request %s %s model=%s node=%s",
+                self.id,
+                status,
+                fields["model"],
+                fields["node"],
+                extra={"fields": fields},
+            )
+
+    def log_fields(self) -> dict:
+        """What the request line says: ids, the model and node, the outcome, timings in
+        seconds (from arrival) and tokens. The key's id, never the key."""
+        arrived = self.task.arrived_at
+
+        def since_arrival(at: float | None) -> float | None:
+            return None if at is None else round(at - arrived, 4)
+
+        result, error = self.result, self.error
+        return {
+            "request_id": self.id,
+            "key_id": self.key_id,
+            "model": self.served_model or self.request.model,
+            "requested_model": self.request.model,
+            "fallback_from": self.fallback_from,
+            "node": (result.node if result is not None else None) or self.node_id,
+            "status": self.status,
+            "error_code": (error.code or error.type) if error is not None else None,
+            "http_status": error.status if error is not None else 200 if result is not None else None,
+            "stream": self.stream,
+            "attempts": self.task.attempts,
+            "queue_wait_s": since_arrival(self.dispatched_at),
+            "ttft_s": since_arrival(self.first_token_at),
+            "duration_s": since_arrival(self.finished_at),
+            "prompt_tokens": result.prompt_tokens if result is not None else self.task.prompt_tokens,
+            "completion_tokens": result.completion_tokens if result is not None else None,
+            "finish_reason": result.finish_reason if result is not None else None,
+        }
 
     # The first outcome wins: a job cancelled while its node answers stays cancelled.
 

@@ -179,11 +179,14 @@ def serve(
 
     _Server = _server_class()
     from . import swap
-    from .logs import setup_logging
+    from .logs import LogFile, setup_logging
     from .models import python_log_level
 
     level = python_log_level(config)
-    setup_logging(level)
+    log_file = (
+        LogFile(Path(config.log_file), config.log_max_bytes, config.log_backups) if config.log_file else None
+    )
+    setup_logging(level, config.log_format, log_file)
     side_port = swap.side_port_from(os.environ)
     if side_port is None:
         listeners = None

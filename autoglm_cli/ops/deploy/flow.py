@@ -90,6 +90,7 @@ class DeployReport:
     liveness: str = ""
     removed: tuple[str, ...] = ()  # what the deploy tidied away once healthy (old image tags)
     tidy_problem: str | None = None  # what tidying could not do (the deployment is fine)
+    monitoring: tuple[str, ...] = ()  # the monitoring kit's files written beside it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", DeployAction(self.action))
@@ -99,7 +100,19 @@ class DeployReport:
         return _EXIT[self.action]
 
 
-def deploy(
+def deploy(config: Config, **options) -> DeployReport:
+    """Deploy `config` (see `_deploy` for the options); then, once it runs, the monitoring kit
+    beside it when `deploy.monitoring_dir` is set (`--with-monitoring`)."""
+    report = _deploy(config, **options)
+    where = config.deploy.monitoring_dir
+    if not where or report.action not in ("deployed", "unchanged") or report.deployment is None:
+        return report
+    from .monitoring import write_monitoring
+
+    return replace(report, monitoring=write_monitoring(where, report.deployment.url))
+
+
+def _deploy(
     config: Config,
     *,
     target: str | None = None,
@@ -159,6 +172,10 @@ def deploy(
             )
             running = f"the running {current.target} deployment (config {current.config_hash[:12]})"
             plan.insert(0, f"replace {running}: {how}")
+        if config.deploy.monitoring_dir:
+            from .monitoring import monitoring_plan
+
+            plan += monitoring_plan(config.deploy.monitoring_dir)
         return DeployReport(
             "planned",
             target_name,

@@ -43,19 +43,12 @@ def service_environment(secrets: dict[str, str], side_port: int | None = None) -
     return env
 
 
-def serve_command(config_path: str, host: str, port: int) -> tuple[str, ...]:
-    return (
-        sys.executable,
-        "-m",
-        "autoglm_cli",
-        "serve",
-        "--config",
-        config_path,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    )
+def serve_command(config_path: str, host: str, port: int, log_file: str | None = None) -> tuple[str, ...]:
+    """`autoglm serve` for a snapshot; with `log_file`, serve writes and rotates its own log
+    there (its stdout and stderr point at the same file and follow each rotation)."""
+    command = (sys.executable, "-m", "autoglm_cli", "serve", "--config", config_path)
+    command += ("--host", host, "--port", str(port))
+    return command + (("--log-file", log_file) if log_file else ())
 
 
 def _process(state: DeploymentState):
@@ -96,8 +89,8 @@ class LocalTarget:
     def launch(self, ctx: LaunchContext, *, side_port: int, beside: bool) -> DeploymentState:
         import psutil
 
-        command = serve_command(str(ctx.snapshot.path), ctx.host, ctx.port)
         log_path = ctx.state.ensure().logs / f"serve-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        command = serve_command(str(ctx.snapshot.path), ctx.host, ctx.port, str(log_path))
         proc = self._spawn(command, log_path, ctx.secrets, side_port)
         return ctx.new_state(
             self.name,
