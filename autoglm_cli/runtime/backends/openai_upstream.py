@@ -272,24 +272,8 @@ class UpstreamHandle:
                         )
                     self._take_event(request, event, state, on_chunk)
 
-        async def attempt_until_first_chunk():
-            try:
-                await attempt()
-            except Exception:
-                if state["started"]:  # text already reached the client: do not replay it
-                    raise ApiError(
-                        "the upstream stream broke off", status=502, code="upstream_error"
-                    ) from None
-                raise
-
-        await self._with_retries(attempt_until_first_chunk)
-        usage = state["usage"]
-        return GenerationResult(
-            text=state["text"],
-            finish_reason=state["finish"],
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or state["pieces"]),
-        )
+        await self._stream_with_retries(attempt, state)
+        return _streamed_result(state)
 
     async def cancel(self, request_id: str) -> None:
         return None  # closing the stream (the caller's task is cancelled) stops the upstream
@@ -319,25 +303,24 @@ class UpstreamHandle:
                     if state["first"] is None and state["pieces"]:
                         state["first"] = time.perf_counter() - sent
 
+        await self._stream_with_retries(attempt, state)
+        return _streamed_result(state)
+
+    async def _stream_with_retries(self, attempt, state: dict) -> None:
+        """`attempt` with the retry policy, but only until something reached the client: a
+        stream that broke off after that is an error, never replayed."""
+
         async def attempt_until_first_event():
             try:
                 await attempt()
             except Exception:
-                if state["started"]:  # events already reached the client: do not replay them
+                if state["started"]:
                     raise ApiError(
                         "the upstream stream broke off", status=502, code="upstream_error"
                     ) from None
                 raise
 
         await self._with_retries(attempt_until_first_event)
-        usage = state["usage"]
-        return GenerationResult(
-            text=state["text"],
-            finish_reason=state["finish"],
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or state["pieces"]),
-            first_token_s=state["first"],
-        )
 
     # -- helpers -----------------------------------------------------------------
 
@@ -487,3 +470,15 @@ def _error_message(text: str) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("message"), str):  # vLLM's error shape
         return data["message"]
     return text[:200]
+
+
+def _streamed_result(state: dict) -> GenerationResult:
+    """What a stream's events said: its text, finish reason, usage and first-token time."""
+    usage = state["usage"]
+    return GenerationResult(
+        text=state["text"],
+        finish_reason=state["finish"],
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or state["pieces"]),
+        first_token_s=state.get("first"),
+    )
