@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress
-from .status import Word
+from ..words import Word
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -18,7 +18,7 @@ import logging
 from .backends.base import GenerationRequest, GenerationResult
 from .errors import ApiError, NodeFailure, ServiceUnavailable
 from .fleet import Fleet, NodeEntry
-from .jobs import Job
+from .jobs import Job, JobStatus
 from .metrics import Metrics
 from .models import Catalogue
 from .scheduler import Node, NoNodeAvailable, Priority, PriorityQueue, QueueFull, Scheduler, Task
@@ -91,7 +91,7 @@ class Dispatcher:
         for job in list(self.jobs.values()):
             if (
                 job.node_id == entry.node.id
-                and job.status == "running"
+                and job.status is JobStatus.RUNNING
                 and job.runner is not None
                 and job.runner is not current
                 and not job.runner.done()
@@ -245,7 +245,7 @@ class Dispatcher:
             if job.dispatched_at is None:
                 job.dispatched_at = self.clock()
                 self.metrics.queue_wait.labels(target).observe(job.dispatched_at - task.arrived_at)
-            job.status, job.node_id, job.served_model = "running", node.id, target
+            job.status, job.node_id, job.served_model = JobStatus.RUNNING, node.id, target
             job.fallback_from = task.model if target != task.model else None
             job.runner = self.tasks.spawn(self.run(job, entry, target), name=f"autoglm-job-{job.id}")
         self.update_queue_gauges()
@@ -383,7 +383,7 @@ class Dispatcher:
                     retry.model,
                 )
                 job.forced_model, job.task.attempts = retry.model, 0
-                job.status, job.node_id = "queued", None
+                job.status, job.node_id = JobStatus.QUEUED, None
                 self.queue.push(job.task, front=True)
                 return
         if job.task.attempts >= max_attempts or self.stopping or job.relayed:
@@ -397,7 +397,7 @@ class Dispatcher:
             return
         log.warning("request %s: node failed (%s); retrying on another node", job.id, exc)
         self.metrics.retries.labels("node_failure").inc()
-        job.status, job.node_id = "queued", None
+        job.status, job.node_id = JobStatus.QUEUED, None
         self.queue.push(job.task, front=True)
 
     # -- the control tick's part ------------------------------------------------------

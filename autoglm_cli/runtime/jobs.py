@@ -9,11 +9,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..words import Word
 from .backends.base import GenerationRequest, GenerationResult
 from .errors import ApiError, Cancelled
 from .scheduler import Task
 
 request_log = logging.getLogger("autoglm.requests")  # logs.REQUESTS_LOGGER
+
+
+class JobStatus(Word):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 @dataclass
@@ -24,7 +36,7 @@ class Job:
     request: GenerationRequest
     stream: bool
     key_id: str | None = None
-    status: str = "queued"  # queued | running | succeeded | failed | cancelled
+    status: JobStatus = JobStatus.QUEUED
     created: float = field(default_factory=time.time)
     deadline: float = 0.0  # monotonic: fail it if still queued then
     served_model: str | None = None
@@ -53,7 +65,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("succeeded", "failed", "cancelled")
+        return self.status in FINISHED
 
     def push(self, piece: str | bytes) -> None:
         if isinstance(piece, str):
@@ -63,7 +75,7 @@ class Job:
             self.relayed = True
         self.events.put_nowait(piece)
 
-    def _finish(self, status: str) -> None:
+    def _finish(self, status: JobStatus) -> None:
         self.status = status
         self.finished_at = self.clock()
         self.events.put_nowait(None)
@@ -113,21 +125,21 @@ class Job:
         if self.finished:
             return
         self.result = result
-        self._finish("succeeded")
+        self._finish(JobStatus.SUCCEEDED)
         self.done.set_result(result)
 
     def fail(self, error: ApiError) -> None:
         if self.finished:
             return
         self.error = error
-        self._finish("failed")
+        self._finish(JobStatus.FAILED)
         self.done.set_exception(error)
         self.done.exception()  # nobody may await it (a stream, a task): no "never retrieved" noise
 
     def cancelled(self) -> None:
         if self.finished:
             return
-        self._finish("cancelled")
+        self._finish(JobStatus.CANCELLED)
         self.done.set_exception(Cancelled(self.id))
         self.done.exception()
 

@@ -28,8 +28,8 @@ from ... import __version__
 from ...config import Config
 from ...errors import AutoglmError, ExitCode
 from ...progress import NULL_PROGRESS, Progress
+from ...words import Word
 from ..health import HealthReport, HealthTarget, check_health
-from ..status import Word
 from .base import LaunchContext, Target, Tidied, launch_context
 from .gate import GateResult, health_gate
 from .health_key import ensure_health_key
