@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import ExitCode, UsageError
+from ..errors import EnvironmentFailure, ExitCode, UsageError
 
 PLUGIN_MODULE = "autoglm_cli.runtime.workers.plugin"
 
@@ -172,6 +172,19 @@ def plan_engines(
     )
 
 
+def _require_engine_binaries(plan: EnginePlan) -> None:
+    """A missing engine binary will not appear by restarting: say so before starting any."""
+    import shutil
+
+    missing = sorted({launch.argv[0] for launch in plan.engines if shutil.which(launch.argv[0]) is None})
+    if missing:
+        raise EnvironmentFailure(
+            f"{plan.engine} cannot start: {', '.join(missing)} is not on PATH",
+            remedy=f"Install {plan.engine} in this environment (e.g. `pip install {plan.engine}`), "
+            f"or give its full path as the first word of engines.{plan.engine} in the config.",
+        )
+
+
 def run_engines(plan: EnginePlan, *, stop=None, on_ready=None) -> EngineWorkerReport:
     """Start and supervise every engine of `plan` until SIGINT/SIGTERM (or `stop`, a
     threading.Event, is set); `on_ready(launch)` is called once per engine when it first serves."""
@@ -179,6 +192,7 @@ def run_engines(plan: EnginePlan, *, stop=None, on_ready=None) -> EngineWorkerRe
 
     from ..runtime.engines.supervisor import EngineSupervisor
 
+    _require_engine_binaries(plan)
     stop = stop or threading.Event()
     supervisors = [
         EngineSupervisor(

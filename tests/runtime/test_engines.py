@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from autoglm_cli.config import parse_config
+from autoglm_cli.errors import EnvironmentFailure
 from autoglm_cli.ops import worker as worker_ops
 from autoglm_cli.runtime.engines.commands import engine_launches, fill
 from autoglm_cli.runtime.engines.supervisor import EngineSupervisor
@@ -62,6 +63,15 @@ def test_command_lines_per_gpu_set_from_the_config():
     assert launches[0].env["HF_HUB_OFFLINE"] == "1" and launches[0].env["HF_HUB_CACHE"] == "/models/hub"
     assert launches[0].base_url == "http://127.0.0.1:9000/v1"
     assert fill(["--tp", "{tp}"], {"tp": "2"}) == ["--tp", "2"]
+
+
+def test_a_missing_engine_binary_is_an_environment_error_before_anything_starts():
+    config = _config(vllm=["no-such-engine-binary", "serve", "{source}", "--port", "{port}"])
+    plan = worker_ops.plan_engines(config, engine="vllm")
+    with pytest.raises(EnvironmentFailure) as raised:
+        worker_ops.run_engines(plan)
+    assert "no-such-engine-binary is not on PATH" in raised.value.message
+    assert raised.value.exit_code == 3
 
 
 def _wait(predicate, timeout: float = 60.0) -> bool:
