@@ -197,6 +197,9 @@ class DockerDeploy:
 @dataclass(frozen=True)
 class SystemdDeploy:
     user: str | None = None  # User= of the unit (default: DynamicUser=yes)
+    # The Python of the environment autoglm is installed in where the unit runs (e.g.
+    # /opt/autoglm/bin/python); default: the one running `deploy` (rendering for this machine).
+    python: str | None = None
     unit_dir: str = "/etc/systemd/system"
 
 

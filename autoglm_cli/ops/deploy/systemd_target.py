@@ -90,6 +90,9 @@ def render_unit(ctx: LaunchContext, *, python: str | None = None, prefix: str | 
     """
     config = ctx.config
     settings = config.deploy.systemd
+    if python is None and settings.python:  # rendered for an installation elsewhere
+        python = settings.python
+        prefix = prefix or str(Path(python).parent.parent)
     python = python or sys.executable
     check_exec_start(python, prefix or sys.prefix)
     unit = unit_name(config.deploy.name)

@@ -29,6 +29,12 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
+# The unit runs an installation outside the sandbox's hidden paths (wherever this checkout
+# and its venv live: CI may clone under /tmp); Debian's python3 is one that exists, so
+# `systemd-analyze verify` finds the ExecStart binary.
+UNIT_PYTHON = "/usr/bin/python3"
+
+
 @pytest.fixture
 def systemd_config(tmp_path):
     env_file = tmp_path / "secrets.env"
@@ -45,7 +51,7 @@ def systemd_config(tmp_path):
         f"  env_file: {env_file}\n"
         "  health_timeout: 60s\n"
         "  health_timeout_per_gb: 30s\n"
-        "  systemd: {user: nobody}\n"
+        f"  systemd: {{user: nobody, python: {UNIT_PYTHON}}}\n"
     )
     return config
 
@@ -66,7 +72,7 @@ def test_rendered_unit_field_by_field(cli, systemd_config, tmp_path):
     # A slow load is normal: start timeout = base + per GB x size (60 + 30 x 2).
     assert service["TimeoutStartSec"] == ["120"]
     exec_start = service["ExecStart"][0].split()
-    assert exec_start[:4] == [sys.executable, "-m", "autoglm_cli", "serve"]
+    assert exec_start[:4] == [UNIT_PYTHON, "-m", "autoglm_cli", "serve"]
     assert exec_start[exec_start.index("--port") + 1] == "8123"
     # The snapshot (0600, may hold upstream keys) reaches the service as a credential (%d).
     assert exec_start[exec_start.index("--config") + 1] == "%d/config.yaml"
@@ -121,7 +127,8 @@ def test_the_unit_is_ready_when_the_model_is_and_watched_while_it_serves(cli, sy
 
 
 def test_without_a_configured_user_the_unit_runs_as_a_dynamic_user(cli, systemd_config):
-    text = systemd_config.read_text().replace("  systemd: {user: nobody}\n", "")
+    text = systemd_config.read_text().replace(f"  systemd: {{user: nobody, python: {UNIT_PYTHON}}}\n", "")
+    text += f"  systemd: {{python: {UNIT_PYTHON}}}\n"
     systemd_config.write_text(text)
     service = parse_unit(cli("deploy", "--target", "systemd", "--config", systemd_config).stdout)["Service"]
     assert service["DynamicUser"] == ["yes"] and "User" not in service
@@ -156,6 +163,8 @@ def test_exposure_is_at_most_3_with_the_gpus_reachable(cli, systemd_config, tmp_
 
 def test_an_exec_start_the_sandbox_hides_is_refused(systemd_config, tmp_path):
     """A virtualenv under /tmp (PrivateTmp=) or a home (ProtectHome=): exit 2 with the remedy."""
+    text = systemd_config.read_text().replace(f", python: {UNIT_PYTHON}", "")  # the running one
+    systemd_config.write_text(text)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -169,3 +178,11 @@ def test_an_exec_start_the_sandbox_hides_is_refused(systemd_config, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "hides from the service" in proc.stderr and "/opt/autoglm" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_configured_interpreter_the_sandbox_hides_is_refused_too(cli, systemd_config):
+    text = systemd_config.read_text().replace(f"python: {UNIT_PYTHON}", "python: /home/me/venv/bin/python")
+    systemd_config.write_text(text)
+    result = cli("deploy", "--target", "systemd", "--config", systemd_config)
+    assert result.exit_code == 2
+    assert "/home/me/venv/bin/python" in result.stderr and "hides from the service" in result.stderr
