@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..runtime.prefix import prompt_hashes
+from .servers import answer_lifespan, read_body
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
 
@@ -78,19 +79,9 @@ class FakeEngine:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
+            await answer_lifespan(receive, send)
+            return
+        raw = await read_body(receive)
         path, method = scope["path"], scope["method"]
         if method == "GET" and path == "/health":
             await _send(send, 200, b"", "text/plain")

@@ -162,6 +162,27 @@ class ThreadedServer:
         self.stop()
 
 
+async def answer_lifespan(receive, send) -> None:
+    """The ASGI lifespan protocol for a bare test app: start-up and shut-down complete at once."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive) -> bytes:
+    """A request's whole body, from its ASGI `http.request` messages."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 def instant_upstream_app(model: str = "instant"):
     """An OpenAI-compatible ASGI app that answers at once: GET /v1/models, POST chat / completions."""
     chat = json.dumps(
@@ -192,17 +213,9 @@ def instant_upstream_app(model: str = "instant"):
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        more = True
-        while more:  # drain the body
-            message = await receive()
-            more = message.get("more_body", False)
+            await answer_lifespan(receive, send)
+            return
+        await read_body(receive)
         path = scope["path"]
         body = (
             chat

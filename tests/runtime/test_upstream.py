@@ -15,7 +15,7 @@ from autoglm_cli.runtime.backends.base import BackendSettings, GenerationRequest
 from autoglm_cli.runtime.backends.openai_upstream import UpstreamHandle
 from autoglm_cli.runtime.errors import ApiError, NodeFailure, ServiceUnavailable
 from autoglm_cli.runtime.gateway import create_app
-from autoglm_cli.testing.servers import ThreadedServer, free_port
+from autoglm_cli.testing.servers import ThreadedServer, answer_lifespan, free_port, read_body
 from tests.conftest import REPO_ROOT
 
 from .conftest import make_keys
@@ -35,16 +35,9 @@ class Scripted:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
         with self.lock:
             step = self.script[min(self.calls, len(self.script) - 1)]
             self.calls += 1

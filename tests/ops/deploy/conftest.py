@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -98,3 +99,29 @@ def deployment_record(**changes) -> DeploymentState:
     )
     fields.update(changes)
     return DeploymentState(**fields)
+
+
+def redeploy_and_roll_back_under_load(cli, port: int, api_key: str, one, two):
+    """With `one` running on `port` (answers of 5 tokens), deploy `two` (6 tokens) and roll back,
+    under a 20 req/s probe; asserts what a user checks first: both commands succeeded, no
+    probe request failed, and each version answered only while it was the one deployed.
+    Returns the rollback's CLI result."""
+    from autoglm_cli.testing.probe import ProbeLoad
+
+    with ProbeLoad(f"http://127.0.0.1:{port}", model="sim-glm", rate=20, api_key=api_key) as probe:
+        time.sleep(1.0)
+        deployed = cli("deploy", "--config", two, "--json")
+        done_deploy = time.monotonic()
+        time.sleep(1.0)
+        rolled = cli("rollback", "--config", two, "--json")
+        done_rollback = time.monotonic()
+        time.sleep(1.0)
+    assert deployed.exit_code == 0, deployed.stdout + deployed.stderr
+    assert rolled.exit_code == 0, rolled.stdout + rolled.stderr
+    result = probe.result
+    assert result.failures == [] and result.ok > 40
+    # Both versions answered, the new one only once the deploy was under way, the old one
+    # again after the rollback; after each command, only its version.
+    assert result.by_tokens[5] and result.by_tokens[6]
+    assert result.first_seen[6] <= done_deploy and result.last_seen[6] <= done_rollback
+    return rolled

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 
 import pytest
 
-from autoglm_cli.testing.probe import ProbeLoad
 from autoglm_cli.testing.servers import free_port
+from tests.ops.deploy.conftest import redeploy_and_roll_back_under_load
 
 # An image build (a few minutes on a busy machine) comes first when the source changed.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -53,20 +52,7 @@ def test_docker_redeploy_and_rollback_under_load(cli, tmp_path, docker_engine, c
     old_id = client.containers.get(container_name).id
     key = (state_dir / "health.key").read_text().strip()
 
-    with ProbeLoad(f"http://127.0.0.1:{port}", model="sim-glm", rate=20, api_key=key) as probe:
-        time.sleep(1.0)
-        deployed = cli("deploy", "--config", two, "--json")
-        done_deploy = time.monotonic()
-        time.sleep(1.0)
-        rolled = cli("rollback", "--config", two, "--json")
-        done_rollback = time.monotonic()
-        time.sleep(1.0)
-    assert deployed.exit_code == 0, deployed.stdout + deployed.stderr
-    assert rolled.exit_code == 0, rolled.stdout + rolled.stderr
-    result = probe.result
-    assert result.failures == [] and result.ok > 40
-    assert result.by_tokens[5] and result.by_tokens[6]
-    assert result.first_seen[6] <= done_deploy and result.last_seen[6] <= done_rollback
+    redeploy_and_roll_back_under_load(cli, port, key, one, two)
 
     live = client.containers.get(container_name)
     record = json.loads((state_dir / "deployment.json").read_text())

@@ -15,9 +15,8 @@ import pytest
 
 from autoglm_cli.config import load_config
 from autoglm_cli.ops.deploy.logs import logs
-from autoglm_cli.testing.probe import ProbeLoad
 from autoglm_cli.testing.servers import free_port
-from tests.ops.deploy.conftest import simulated_config
+from tests.ops.deploy.conftest import redeploy_and_roll_back_under_load, simulated_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +36,7 @@ def test_redeploy_and_rollback_under_load_drop_nothing(cli, tmp_path, deployment
     assert cli("deploy", "--config", one).exit_code == 0
     first = _record(deployments)
 
-    with ProbeLoad(f"http://127.0.0.1:{port}", model="sim-glm", rate=20, api_key=_key(deployments)) as probe:
-        time.sleep(1.0)
-        deployed = cli("deploy", "--config", two, "--json")
-        done_deploy = time.monotonic()
-        time.sleep(1.0)
-        rolled = cli("rollback", "--config", two, "--json")
-        done_rollback = time.monotonic()
-        time.sleep(1.0)
-    assert deployed.exit_code == 0, deployed.stdout + deployed.stderr
-    assert rolled.exit_code == 0, rolled.stdout + rolled.stderr
-    result = probe.result
-    assert result.failures == [] and result.ok > 40
-    # Both versions answered, the new one only once the deploy was under way, the old one
-    # again after the rollback; after each command, only its version.
-    assert result.by_tokens[5] and result.by_tokens[6]
-    assert result.first_seen[6] <= done_deploy and result.last_seen[6] <= done_rollback
+    rolled = redeploy_and_roll_back_under_load(cli, port, _key(deployments), one, two)
     assert rolled.json["result"]["action"] == "restored"
     now, before = _record(deployments), _record(deployments, "previous.json")
     assert now["config_hash"] == first["config_hash"] and now["pid"] != first["pid"]
