@@ -49,7 +49,7 @@ dist: $(VENV)/.installed
 	rm -rf $(DIST)
 	$(BIN)/python -m build --sdist --wheel --outdir $(DIST) .
 	cd $(DIST) && sha256sum autoglm-*.whl autoglm-*.tar.gz > SHA256SUMS
-	cd $(DIST) && $(abspath $(BIN))/autoglm verify --quiet SHA256SUMS
+	cd $(DIST) && $(abspath $(BIN))/python -m autoglm_cli verify --quiet SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
 clean:

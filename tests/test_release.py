@@ -28,7 +28,18 @@ def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     venv = Path(sys.prefix)
     subprocess.run(
-        ["make", "-s", "-C", str(REPO_ROOT), "dist", f"DIST={out}", f"VENV={venv}"],
+        # -o: never reinstall the running environment (a pyproject newer than .installed would)
+        [
+            "make",
+            "-s",
+            "-C",
+            str(REPO_ROOT),
+            "-o",
+            f"{venv}/.installed",
+            "dist",
+            f"DIST={out}",
+            f"VENV={venv}",
+        ],
         check=True,
         capture_output=True,
         text=True,
