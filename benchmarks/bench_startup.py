@@ -41,7 +41,7 @@ COMMANDS: list[tuple[list[str], str, str]] = [
         "fetch_weights",
     ),
     (["migrate-cache", "--map", "THUDM/=zai-org/{{name}}"], "autoglm_cli.ops.cache.engine", "migrate"),
-    (["deploy", "--status", "--state-dir", "{tmp}/state"], "autoglm_cli.ops.deploy", "status"),
+    (["deploy", "--status", "--state-dir", "{tmp}/state"], "autoglm_cli.ops.deploy.flow", "status"),
     (["health", "--url", "http://127.0.0.1:9"], "autoglm_cli.ops.health", "check_health"),
     (["redeploy", "--dry-run", "--config", "examples/local.yaml"], "autoglm_cli.ops.redeploy", "redeploy"),
     (["serve", "--dry-run", "--config", "examples/simulated.yaml"], "autoglm_cli.runtime.server", "plan"),

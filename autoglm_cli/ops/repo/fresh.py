@@ -22,7 +22,7 @@ from ...progress import NULL_PROGRESS, Progress
 from ...retry import RetryPolicy
 from . import checkout as co
 from .conventions import DEFAULT_CONVENTIONS, branch_warnings
-from .gitcmd import GIT_ENV, GitFailure, GitProgress, RemoteRefs, ls_remote, remote_error, with_retry
+from .gitcmd import GIT_ENV, GitFailure, RemoteRefs, ls_remote, remote_error, with_retry
 from .report import CloneReport, RowStatus, UrlChange
 from .urls import Rewrite, apply_moves, display
 
@@ -92,8 +92,10 @@ def clone_fresh(
     progress: Progress = NULL_PROGRESS,
 ) -> CloneReport:
     """Clone `plan.url` into `plan.directory` (all or nothing)."""
-    from git import Repo
-    from git.exc import GitCommandError
+    from .git_transfer import GitProgress  # first: it lets gitpython import without a git binary
+
+    from git import Repo  # isort: skip
+    from git.exc import GitCommandError  # isort: skip
 
     target = plan.directory
     target.parent.mkdir(parents=True, exist_ok=True)

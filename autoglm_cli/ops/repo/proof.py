@@ -27,13 +27,11 @@ from ...retry import RetryPolicy
 from .checkout import git_common_dir, is_shallow
 from .gitcmd import (
     GitFailure,
-    GitProgress,
     RemoteRefs,
     git_ok,
     ls_remote,
     remote_error,
     run_git,
-    run_with_progress,
     with_retry,
 )
 
@@ -95,6 +93,8 @@ def prove_history(
     quarantine = Path(tempfile.mkdtemp(prefix="autoglm-probe-"))
     try:
         _make_quarantine(quarantine, local_repo)
+        from .git_transfer import GitProgress, run_with_progress
+
         task_progress = GitProgress(progress, f"probing {display_url}")
         fetch = [
             "fetch",

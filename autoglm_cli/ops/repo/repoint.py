@@ -22,7 +22,7 @@ from ...progress import NULL_PROGRESS, Progress
 from ...retry import RetryPolicy
 from . import checkout as co
 from .conventions import DEFAULT_CONVENTIONS, branch_warnings
-from .gitcmd import GitFailure, GitProgress, remote_error, run_git, run_with_progress, with_retry
+from .gitcmd import GitFailure, remote_error, run_git, with_retry
 from .proof import Proof, prove_history
 from .report import CloneReport, RowKind, RowStatus, UrlChange
 from .urls import GitUrl, Rewrite, apply_moves, carry_credentials, display, same_repository
@@ -183,6 +183,8 @@ def apply_repoint(
     for write in plan.writes:
         _write(write)
     fetched: list[str] = []
+    if plan.fetches:
+        from .git_transfer import GitProgress, run_with_progress
     for fetch in plan.fetches:
         args = ["fetch", "--no-recurse-submodules", "--", fetch.remote]
         watcher = GitProgress(progress, f"fetching {fetch.label}")

@@ -44,7 +44,7 @@ from .partial_state import (
     write_sidecar,
 )
 from .ranged import Origin, RangedFill, RangesIgnored, connections_for, origin_label
-from .response import TRANSIENT, body_reader, content_range_start, content_range_total, describe
+from .response import body_reader, content_range_start, content_range_total, describe, transient_types
 from .sources import RemoteFile
 
 SIDECAR_FORMAT = SINGLE_STREAM
@@ -266,6 +266,7 @@ class Downloader:
         remote = run.remote
         urls = list(remote.urls)
         failures = 0
+        transient = transient_types()
         while True:
             if remote.size is not None and run.offset >= remote.size:
                 return
@@ -287,7 +288,7 @@ class Downloader:
                 self.on_note(f"{remote.path}: {fatal}; trying the next endpoint")
                 urls.pop(0)
                 failures = 0
-            except TRANSIENT as exc:
+            except transient as exc:
                 if (run.restarts, run.offset) != before:
                     failures = 0  # it moved forward: a flaky link, not a dead one
                 failures += 1

@@ -381,8 +381,9 @@ class RangedFill:
             return any(p.end - p.pos >= 2 * STEAL_MIN for p in self.active)
 
     def _fetch_piece(self, piece: _Piece, buf: bytearray) -> None:
-        from .response import TRANSIENT, describe
+        from .response import describe, transient_types
 
+        transient = transient_types()
         failures = 0
         policy = self.dl.policy
         while piece.pos < piece.end:
@@ -403,7 +404,7 @@ class RangedFill:
                     raise NetworkError(f"{self.remote.path}: {fatal}") from None
                 self.dl.on_note(f"{self.remote.path}: {fatal}; the rest from the next endpoint")
                 failures = 0
-            except TRANSIENT as exc:
+            except transient as exc:
                 if self.failing.is_set():
                     raise _Stopped() from None
                 if piece.pos != before:

@@ -4,21 +4,22 @@ and the ranged engines)."""
 
 from __future__ import annotations
 
-import http.client
+import functools
 from collections.abc import Callable
 
 from ...redact import redact_url
 from .http import TransientHttpError
 
 
+@functools.cache
 def transient_types() -> tuple[type[BaseException], ...]:
+    """The errors worth a retry; called where a download starts (urllib3 costs ~40 ms to import)."""
+    import http.client
+
     import urllib3.exceptions
 
     # requests' errors are OSErrors; urllib3's and http.client's are not.
     return (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError)
-
-
-TRANSIENT = transient_types()
 
 
 def body_reader(response) -> Callable[[memoryview], int]:

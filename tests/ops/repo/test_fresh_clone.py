@@ -16,7 +16,7 @@ from autoglm_cli.errors import (
 )
 from autoglm_cli.jsonable import to_jsonable
 from autoglm_cli.ops.repo import CloneRequest, clone
-from autoglm_cli.ops.repo.gitcmd import GitProgress
+from autoglm_cli.ops.repo.git_transfer import GitProgress
 from autoglm_cli.ops.repo.report import CloneReport
 from tests.fixtures.git_http import GitHttpServer, closed_port_url
 from tests.fixtures.git_repos import git
