@@ -7,11 +7,14 @@ polling quietly: the report then has no node series.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import asyncio
 
 # The scheduler's gauges (runtime/metrics); `autoglm_nodes{state}` is the gateway's own.
 ACTUAL = "autoglm_scheduler_actual_nodes"
@@ -72,6 +75,8 @@ async def poll(
     url: str, started_at: float, stop: asyncio.Event, *, interval_s: float = 0.5, headers: dict | None = None
 ) -> list[NodeSample]:
     """Scrape `url` every `interval_s` until `stop` is set."""
+    import asyncio  # the replay's own; not at import (start-up)
+
     import httpx
 
     samples: list[NodeSample] = []

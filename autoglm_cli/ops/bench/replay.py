@@ -14,7 +14,6 @@ time, and time per output token (TPOT) = (end - first token) / (tokens - 1).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,8 @@ from .prompts import prompt_of
 from .trace import TraceRequest
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx
 
 FALLBACK_HEADER = "x-autoglm-fallback"
@@ -117,6 +118,8 @@ async def replay(
 ) -> list[RequestRecord]:
     """Send every request of `trace` at its offset from `start` (a `time.perf_counter()`
     value, default now); returns the records in trace order."""
+    import asyncio  # the replay's own; not at import (start-up)
+
     import httpx
 
     cap = settings.max_in_flight

@@ -11,7 +11,6 @@ output token (TPOT) percentiles.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
@@ -94,6 +93,8 @@ class BenchReport:
 
 
 def run_bench(options: BenchOptions, *, progress: Progress = NULL_PROGRESS) -> BenchReport:
+    import asyncio  # the replay's own; not at import (start-up)
+
     _validate(options)
     full = load_trace(options.trace)
     trace = scale(full, speedup=options.speedup, start_s=options.start_s, duration_s=options.duration_s)
@@ -171,6 +172,8 @@ def _preflight(options: BenchOptions) -> str:
 
 
 async def _run(trace, settings: ReplaySettings, options: BenchOptions, *, on_done):
+    import asyncio  # the replay's own; not at import (start-up)
+
     start = time.perf_counter() + 0.05  # the poller's first sample lands before the first request
     stop = asyncio.Event()
     url = options.metrics_url or metrics_url_for(options.url)
