@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (command line, module, attribute called to do the work): the first real work of each command.
 COMMANDS: list[tuple[list[str], str, str]] = [
     (["env-check", "--only", "ports"], "autoglm_cli.ops.envcheck", "run_checks"),
-    (["verify", "{tmp}/SHA256SUMS"], "autoglm_cli.ops.checksums", "verify_manifest"),
+    (["verify", "{tmp}/SHA256SUMS"], "autoglm_cli.ops.checksums.verify", "verify_manifest"),
     (
         ["fetch-weights", "org/model", "--cache-dir", "{tmp}/hub"],
         "autoglm_cli.ops.weights.fetch",

@@ -8,14 +8,45 @@
 
 Another source of expected digests (e.g. Hub metadata) builds `ExpectedFile`s
 and calls `verify_expected`; it gets the same `VerifyReport` and exit codes.
+
+The names load on first use: `migrate-cache` needs `hashing`, not the verifier.
 """
 
-from .generate import GeneratedEntry, GenerateReport, generate_manifest
-from .hashing import BLOCK_SIZE, HashResult, NotRegularFileError, default_jobs, hash_file, hash_files
-from .manifest import MalformedLine, Manifest, ManifestEntry, format_line, parse_manifest
-from .verify import ExpectedFile, FileResult, FileStatus, VerifyReport, verify_expected, verify_manifest
+from __future__ import annotations
 
-__all__ = [
+from typing import TYPE_CHECKING
+
+from ...lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .generate import GeneratedEntry, GenerateReport, generate_manifest
+    from .hashing import BLOCK_SIZE, HashResult, NotRegularFileError, default_jobs, hash_file, hash_files
+    from .manifest import MalformedLine, Manifest, ManifestEntry, format_line, parse_manifest
+    from .verify import ExpectedFile, FileResult, FileStatus, VerifyReport, verify_expected, verify_manifest
+
+_HOMES = {
+    "GeneratedEntry": "generate",
+    "GenerateReport": "generate",
+    "generate_manifest": "generate",
+    "BLOCK_SIZE": "hashing",
+    "HashResult": "hashing",
+    "NotRegularFileError": "hashing",
+    "default_jobs": "hashing",
+    "hash_file": "hashing",
+    "hash_files": "hashing",
+    "MalformedLine": "manifest",
+    "Manifest": "manifest",
+    "ManifestEntry": "manifest",
+    "format_line": "manifest",
+    "parse_manifest": "manifest",
+    "ExpectedFile": "verify",
+    "FileResult": "verify",
+    "FileStatus": "verify",
+    "VerifyReport": "verify",
+    "verify_expected": "verify",
+    "verify_manifest": "verify",
+}
+__all__ = [  # literal, so linters and type checkers see the re-exports
     "BLOCK_SIZE",
     "ExpectedFile",
     "FileResult",
@@ -37,3 +68,4 @@ __all__ = [
     "verify_expected",
     "verify_manifest",
 ]
+__getattr__ = lazy_exports(__name__, _HOMES)

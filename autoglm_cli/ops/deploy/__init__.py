@@ -2,16 +2,15 @@
 
 One module per target (`local`, `docker_target`, `systemd_target`) behind the
 `Target` protocol (`base.py`); `flow.py` is the deploy itself, `gate.py` the
-health gate, `state.py` the state directory.
-
-The names below load on first use (PEP 562): `health` and `redeploy` import one
-module of this package and should not pay for the whole deploy flow at start-up.
+health gate, `state.py` the state directory. The names below load on first use:
+`health` and `redeploy` import one module of this package, not the whole flow.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ...lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .flow import DeployReport, deploy, status, stop
@@ -26,12 +25,13 @@ _HOMES = {
     "StateDir": "state",
     "resolve_state_dir": "state",
 }
-
-__all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{home}", __name__), name)
+__all__ = [  # literal, so linters and type checkers see the re-exports
+    "DeployReport",
+    "DeploymentState",
+    "StateDir",
+    "deploy",
+    "resolve_state_dir",
+    "status",
+    "stop",
+]
+__getattr__ = lazy_exports(__name__, _HOMES)
