@@ -130,7 +130,7 @@ def test_no_node_and_no_backup_is_503_with_the_reason():
         reply = httpx.post(f"{server.url}/v1/completions", json={"prompt": "x"})
         assert reply.status_code == 503
         error = reply.json()["error"]
-        assert error["code"] == "model_unavailable" and "ConnectError" in error["message"]
+        assert error["code"] == "model_unavailable" and "Connection refused" in error["message"]
 
 
 def test_queue_timeout_and_queue_full_answer_503():

@@ -246,4 +246,4 @@ def test_the_dead_endpoint_is_failed_and_never_used(gateway):
     states = sorted((n["state"], n["kind"]) for n in nodes)
     assert states == [("failed", "upstream"), ("ready", "upstream")]
     failed = next(n for n in nodes if n["state"] == "failed")
-    assert "ConnectError" in failed["error"]
+    assert "ConnectFailed" in failed["error"] and "refused" in failed["error"]

@@ -1,8 +1,8 @@
 """The `openai` backend: an OpenAI-compatible upstream (vLLM, SGLang, a hosted API).
 
-Runs in the gateway process with one `httpcore` connection pool per endpoint
-(httpcore is what httpx runs on; going to it directly saves about a quarter of
-the gateway's CPU per proxied request): `connection_pool.max_connections` /
+Runs in the gateway process with one HTTP/1.1 connection pool per endpoint
+(`http1.py`: asyncio protocols and httptools' parser; httpx/httpcore were the largest
+CPU cost of a proxied request): `connection_pool.max_connections` /
 `max_idle_connections` / `idle_timeout` size the pool, `read_timeout` bounds
 each read. Proxy variables (`HTTPS_PROXY`) are not read: upstreams are reached
 directly. Connection failures, 429 and 502-504 are retried with exponential backoff
@@ -69,63 +69,45 @@ class UpstreamRefusal(ApiError):
 
 
 class _Pool:
-    """The little of an HTTP client the backend needs, on an `httpcore.AsyncConnectionPool`."""
+    """The little of an HTTP client the backend needs, on an `http1.Http1Pool` to the endpoint."""
 
     def __init__(self, base_url: str, headers: dict[str, str], settings: BackendSettings) -> None:
-        from urllib.parse import urlsplit
+        from .http1 import Http1Pool
 
-        import httpcore
-
-        self.base_url = base_url
-        parts = urlsplit(base_url)
         self.headers = [
-            (b"Host", parts.netloc.rsplit("@", 1)[-1].encode()),
             (b"User-Agent", b"autoglm"),
             (b"Accept", b"application/json"),
             *((k.encode(), v.encode()) for k, v in headers.items()),
         ]
-        read = settings.read_timeout
-        self.timeouts = {"connect": min(10.0, read), "read": read, "write": read, "pool": read}
-        self.pool = httpcore.AsyncConnectionPool(
+        self.read_timeout = settings.read_timeout
+        self.pool = Http1Pool(
+            base_url,
             max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_idle_connections,
-            keepalive_expiry=settings.idle_timeout,
+            max_idle=settings.max_idle_connections,
+            idle_timeout=settings.idle_timeout,
+            connect_timeout=min(10.0, settings.read_timeout),
         )
 
-    def _args(self, path: str, body: dict | None, read: float | None):
-        headers = list(self.headers)
+    def _args(self, body: dict | None, read: float | None) -> dict:
+        headers = self.headers
         content = b""
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
-            headers += [
-                (b"Content-Type", b"application/json"),
-                (b"Content-Length", str(len(content)).encode()),
-            ]
-        timeouts = self.timeouts if read is None else {**self.timeouts, "read": read}
-        return self.base_url + path, headers, content, {"timeout": timeouts}
+            headers = [*headers, (b"Content-Type", b"application/json")]
+        timeout = self.read_timeout if read is None else read
+        return {"headers": headers, "content": content, "read_timeout": timeout, "pool_timeout": timeout}
 
     async def request(self, method: str, path: str, body: dict | None, *, read: float | None = None):
-        url, headers, content, extensions = self._args(path, body, read)
-        response = await self.pool.request(
-            method, url, headers=headers, content=content, extensions=extensions
-        )
-        return response.status, _header_map(response.headers), response.content
+        return await self.pool.request(method, path, **self._args(body, read))
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, path: str, body: dict | None, *, raw: bool = False):
-        url, headers, content, extensions = self._args(path, body, None)
-        async with self.pool.stream(
-            method, url, headers=headers, content=content, extensions=extensions
-        ) as r:
-            chunks = r.aiter_stream()
-            yield r.status, _header_map(r.headers), (chunks if raw else _lines(chunks))
+        async with self.pool.stream(method, path, **self._args(body, None)) as r:
+            chunks = r.aiter_bytes()
+            yield r.status, r.headers, (chunks if raw else _lines(chunks))
 
     async def close(self) -> None:
         await self.pool.aclose()
-
-
-def _header_map(headers) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
 
 
 async def _lines(chunks):
@@ -198,13 +180,13 @@ class UpstreamHandle:
 
     async def load(self) -> dict:
         """Probe `GET /models`: ready when the upstream answers."""
-        import httpcore
+        from .http1 import TransportError
 
         try:
             status, _, _ = await self.http.request(
                 "GET", "/models", None, read=min(10.0, self.settings.read_timeout)
             )
-        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+        except TransportError as exc:
             return self._status("failed", f"{self.label}: {type(exc).__name__}: {exc or 'no answer'}")
         if status >= 500:
             return self._status("failed", f"{self.label}/models answered {status}")
@@ -385,16 +367,14 @@ class UpstreamHandle:
         )
 
     async def _with_retries(self, attempt):
-        import httpcore
-
-        transport_errors = (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError)
+        from .http1 import ReadTimedOut, TransportError
 
         def retryable(exc: BaseException) -> bool:
-            if isinstance(exc, httpcore.ReadTimeout):
+            if isinstance(exc, ReadTimedOut):
                 return False  # the upstream is working on it, slowly: another try doubles the wait
             if isinstance(exc, _RetryableStatus) and (exc.retry_after or 0) > self.policy.max_delay:
                 return False  # it asks for a longer wait than a waiting client should get: say so instead
-            return isinstance(exc, (_RetryableStatus, *transport_errors))
+            return isinstance(exc, (_RetryableStatus, TransportError))
 
         def on_retry(attempt_: RetryAttempt) -> None:
             if self._on_retry is not None:
@@ -404,13 +384,13 @@ class UpstreamHandle:
             return await call_with_retry_async(
                 attempt, policy=self.policy, retry_if=retryable, on_retry=on_retry, sleep=self._sleep
             )
-        except httpcore.ReadTimeout:
+        except ReadTimedOut:
             raise ApiError(
                 f"the upstream sent nothing for {self.settings.read_timeout:.0f} s (read_timeout)",
                 status=504,
                 code="upstream_timeout",
             ) from None
-        except transport_errors as exc:
+        except TransportError as exc:
             raise NodeFailure(f"{self.label}: {type(exc).__name__}: {exc or 'connection failed'}") from None
         except _RetryableStatus as exc:
             if exc.status == 429:

@@ -81,24 +81,25 @@ async def _refuse(send, limit: int) -> None:
 
 
 def header_timeout_protocol(header_timeout: float):
-    """An h11 protocol class for `uvicorn.Config(http=...)` that closes connections whose
-    request headers do not arrive within `header_timeout` seconds."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    """uvicorn's httptools protocol (C parser: about a third of h11's CPU per request) for
+    `uvicorn.Config(http=...)`, closing connections whose request headers do not arrive
+    within `header_timeout` seconds of the connection or of the request's first byte."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HeaderTimeoutH11Protocol(H11Protocol):
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
         _header_timer = None
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._arm()
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is h11.IDLE:
-                self._arm()  # part of a request's headers: they must end in time (not re-armed)
-            else:
-                self._disarm()
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()  # a request started: its headers must end in time (not re-armed)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
 
         def connection_lost(self, exc) -> None:
             self._disarm()
@@ -115,7 +116,7 @@ def header_timeout_protocol(header_timeout: float):
 
         def _headers_late(self) -> None:
             self._header_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if not self.transport.is_closing():
                 self.transport.close()
 
-    return HeaderTimeoutH11Protocol
+    return HeaderTimeoutProtocol
