@@ -34,10 +34,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
+from .affinity import OutputLengthModel, PrefillBacklog, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .engine_load import effective_load, has_signals, kv_pressure
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
+from .prefix_index import PrefixIndex
 from .task_cost import TaskCostModel
 
 KV_NEARLY_FULL = 0.95  # an engine this full preempts or queues: prefer another at equal load
