@@ -227,6 +227,7 @@ class Dispatcher:
     # -- dispatching -----------------------------------------------------------------
 
     def dispatch_ready(self) -> None:
+        routed = False
         while True:
             task = self.queue.pop(self.eligible)
             if task is None:
@@ -248,6 +249,11 @@ class Dispatcher:
             job.status, job.node_id, job.served_model = JobStatus.RUNNING, node.id, target
             job.fallback_from = task.model if target != task.model else None
             job.runner = self.tasks.spawn(self.run(job, entry, target), name=f"autoglm-job-{job.id}")
+            routed = True
+        if routed:
+            # After the runners' first steps (they send the requests): the routing bookkeeping
+            # the requests need not wait for (the next decision does it first if still pending).
+            asyncio.get_running_loop().call_soon(self.scheduler.record_routed)
         self.update_queue_gauges()
 
     async def run(self, job: Job, entry: NodeEntry, model: str) -> None:

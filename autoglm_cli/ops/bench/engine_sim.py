@@ -292,6 +292,7 @@ class EngineSimulation:
             sim.inbound += 1
             seq = _Seq(head, self._outputs.pop(head.id), self.now, head.prefix_hashes)
             self._at(self.now + self.rtt_s / 2, self.REACH, (sim, seq))
+        self.policy.record_routed()  # as the gateway does once the requests are on their way
         if self._set_depth is not None:
             self._set_depth(len(queue))
 

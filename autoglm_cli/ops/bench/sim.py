@@ -72,6 +72,7 @@ class SimPolicy(Protocol):
     def set_queue_depth(self, depth: int) -> None: ...
     def can_dispatch(self, model: str) -> bool: ...
     def route_task(self, task: Task) -> Node: ...
+    def record_routed(self) -> None: ...
     def on_start(self, task: Task, node: Node) -> None: ...
     def on_completion(
         self, task: Task, node: Node, service_time: float, ok: bool, *, rtt: float | None = None
@@ -120,6 +121,9 @@ class FixedPool:
         node = ready[self._next % len(ready)]
         self._next += 1
         return node
+
+    def record_routed(self) -> None:
+        pass
 
     def on_start(self, task: Task, node: Node) -> None:
         pass
@@ -261,6 +265,7 @@ class Simulation:
             sim_node = self._nodes[node.id]
             sim_node.inbound += 1
             self._at(self.now + self.rtt_s / 2, "reach", (sim_node, task))
+        self.policy.record_routed()  # as the gateway does once the requests are on their way
         self.policy.set_queue_depth(len(self.queue))
 
     def _on_reach(self, payload: tuple[_SimNode, Task]) -> None:

@@ -2,10 +2,8 @@
 prefixes each node probably holds in its prefix cache, how much prefill work it still has
 ahead, and how long outputs tend to be.
 
-- `PrefixIndex`: the router's own record of the prefix blocks it sent to each node, an LRU
-  per node bounded by the node's cache size (SGLang's cache-aware router keeps the same
-  kind of approximate tree). One dict from block hash to the nodes holding it, so a
-  lookup walks the prompt's blocks once and stops where no node has the next one.
+- `PrefixIndex` (its own module, prefix_index.py): the router's own record of the prefix
+  blocks it sent to each node, an LRU per node bounded by the node's cache size.
 - `PrefillBacklog`: per node, the prompt tokens not in its cache of the requests sent
   there whose first token has not come yet: the prefill queue the next request joins.
 - `OutputLengthModel`: the mean output length learned online from finished requests, per
@@ -15,105 +13,6 @@ ahead, and how long outputs tend to be.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-
-
-class PrefixIndex:
-    """Not every block of a prompt is recorded (see `_sampled`): block hashes are chained, so
-    holding block i means holding the prefix up to it, and a long prompt's match to within a
-    few blocks is as good for routing as an exact one, for a fraction of the work on every
-    request. Each recorded block counts, against the node's capacity, for the blocks since
-    the one recorded before it."""
-
-    def __init__(self, stride: int = 1) -> None:
-        if stride < 1:
-            raise ValueError("stride must be >= 1")
-        self.stride = stride
-        self._holders: dict[int, dict[str, None]] = {}  # block hash -> nodes holding it
-        self._lru: dict[str, OrderedDict[int, int]] = {}  # node -> recorded blocks (oldest first): weight
-        self._used: dict[str, int] = {}  # node -> blocks its record stands for
-
-    def _sampled(self, hashes: tuple[int, ...]) -> list[tuple[int, int]]:
-        """(blocks up to and including it, hash) of the recorded blocks, in prompt order: every
-        `stride`-th of the first 64 x stride blocks, then twice as sparse each time the prompt
-        doubles (a match is then exact to within ~1/64 of its length), and the last block."""
-        last = len(hashes)
-        positions = _positions(self.stride, last)
-        picked = [(i, hashes[i - 1]) for i in positions]
-        if last and (not positions or positions[-1] != last):
-            picked.append((last, hashes[-1]))
-        return picked
-
-    def match(self, hashes: tuple[int, ...]) -> dict[str, int]:
-        """Per node, how many leading blocks of `hashes` it holds (nodes with none left out)."""
-        matched: dict[str, int] = {}
-        alive: set[str] | None = None
-        holders_of = self._holders
-        sampled = self._sampled(hashes)
-        for index, (depth, h) in enumerate(sampled):
-            holders = holders_of.get(h)
-            if not holders:
-                break
-            alive = set(holders) if alive is None else alive.intersection(holders)
-            if not alive:
-                break
-            if len(alive) == 1:  # one node left: walk on without sets
-                (only,) = alive
-                for depth2, h2 in sampled[index + 1 :]:
-                    holders = holders_of.get(h2)
-                    if not holders or only not in holders:
-                        break
-                    depth = depth2
-                matched[only] = depth
-                break
-            for node_id in alive:
-                matched[node_id] = depth
-        return matched
-
-    def insert(self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int) -> None:
-        if capacity_blocks <= 0 or not hashes:
-            return
-        lru = self._lru.get(node_id)
-        if lru is None:
-            lru = self._lru[node_id] = OrderedDict()
-            self._used[node_id] = 0
-        holders_of = self._holders
-        touch = lru.move_to_end
-        used = self._used[node_id]
-        sampled = self._sampled(hashes)
-        # Last block first, so that the first blocks are the most recent: the LRU then evicts a
-        # prompt from its tail, as engines do, and what stays is always a prefix. Each recorded
-        # block counts for the blocks since the one recorded before it.
-        for index in range(len(sampled) - 1, -1, -1):
-            depth, h = sampled[index]
-            if h in lru:
-                touch(h)
-                continue
-            weight = depth - (sampled[index - 1][0] if index else 0)
-            lru[h] = weight
-            used += weight
-            holders = holders_of.get(h)
-            if holders is None:
-                holders_of[h] = {node_id: None}
-            else:
-                holders[node_id] = None
-        while used > capacity_blocks and lru:
-            old, weight = lru.popitem(last=False)
-            used -= weight
-            self._forget(old, node_id)
-        self._used[node_id] = used
-
-    def remove_node(self, node_id: str) -> None:
-        self._used.pop(node_id, None)
-        for h in self._lru.pop(node_id, ()):
-            self._forget(h, node_id)
-
-    def _forget(self, h: int, node_id: str) -> None:
-        holders = self._holders.get(h)
-        if holders is not None:
-            holders.pop(node_id, None)
-            if not holders:
-                del self._holders[h]
 
 
 class PrefillBacklog:
@@ -166,27 +65,6 @@ class OutputLengthModel:
         mean, n = self._buckets.get(self._bucket(prompt_tokens), (self.mean, 0))
         trust = n / (n + self.min_samples)
         return max(1.0, trust * mean + (1.0 - trust) * self.mean)
-
-
-_POSITIONS: dict[tuple[int, int], list[int]] = {}
-
-
-def _positions(stride: int, blocks: int) -> list[int]:
-    """The block counts recorded for a prompt of `blocks` blocks (cached: prompts repeat sizes)."""
-    key = (stride, blocks)
-    found = _POSITIONS.get(key)
-    if found is None:
-        found, step, dense = [], stride, 64 * stride
-        i = stride
-        while i <= blocks:
-            found.append(i)
-            if i >= dense:
-                dense *= 2
-                step *= 2
-            i += step
-        if len(_POSITIONS) < 4096:
-            _POSITIONS[key] = found
-    return found
 
 
 def blocks_for(tokens: int | None, block_tokens: int) -> int:

@@ -163,6 +163,11 @@ class Scheduler(Protocol):
         """Requests waiting in the gateway's queue, at the start of every control tick."""
         ...
 
+    def record_routed(self) -> None:
+        """The tasks routed since the last call are on their way: do the bookkeeping of those
+        decisions that the next decision needs but the routed requests need not wait for."""
+        ...
+
     def nodes_to_remove(self, count: int) -> list[Node] | None:
         """The nodes to drain to shrink by `count` (None: the cluster's own removal order)."""
         ...
@@ -228,6 +233,9 @@ class BaseScheduler:
 
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth = max(0, depth)
+
+    def record_routed(self) -> None:
+        pass  # nothing deferred here (dynamic defers its prefix index update)
 
     # -- optional decisions: none by default -------------------------------------
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import operator
 import random
 
 from .base import MONOTONIC, BaseScheduler, Clock, Node, NodeState, NoNodeAvailable, Task
@@ -189,6 +190,7 @@ class PrefixHash(RoutingPolicy):
         self.load_bound = load_bound
         self.replicas = replicas
         self._ring_of: tuple[str, ...] = ()
+        self._ring_nodes: tuple[Node, ...] = ()  # the node objects the ring was last checked with
         self._points: list[int] = []
         self._owners: list[Node] = []
 
@@ -200,6 +202,11 @@ class PrefixHash(RoutingPolicy):
         return _stable_hash(task.id)
 
     def _ring(self, nodes: list[Node]) -> None:
+        # The same node objects as last time (every decision but the first after a change): the
+        # ring stands as it is, without the pass over its replicas x nodes points.
+        if len(nodes) == len(self._ring_nodes) and all(map(operator.is_, nodes, self._ring_nodes)):
+            return
+        self._ring_nodes = tuple(nodes)
         ids = tuple(n.id for n in nodes)
         if ids == self._ring_of:
             by_id = {n.id: n for n in nodes}

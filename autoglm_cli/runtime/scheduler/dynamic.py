@@ -34,10 +34,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .affinity import OutputLengthModel, PrefillBacklog, PrefixIndex, blocks_for
+from .affinity import OutputLengthModel, PrefillBacklog, blocks_for
 from .base import MONOTONIC, Clock, Node, NodeState, NoNodeAvailable, Task
 from .engine_load import effective_load, has_signals, kv_pressure
 from .forecast import ArrivalCounter, Forecaster, make_forecaster
+from .prefix_index import PrefixIndex
 from .task_cost import TaskCostModel
 
 KV_NEARLY_FULL = 0.95  # an engine this full preempts or queues: prefer another at equal load
@@ -188,6 +189,9 @@ class DynamicScheduler:
         self._recent_need = 0.0
         self._rr_last = -math.inf  # round-robin-baseline: the creation time of the last node chosen
         self.prefix_index = PrefixIndex(s.prefix_index_stride)
+        # (node, prefix hashes, capacity in blocks) routed but not yet in the prefix index:
+        # `record_routed` adds them once the request is on its way (see there).
+        self._unrecorded: list[tuple[str, tuple[int, ...], int]] = []
         self._kv_tokens: dict[str, int] = {}  # node -> KV tokens its requests will hold (estimated)
         self._kv_of: dict[str, tuple[str, int]] = {}  # task -> (node, its estimate)
         self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
@@ -242,6 +246,7 @@ class DynamicScheduler:
         return node
 
     def remove_node(self, node_id: str) -> Node | None:
+        self.record_routed()  # before the node's record goes, not after (it would come back)
         node = self.nodes.pop(node_id, None)
         self.prefix_index.remove_node(node_id)
         self.prefill_backlog.remove_node(node_id)
@@ -488,15 +493,18 @@ class DynamicScheduler:
         prefilling elsewhere: affinity bounded by load, on one scale. Nodes under the dispatch
         limit first. None when `auto` and the nodes do not batch (then least-time routes).
 
-        One pass over the nodes (it runs on every request)."""
+        One pass over the nodes (it runs on every request). The blocks the task will populate
+        on the chosen node join the prefix index in `record_routed`, not here."""
         s = self.settings
+        if self._unrecorded:
+            self.record_routed()  # every earlier decision counts in this one
         hashes = task.prefix_hashes
-        matched = self.prefix_index.match(hashes) if hashes else {}
+        matched = self.prefix_index.match(hashes) if hashes else None
         prompt = max(0, task.prompt_tokens)
         per_block = prompt / len(hashes) if hashes else 0.0
         backlog = self.prefill_backlog.tokens.get
-        depth = matched.get
-        kv = self._kv_tokens
+        depth = matched.get if matched else None
+        kv = self._kv_tokens.get
         need = prompt + int(self.output_lengths.predict(prompt))  # KV it will hold at its end
         prefill_w, stall_w, running_w = s.prefill_weight, s.stall_weight, s.running_weight_tokens
         waiting_w, kv_w = s.waiting_weight_tokens, s.kv_overflow_weight
@@ -507,28 +515,28 @@ class DynamicScheduler:
         best_score = full_score = math.inf
         best_uncached = full_uncached = prompt
         for node in self.nodes.values():
-            if node.state is not ready or model not in node.models or node.running >= node.capacity:
+            running, capacity = node.running, node.capacity
+            if node.state is not ready or running >= capacity or model not in node.models:
                 continue
-            slots = node.slots or node.capacity or default_slots
             if auto:
-                if slots <= 1:
+                if (node.slots or capacity or default_slots) <= 1:
                     return None
                 auto = False  # the first candidate decides, as for least-time
             node_id = node.id
-            uncached = prompt - per_block * depth(node_id, 0)
+            uncached = prompt - per_block * depth(node_id, 0) if depth else prompt
             # The gateway's own in-flight count, or an engine's report when it says more
             # (other clients share the engine).
-            load = effective_load(node, now) if node.signals_at is not None else node.running + node.queued
+            load = running + node.queued if node.signals_at is None else effective_load(node, now)
             score = backlog(node_id, 0) + uncached * (prefill_w + stall_w * load) + running_w * load
             if node.engine_waiting:
                 score += waiting_w * node.engine_waiting
-            capacity = node.kv_cache_tokens
-            if capacity:
+            kv_capacity = node.kv_cache_tokens
+            if kv_capacity:
                 # Past the KV cache the engine makes it wait for sequences to finish.
-                over = kv.get(node_id, 0) + need - capacity
+                over = kv(node_id, 0) + need - kv_capacity
                 if over > 0:
                     score += kv_w * over
-            if limit is None or load < limit * slots:
+            if limit is None or load < limit * (node.slots or capacity or default_slots):
                 if score < best_score:
                     best, best_score, best_uncached = node, score, uncached
             elif score < full_score:
@@ -538,12 +546,24 @@ class DynamicScheduler:
         if best is None:
             raise NoNodeAvailable(task.model)
         self.prefill_backlog.add(task.id, best.id, int(best_uncached))
-        kv[best.id] = kv.get(best.id, 0) + need
+        self._kv_tokens[best.id] = kv(best.id, 0) + need
         self._kv_of[task.id] = (best.id, need)
         if hashes:
             size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
-            self.prefix_index.insert(best.id, hashes, blocks_for(size, s.prefix_block_tokens))
+            self._unrecorded.append((best.id, hashes, blocks_for(size, s.prefix_block_tokens)))
         return best
+
+    def record_routed(self) -> None:
+        """Add the prompt blocks of the tasks routed since the last call to the prefix index
+        (they will be in the chosen node's cache). The gateway calls it once the requests are
+        on their way, so that a request does not wait for the bookkeeping of its own decision;
+        it is the same work on the same thread (benchmarks/bench_scheduler_batching.py times
+        it beside the decision). `route_task` calls it first when it was not, so a decision
+        always sees every earlier one, as if it had been recorded at once."""
+        pending, self._unrecorded = self._unrecorded, []
+        insert = self.prefix_index.insert
+        for node_id, hashes, capacity_blocks in pending:
+            insert(node_id, hashes, capacity_blocks)
 
     # --- helpers ----------------------------------------------------------------------------
 

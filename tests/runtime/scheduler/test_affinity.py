@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from autoglm_cli.runtime.scheduler.affinity import OutputLengthModel, PrefillBacklog, PrefixIndex
+from autoglm_cli.runtime.scheduler.affinity import OutputLengthModel, PrefillBacklog
+from autoglm_cli.runtime.scheduler.prefix_index import PrefixIndex
 
 
 def test_a_match_is_the_longest_shared_prefix_per_node():

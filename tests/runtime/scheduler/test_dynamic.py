@@ -413,3 +413,21 @@ def test_from_config_turns_bad_values_into_config_errors():
     with pytest.raises(ConfigError) as info:
         DynamicScheduler.from_config(config)
     assert "deploy.yaml" in info.value.message and "target utilisation" in info.value.message
+
+
+def test_the_prefix_index_update_waits_for_record_routed_but_never_misses_a_decision(clock):
+    sched = make(clock, slots_per_node=64, prefix_cache_tokens=100_000)
+    ready(sched, "a", slots=64)
+    ready(sched, "b", slots=64)
+    prompt = Task(id="t1", model="m", prompt_tokens=4096, prefix_hashes=(11, 12, 13, 14, 15, 16, 17, 18))
+    first = sched.route_task(prompt)
+    assert sched.prefix_index.match(prompt.prefix_hashes) == {}  # not yet: the request goes first
+    sched.record_routed()
+    assert sched.prefix_index.match(prompt.prefix_hashes) == {first.id: 8}
+    # Without record_routed in between, the next decision records the earlier one first.
+    again = Task(id="t2", model="m", prompt_tokens=4096, prefix_hashes=(21, 22, 23, 24, 25, 26, 27, 28))
+    second = sched.route_task(again)
+    follow = Task(id="t3", model="m", prompt_tokens=4608, prefix_hashes=(*again.prefix_hashes, 29))
+    assert sched.route_task(follow) is second  # its conversation's node: the cached prefix counted
+    sched.remove_node(second.id)  # records what is pending first, then forgets the node
+    assert sched.prefix_index.match(follow.prefix_hashes) == {}
