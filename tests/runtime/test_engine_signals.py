@@ -65,15 +65,15 @@ def _node(name: str, *, running: int = 0) -> Node:
     )
 
 
-def test_effective_load_adds_what_was_sent_since_the_report_and_ignores_stale_reports():
+def test_effective_load_moves_the_report_by_what_was_sent_or_finished_since_and_ignores_stale_ones():
     node = _node("a", running=2)
     assert effective_load(node, now=10.0) == 2  # no report: the gateway's own count
     apply(node, parse_metrics(VLLM), now=10.0)  # 5 running + 4 waiting, 2 of them ours
     assert effective_load(node, now=10.5) == 9
     node.running = 5  # three more sent since the poll
     assert effective_load(node, now=10.5) == 12
-    node.running = 0  # ours finished; the report still counts until the next poll
-    assert effective_load(node, now=10.5) == 9
+    node.running = 0  # our two finished since: the engine holds the other clients' 7
+    assert effective_load(node, now=10.5) == 7
     assert not has_signals(node, now=20.0) and effective_load(node, now=20.0) == 0
 
 

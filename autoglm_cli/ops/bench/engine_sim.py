@@ -38,6 +38,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ...runtime.engines.signals import EngineSignals
+from ...runtime.engines.signals import apply as apply_signals
 from ...runtime.scheduler.base import Node, NodeKind, NodeState, NoNodeAvailable, Task
 from ...runtime.scheduler.queue import PriorityQueue
 from .stats import LatencySummary
@@ -441,11 +443,8 @@ class EngineSimulation:
         for sim in self._nodes.values():
             if sim.gone_at is not None or sim.node.state is not NodeState.READY:
                 continue
-            node = sim.node
-            node.engine_running = len(sim.running) + len(sim.prefilling)
-            node.engine_waiting = len(sim.waiting)
-            node.kv_cache_usage = sim.kv_used / kv
-            node.signals_at = now
+            report = EngineSignals(len(sim.running) + len(sim.prefilling), len(sim.waiting), sim.kv_used / kv)
+            apply_signals(sim.node, report, now)  # as the runtime's poller does
         self._at(now + self.poll_s, self.POLL)
 
     def _on_tick(self, _: object) -> None:

@@ -3,8 +3,8 @@ gateway sent it since (pure: no I/O; `Node` fields filled by `runtime/engines/si
 
 vLLM and SGLang batch by themselves and report their running and waiting requests; the
 gateway polls that every `engines.poll_interval`. Between polls the gateway's own count
-moves first: requests sent since the poll are added, and a node never looks less loaded
-than what this gateway has in flight there (the engine may also serve other clients, so
+moves the report: requests sent since the poll are added, those finished since are taken
+off, and a node never looks less loaded than what this gateway has in flight there (the engine may also serve other clients, so
 its report can be higher). Stale signals (older than `max_age`) count for nothing.
 """
 
@@ -24,14 +24,16 @@ def has_signals(node: Node, now: float | None = None, max_age: float = SIGNAL_MA
 
 
 def effective_load(node: Node, now: float | None = None, max_age: float = SIGNAL_MAX_AGE) -> float:
-    """Requests at the node: the engine's running + waiting, plus those sent since its report;
-    at least the gateway's own in-flight count; only that without a fresh report."""
+    """Requests at the node: the engine's running + waiting, moved by the change in the
+    gateway's own in-flight count there since the report (sent since: more; finished since:
+    fewer; a report counts requests that may have ended since); at least the gateway's own
+    count; only that without a fresh report."""
     own = node.queued + node.running
     if not has_signals(node, now, max_age):
         return float(own)
-    sent_since = max(0, node.running - node.extra.get(RUNNING_AT_POLL, node.running))
+    moved_since = node.running - node.extra.get(RUNNING_AT_POLL, node.running)
     reported = (node.engine_running or 0) + (node.engine_waiting or 0)
-    return float(max(own, reported + sent_since))
+    return float(max(own, reported + moved_since))
 
 
 def kv_pressure(node: Node, now: float | None = None, max_age: float = SIGNAL_MAX_AGE) -> float:
