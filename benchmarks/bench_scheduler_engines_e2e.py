@@ -61,7 +61,7 @@ def bytes_per_token() -> float:
     return len(text.encode()) / 20000
 
 
-def engine_args(compress: float, bpt: float) -> list[str]:
+def engine_args(compress: float, bpt: float, cache_tokens: int | None = None) -> list[str]:
     """The fake engine's options for EngineModel's costs, `compress` times faster. The engine
     hashes 256-byte blocks; a block is 256 / bpt trace tokens."""
     e, k = ENGINE, compress
@@ -86,7 +86,7 @@ def engine_args(compress: float, bpt: float) -> list[str]:
         "--max-prefill-blocks",
         str(math.ceil(e.max_prefill_tokens / block_tokens)),
         "--cache-blocks",
-        str(math.ceil(e.prefix_cache_tokens / block_tokens)),
+        str(math.ceil((cache_tokens or e.prefix_cache_tokens) / block_tokens)),
         "--hash-blocks",
         "100000",  # the whole prompt: an engine caches all of it
         "--stream-interval",
@@ -320,8 +320,9 @@ def main() -> None:
     parser.add_argument("--start", type=float, default=600.0, help="trace seconds where the window starts")
     parser.add_argument("--window", type=float, default=225.0, help="trace seconds replayed (at x1.5)")
     parser.add_argument("--compress", type=float, default=2.0, help="engines and trace this much faster")
+    parser.add_argument("--poll", type=float, default=0.5, help="engine poll interval (uncompressed s)")
     parser.add_argument(
-        "--poll", type=float, default=0.5, help="engine poll interval (uncompressed s)"
+        "--cache-tokens", type=int, default=None, help="each engine's prefix cache (default: EngineModel's)"
     )
     parser.add_argument("--quick", action="store_true", help="a 120 s window (about half the time)")
     parser.add_argument("--no-sim", action="store_true", help="skip the simulated reference")
@@ -334,7 +335,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown policies {unknown} (choose from {', '.join(POLICIES)})")
     bpt = bytes_per_token()
-    eargs = engine_args(opts.compress, bpt)
+    eargs = engine_args(opts.compress, bpt, opts.cache_tokens)
     setting = {
         "trace": TRACE.name,
         "start_s": opts.start,

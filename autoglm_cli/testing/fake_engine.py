@@ -455,6 +455,15 @@ class FakeEngine:
         lines = []
         for name, kind, value in rows:
             lines += [f"# HELP {name} fake engine", f"# TYPE {name} {kind}", f"{name}{label} {float(value)}"]
+        if self.options.flavour == "vllm" and self.options.batching and self.options.kv_tokens:
+            # vLLM's info gauge: the KV cache's size (its prefix cache's too) in its labels
+            blocks = self.options.kv_tokens // 16
+            info = f'block_size="16",enable_prefix_caching="True",num_gpu_blocks="{blocks}"'
+            lines += [
+                "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+                "# TYPE vllm:cache_config_info gauge",
+                f"vllm:cache_config_info{{{info}}} 1.0",
+            ]
         return "\n".join(lines) + "\n"
 
 

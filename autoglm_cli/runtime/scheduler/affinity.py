@@ -30,8 +30,8 @@ class PrefixIndex:
             raise ValueError("stride must be >= 1")
         self.stride = stride
         self._holders: dict[int, dict[str, None]] = {}  # block hash -> nodes holding it
-        self._lru: dict[str, OrderedDict[int, int]] = {}  # node -> recorded blocks (oldest first): weight
-        self._used: dict[str, int] = {}  # node -> blocks its record stands for
+        self._lru: dict[str, OrderedDict[int, float]] = {}  # node -> recorded blocks (oldest first): weight
+        self._used: dict[str, float] = {}  # node -> blocks its record stands for
 
     def _sampled(self, hashes: tuple[int, ...]) -> list[tuple[int, int]]:
         """(blocks up to and including it, hash) of the recorded blocks, in prompt order: every
@@ -70,7 +70,13 @@ class PrefixIndex:
                 matched[node_id] = depth
         return matched
 
-    def insert(self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int) -> None:
+    def insert(
+        self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int, *, block_weight: float = 1.0
+    ) -> None:
+        """Record `hashes` as held by `node_id`, evicting its oldest records past `capacity_blocks`.
+        `block_weight`: how many blocks of the cache each of these blocks fills (more than one
+        when a prompt's hashes stop before its end, as the gateway's do past MAX_BLOCKS: the
+        engine still holds the whole prompt)."""
         if capacity_blocks <= 0 or not hashes:
             return
         lru = self._lru.get(node_id)
@@ -89,7 +95,7 @@ class PrefixIndex:
             if h in lru:
                 touch(h)
                 continue
-            weight = depth - (sampled[index - 1][0] if index else 0)
+            weight = (depth - (sampled[index - 1][0] if index else 0)) * block_weight
             lru[h] = weight
             used += weight
             holders = holders_of.get(h)

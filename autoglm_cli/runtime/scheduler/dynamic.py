@@ -542,7 +542,12 @@ class DynamicScheduler:
         self._kv_of[task.id] = (best.id, need)
         if hashes:
             size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
-            self.prefix_index.insert(best.id, hashes, blocks_for(size, s.prefix_block_tokens))
+            # A prompt longer than its hashes reach (the gateway hashes at most MAX_BLOCKS) fills
+            # the engine's cache with all its tokens: its blocks weigh what they stand for.
+            weight = max(1.0, per_block / s.prefix_block_tokens)
+            self.prefix_index.insert(
+                best.id, hashes, blocks_for(size, s.prefix_block_tokens), block_weight=weight
+            )
         return best
 
     # --- helpers ----------------------------------------------------------------------------
