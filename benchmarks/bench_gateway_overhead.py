@@ -11,7 +11,9 @@ uvicorn that answers at once), `autoglm serve` with the `openai` backend in
 front of it (auth on, metrics on), and this load generator. The load is open
 loop (requests start on a fixed schedule, whatever the answers do) at `--rate`
 per second, in alternating phases: one phase straight to the upstream, one
-through the gateway, and so on, so both arms see the same machine. Added
+through the gateway, and so on, so both arms see the same machine; after each phase the
+script waits until the proxies are idle (LiteLLM saturates at 200 req/s here and keeps
+working after its last answer), so no arm's leftovers run in another arm's phase. Added
 latency = gateway percentile - direct percentile.
 
     .venv/bin/python benchmarks/bench_gateway_overhead.py             # 3 x 6 phases of 1 s at 200 req/s
@@ -153,6 +155,7 @@ async def measure(
     seconds: float,
     warmup: int,
     litellm: tuple[str, str] | None = None,
+    servers: list[int] = (),
 ):
     body = json.dumps(BODY).encode()
     clients = {
@@ -173,9 +176,25 @@ async def measure(
             latencies, failed = await phase(client, rate, seconds)
             results[name] += latencies
             errors[name] += failed
+            await settle(servers)
     for client in clients.values():
         client.close()
     return results, errors
+
+
+async def settle(pids: list[int], *, idle_share: float = 0.05, limit_s: float = 15.0) -> None:
+    """Wait until the proxies are idle (under `idle_share` of a core over 0.1 s), so that one
+    arm's leftovers (a backlog, logging after the answers) do not run in the next arm's phase."""
+    if not pids:
+        return
+    deadline = time.perf_counter() + limit_s
+    before = sum(_tree_cpu(pid) for pid in pids)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+        now = sum(_tree_cpu(pid) for pid in pids)
+        if now - before < idle_share * 0.1:
+            return
+        before = now
 
 
 def _tree_cpu(pid: int) -> float:
@@ -281,6 +300,7 @@ def main() -> int:
                     args.seconds,
                     warmup=200,
                     litellm=(litellm[1], litellm[2]) if litellm is not None else None,
+                    servers=[gateway.proc.pid, *([litellm[0].pid] if litellm is not None else [])],
                 )
             )
             cpu_used = sum(gateway_process.cpu_times()[:2]) - cpu_before

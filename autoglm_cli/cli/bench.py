@@ -89,6 +89,22 @@ def command(
     max_output_tokens: Annotated[
         Optional[int], typer.Option("--max-output-tokens", help="Cap max_tokens.")
     ] = None,
+    max_tokens: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-tokens",
+            help="Send this max_tokens with every request, as clients with a constant do (default: each"
+            " request's traced output length, which tells the server the length in advance).",
+        ),
+    ] = None,
+    output_length_field: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output-length-field",
+            help="Test engines only (autoglm_cli.testing.fake_engine --output-field): put the traced"
+            " output length in this body field.",
+        ),
+    ] = None,
     metrics_url: Annotated[
         Optional[str],
         typer.Option("--metrics-url", help="Where the node count is (default: /metrics at the root)."),
@@ -189,6 +205,8 @@ def command(
         ignore_eos=ignore_eos,
         max_prompt_tokens=max_prompt_tokens,
         max_output_tokens=max_output_tokens,
+        max_tokens=max_tokens,
+        output_length_field=output_length_field,
         metrics_url=metrics_url,
         plot=plot_path,
         requests_file=requests_file,

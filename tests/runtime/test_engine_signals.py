@@ -242,3 +242,26 @@ def test_the_fake_engine_counts_prefix_cache_hits_on_its_metrics():
     hits = next(line for line in text.splitlines() if line.startswith("vllm:prefix_cache_hits_total"))
     assert float(hits.split()[-1]) >= 4  # the second request found the system prompt's blocks
     assert parse_metrics(text).kv_cache_usage > 0
+
+
+def test_the_kv_cache_size_comes_from_vllms_cache_config_info_and_reaches_the_node():
+    text = (
+        VLLM + 'vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="25000",'
+        'enable_prefix_caching="True"} 1.0\n'
+    )
+    signals = parse_metrics(text)
+    assert signals.kv_cache_tokens == 400_000
+    assert parse_metrics(VLLM).kv_cache_tokens is None  # not reported: unknown
+    node = _node("a")
+    apply(node, parse_metrics(VLLM), now=1.0)
+    assert node.kv_cache_tokens is None
+    apply(node, signals, now=2.0)
+    assert node.kv_cache_tokens == 400_000
+    apply(node, parse_metrics(VLLM), now=3.0)  # a report without it keeps what is known
+    assert node.kv_cache_tokens == 400_000
+
+
+def test_the_batching_fake_engine_reports_its_kv_cache_size_like_vllm():
+    with ThreadedServer(FakeEngine(model="glm", step_s=0.001, kv_tokens=64_000)) as server:
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    assert parse_metrics(text).kv_cache_tokens == 64_000

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .prompts import prompt_of
-from .trace import TraceRequest
+from .prompts import prompt_of, prompt_of_blocks
+from .trace import MOONCAKE_BLOCK_TOKENS, TraceRequest
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,6 +42,13 @@ class ReplaySettings:
     max_prompt_tokens: int | None = None
     max_output_tokens: int | None = None
     stream: bool = True  # measure the first token (TTFT, TPOT); False: one JSON answer
+    # max_tokens on every request, as clients that set a constant do (None: the trace's output
+    # length, which tells the server each request's length in advance: an oracle for its scheduler)
+    max_tokens: int | None = None
+    # For test engines (testing/fake_engine.py `output_field`): the trace's output length in this
+    # body field, which a gateway forwards unread, so the answer has the traced length while
+    # max_tokens stays uninformative. A real engine ignores or refuses unknown fields.
+    output_length_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,15 +99,21 @@ def request_body(settings: ReplaySettings, index: int, request: TraceRequest) ->
     prompt_tokens = request.prompt_tokens
     if settings.max_prompt_tokens is not None:
         prompt_tokens = min(prompt_tokens, settings.max_prompt_tokens)
-    max_tokens = request.generated_tokens
+    max_tokens = request.generated_tokens if settings.max_tokens is None else settings.max_tokens
     if settings.max_output_tokens is not None:
         max_tokens = min(max_tokens, settings.max_output_tokens)
+    if request.prefix_hashes:  # shared prefixes stay shared (prompts.prompt_of_blocks)
+        text = prompt_of_blocks(request.prefix_hashes, prompt_tokens, MOONCAKE_BLOCK_TOKENS)
+    else:
+        text = prompt_of(prompt_tokens, index)
     body: dict = {
         "model": settings.model,
-        "messages": [{"role": "user", "content": prompt_of(prompt_tokens, index)}],
+        "messages": [{"role": "user", "content": text}],
         "max_tokens": max(1, max_tokens),
         "temperature": 0.0,
     }
+    if settings.output_length_field:
+        body[settings.output_length_field] = request.generated_tokens
     if settings.ignore_eos:
         body["ignore_eos"] = True
     if settings.stream:

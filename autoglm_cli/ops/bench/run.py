@@ -45,6 +45,8 @@ class BenchOptions:
     ignore_eos: bool = False
     max_prompt_tokens: int | None = None
     max_output_tokens: int | None = None
+    max_tokens: int | None = None  # the same max_tokens on every request (None: the trace's lengths)
+    output_length_field: str | None = None  # test engines only: the trace's length in this body field
     metrics_url: str | None = None  # default: /metrics at the endpoint's root
     metrics_interval_s: float = 0.5
     plot: Path | None = None
@@ -114,6 +116,8 @@ def run_bench(options: BenchOptions, *, progress: Progress = NULL_PROGRESS) -> B
         ignore_eos=options.ignore_eos,
         max_prompt_tokens=options.max_prompt_tokens,
         max_output_tokens=options.max_output_tokens,
+        max_tokens=options.max_tokens,
+        output_length_field=options.output_length_field,
     )
     task = progress.task(f"replaying {len(trace)} requests", total=len(trace))
     records, samples = asyncio.run(_run(trace, settings, options, on_done=lambda _: task.advance()))
@@ -132,6 +136,8 @@ def run_bench(options: BenchOptions, *, progress: Progress = NULL_PROGRESS) -> B
 def _validate(options: BenchOptions) -> None:
     if options.max_in_flight < 1:
         raise UsageError("--max-in-flight must be at least 1")
+    if options.max_tokens is not None and options.max_tokens < 1:
+        raise UsageError("--max-tokens must be at least 1")
     if options.timeout_s <= 0:
         raise UsageError("--timeout must be positive")
     if not 0.0 <= options.max_error_rate <= 1.0:

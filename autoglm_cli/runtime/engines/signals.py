@@ -7,6 +7,11 @@ Names read (summed over label sets, e.g. one per served model name):
 | running requests | `vllm:num_requests_running` | `sglang:num_running_reqs` |
 | waiting requests | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` |
 | KV-cache use 0..1 | `vllm:kv_cache_usage_perc` (older: `vllm:gpu_cache_usage_perc`) | `sglang:token_usage` |
+| KV-cache size, tokens | `vllm:cache_config_info` labels `num_gpu_blocks` x `block_size` | - |
+
+The KV cache's size is also its prefix cache's (an engine keeps cached prefixes in free KV
+blocks): it becomes `Node.kv_cache_tokens`, which the dynamic policy sizes its record of
+each node's prefix cache by and charges KV overflow against (without it: 1M tokens assumed).
 
 `EngineSignalPoller` runs in the gateway's event loop: every `engines.poll_interval` it
 scrapes every upstream node that has a metrics URL, all at once, with a short timeout.
@@ -17,6 +22,7 @@ its last report, which goes stale (`scheduler/engine_load.SIGNAL_MAX_AGE`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -30,7 +36,10 @@ RUNNING = ("vllm:num_requests_running", "sglang:num_running_reqs")
 WAITING = ("vllm:num_requests_waiting", "sglang:num_queue_reqs")
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage")
 
+CACHE_INFO = "vllm:cache_config_info"
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,13 @@ class EngineSignals:
     running: int | None
     waiting: int | None
     kv_cache_usage: float | None
+    kv_cache_tokens: int | None = None  # the KV cache's size (vLLM's cache_config_info)
 
 
 def parse_metrics(text: str) -> EngineSignals:
     """The signals in a Prometheus text exposition (None for what it does not report)."""
     sums: dict[str, float] = {}
+    kv_tokens: int | None = None
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
@@ -50,6 +61,11 @@ def parse_metrics(text: str) -> EngineSignals:
         if match is None:
             continue
         name = match.group(1)
+        if name == CACHE_INFO and match.group(2):
+            labels = dict(_LABEL.findall(match.group(2)))
+            with contextlib.suppress(KeyError, ValueError):
+                kv_tokens = int(labels["num_gpu_blocks"]) * int(labels["block_size"])
+            continue
         if name in RUNNING or name in WAITING or name in KV_USAGE:
             try:
                 value = float(match.group(3))
@@ -65,6 +81,7 @@ def parse_metrics(text: str) -> EngineSignals:
         running=None if running is None else round(running),
         waiting=None if waiting is None else round(waiting),
         kv_cache_usage=None if kv is None else min(1.0, max(0.0, kv)),
+        kv_cache_tokens=kv_tokens if kv_tokens and kv_tokens > 0 else None,
     )
 
 
@@ -73,6 +90,8 @@ def apply(node: Node, signals: EngineSignals, now: float) -> None:
     node.engine_running = signals.running
     node.engine_waiting = signals.waiting
     node.kv_cache_usage = signals.kv_cache_usage
+    if signals.kv_cache_tokens is not None:
+        node.kv_cache_tokens = signals.kv_cache_tokens
     node.signals_at = now
     node.extra[RUNNING_AT_POLL] = node.running
 

@@ -41,10 +41,11 @@ def make_scheduler(
         from .dynamic import DynamicScheduler
 
         return DynamicScheduler.from_config(config, clock=clock)
+    from ..prefix import BLOCK_TOKENS
     from .registry import make_policy
 
-    try:  # static and the baselines: a fixed pool of `workers`
-        return make_policy(choice.policy, clock=clock, workers=choice.workers)
+    try:  # static and the baselines: a fixed pool of `workers`; prompt blocks as the gateway hashes them
+        return make_policy(choice.policy, clock=clock, workers=choice.workers, block_tokens=BLOCK_TOKENS)
     except ValueError as exc:
         raise ConfigError(str(exc), field="scheduler") from None
 

@@ -11,9 +11,10 @@ set it, and the prompt's prefix hashes. None knows a request's output length.
 - `least-tokens`: the fewest outstanding tokens, prompt + max_tokens of each request sent
   there (what a router can count: the output length is unknown until the end).
 - `p2c`: of two nodes drawn at random, the one with fewer outstanding tokens.
-- `prefix-hash`: consistent hashing on the prompt's prefix (its first `prefix_blocks`
-  blocks) with bounded load (Mirrokni et al.: a node takes at most `load_bound` x the mean
-  load, else the next one on the ring), what vLLM production-stack's and llm-d's prefix
+- `prefix-hash`: consistent hashing on the prompt's prefix (its first `prefix_tokens`,
+  1024 by default: as many blocks of `block_tokens` as that takes) with bounded load
+  (Mirrokni et al.: a node takes at most `load_bound` x the mean load, else the next one
+  on the ring), what vLLM production-stack's and llm-d's prefix
   routing approximate: the same conversation lands where its KV cache is.
 """
 
@@ -178,12 +179,18 @@ class PrefixHash(RoutingPolicy):
         self,
         workers: int = 1,
         *,
-        prefix_blocks: int = 2,
+        prefix_blocks: int | None = None,
+        prefix_tokens: int = 1024,
+        block_tokens: int = 512,
         load_bound: float = 1.25,
         replicas: int = 64,
         **kwargs,
     ) -> None:
         super().__init__(workers, **kwargs)
+        if prefix_blocks is None:
+            # The same prefix whatever the block size: two of Mooncake's 512-token blocks in the
+            # simulation, sixteen of the gateway's 64-token blocks (runtime/prefix.py) end to end.
+            prefix_blocks = max(1, math.ceil(prefix_tokens / max(1, block_tokens)))
         if prefix_blocks < 1 or load_bound < 1.0 or replicas < 1:
             raise ValueError("prefix_blocks >= 1, load_bound >= 1 and replicas >= 1 are required")
         self.prefix_blocks = prefix_blocks

@@ -191,7 +191,7 @@ class DynamicScheduler:
         self.prefix_index = PrefixIndex(s.prefix_index_stride)
         # (node, prefix hashes, capacity in blocks) routed but not yet in the prefix index:
         # `record_routed` adds them once the request is on its way (see there).
-        self._unrecorded: list[tuple[str, tuple[int, ...], int]] = []
+        self._unrecorded: list[tuple[str, tuple[int, ...], int, float]] = []  # node, hashes, capacity, weight
         self._kv_tokens: dict[str, int] = {}  # node -> KV tokens its requests will hold (estimated)
         self._kv_of: dict[str, tuple[str, int]] = {}  # task -> (node, its estimate)
         self._rates: deque[float] = deque(maxlen=max(1, int(s.peak_memory_s / s.forecast_interval_s)))
@@ -550,7 +550,10 @@ class DynamicScheduler:
         self._kv_of[task.id] = (best.id, need)
         if hashes:
             size = s.prefix_cache_tokens or best.kv_cache_tokens or 1_000_000
-            self._unrecorded.append((best.id, hashes, blocks_for(size, s.prefix_block_tokens)))
+            # A prompt longer than its hashes reach (the gateway hashes at most MAX_BLOCKS) fills
+            # the engine's cache with all its tokens: its blocks weigh what they stand for.
+            weight = max(1.0, per_block / s.prefix_block_tokens)
+            self._unrecorded.append((best.id, hashes, blocks_for(size, s.prefix_block_tokens), weight))
         return best
 
     def record_routed(self) -> None:
@@ -562,8 +565,8 @@ class DynamicScheduler:
         always sees every earlier one, as if it had been recorded at once."""
         pending, self._unrecorded = self._unrecorded, []
         insert = self.prefix_index.insert
-        for node_id, hashes, capacity_blocks in pending:
-            insert(node_id, hashes, capacity_blocks)
+        for node_id, hashes, capacity_blocks, weight in pending:
+            insert(node_id, hashes, capacity_blocks, block_weight=weight)
 
     # --- helpers ----------------------------------------------------------------------------
 

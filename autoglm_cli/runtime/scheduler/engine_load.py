@@ -4,8 +4,9 @@ gateway sent it since (pure: no I/O; `Node` fields filled by `runtime/engines/si
 vLLM and SGLang batch by themselves and report their running and waiting requests; the
 gateway polls that every `engines.poll_interval`. Between polls the gateway's own count
 moves the report: requests sent since the poll are added, those finished since are taken
-off, and a node never looks less loaded than what this gateway has in flight there (the engine may also serve other clients, so
-its report can be higher). Stale signals (older than `max_age`) count for nothing.
+off, and a node never looks less loaded than what this gateway has in flight there (the
+engine may also serve other clients, so its report can be higher). Stale signals (older
+than `max_age`) count for nothing.
 """
 
 from __future__ import annotations

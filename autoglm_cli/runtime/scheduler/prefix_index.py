@@ -14,6 +14,7 @@ against a plain reference on random prompts).
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +38,7 @@ class PrefixIndex:
         # node -> recorded blocks: weight, oldest first (a plain dict keeps insertion order and
         # its operations cost a third of an OrderedDict's; a refresh is a pop and an insert)
         self._lru: dict[str, dict[int, int]] = {}
-        self._used: dict[str, int] = {}  # node -> blocks its record stands for
+        self._used: dict[str, float] = {}  # node -> blocks its record stands for
         self._bit: dict[str, int] = {}  # node -> its bit in the masks
         self._node_at: list[str | None] = []  # bit position -> node (None: free)
         self._names: dict[int, tuple[str, ...]] = {}  # mask -> its nodes (masks recur: cached)
@@ -78,9 +79,13 @@ class PrefixIndex:
             names = self._names[mask] = tuple(names)
         return names
 
-    def insert(self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int) -> None:
+    def insert(
+        self, node_id: str, hashes: tuple[int, ...], capacity_blocks: int, *, block_weight: float = 1
+    ) -> None:
         """Record that `node_id` now holds `hashes` (most recently used), evicting its least
-        recently used records past `capacity_blocks`."""
+        recently used records past `capacity_blocks`. `block_weight`: how many blocks of the
+        cache each of these blocks fills (more than one when a prompt's hashes stop before its
+        end, as the gateway's do past MAX_BLOCKS: the engine still holds the whole prompt)."""
         if capacity_blocks <= 0 or not hashes:
             return
         lru = self._lru.get(node_id)
@@ -92,14 +97,17 @@ class PrefixIndex:
         # prompt from its tail, as engines do, and what stays is always a prefix. Out and back in
         # at the end: a record held keeps its weight (> 0), a new one gets its layout's (< 0 here).
         last_first = layout.pick(hashes)[::-1]
-        weights = list(map(lru.pop, last_first, layout.new_weights_last_first))
+        new_weights = layout.new_weights_last_first
+        if block_weight != 1:
+            new_weights = [w * block_weight for w in new_weights]
+        weights = list(map(lru.pop, last_first, new_weights))
         sizes = list(map(abs, weights))
         lru.update(zip(last_first, sizes, strict=True))
         total = sum(sizes)
-        fresh_blocks = (total - sum(weights)) // 2  # the new records' weights, whose sign was -
+        fresh_blocks = (total - sum(weights)) / 2  # the new records' weights, whose sign was -
         if fresh_blocks:
             holders = self._holders
-            fresh = list(compress(last_first, map((0).__gt__, weights)))
+            fresh = list(compress(last_first, map((0.0).__gt__, weights)))  # 0.0: int and float weights
             masks = list(map(holders.get, fresh, repeat(0)))
             holders.update(zip(fresh, map(or_, masks, repeat(bit)), strict=True))
             self._used[node_id] += fresh_blocks
@@ -107,10 +115,10 @@ class PrefixIndex:
         if excess > 0:
             self._evict(node_id, lru, bit, excess)
 
-    def _evict(self, node_id: str, lru: dict[int, int], bit: int, excess: int) -> None:
+    def _evict(self, node_id: str, lru: dict[int, float], bit: int, excess: float) -> None:
         """Drop the oldest records until the ones left stand for `excess` fewer blocks."""
         # Every record stands for at least one block: no more than `excess` of them go.
-        covered = list(accumulate(islice(lru.values(), excess)))
+        covered = list(accumulate(islice(lru.values(), math.ceil(excess))))
         count = min(bisect_left(covered, excess) + 1, len(covered))
         gone = list(islice(lru, count))
         deque(map(lru.__delitem__, gone), maxlen=0)

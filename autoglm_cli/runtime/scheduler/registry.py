@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from .base import MONOTONIC, Clock, Scheduler
-from .baselines import BASELINES
+from .baselines import BASELINES, PrefixHash
 from .dynamic import DynamicScheduler, DynamicSettings
 
 POLICIES = ("dynamic", "static", *BASELINES)
@@ -19,9 +19,12 @@ def make_policy(
     *,
     workers: int | None = None,
     rng: random.Random | None = None,
+    block_tokens: int | None = None,
 ) -> Scheduler:
     """The policy `name` (one of POLICIES). `settings` are the dynamic policy's; the fixed-pool
-    policies take `workers` (default: `settings.min_workers`). ValueError for an unknown name."""
+    policies take `workers` (default: `settings.min_workers`); `prefix-hash` keys on the same
+    prefix length whatever the size of the prefix blocks (`block_tokens`, default
+    `settings.prefix_block_tokens`). ValueError for an unknown name."""
     settings = settings or DynamicSettings()
     size = settings.min_workers if workers is None else workers
     if name == "dynamic":
@@ -33,4 +36,7 @@ def make_policy(
     policy = BASELINES.get(name)
     if policy is None:
         raise ValueError(f"unknown scheduling policy {name!r} (choose from {', '.join(POLICIES)})")
+    if policy is PrefixHash:
+        tokens = settings.prefix_block_tokens if block_tokens is None else block_tokens
+        return PrefixHash(size, clock=clock, rng=rng or random.Random(0), block_tokens=tokens)
     return policy(size, clock=clock, rng=rng or random.Random(0))

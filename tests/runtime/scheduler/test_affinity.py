@@ -49,3 +49,17 @@ def test_output_lengths_are_learned_per_prompt_length():
         model.observe(100, 20)
         model.observe(20_000, 600)
     assert model.predict(90) < 60 < 400 < model.predict(30_000)
+
+
+def test_blocks_that_stand_for_more_of_the_prompt_weigh_more_against_the_capacity():
+    # The gateway hashes a prompt's first blocks only: a prompt 4x longer than its hashes reach
+    # fills 4x as much of the engine's cache, so the record keeps fewer such prompts.
+    light, heavy = PrefixIndex(), PrefixIndex()
+    for n in range(3):
+        prompt = tuple(range(100 * n, 100 * n + 10))
+        light.insert("a", prompt, capacity_blocks=40)
+        heavy.insert("a", prompt, capacity_blocks=40, block_weight=4.0)
+    first = tuple(range(10))
+    assert light.match(first) == {"a": 10}  # 30 blocks of 40: all kept
+    assert heavy.match(first) == {}  # 120 of 40: only the latest prompt fits
+    assert heavy.match(tuple(range(200, 210))) == {"a": 10}

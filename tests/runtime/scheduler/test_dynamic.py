@@ -431,3 +431,18 @@ def test_the_prefix_index_update_waits_for_record_routed_but_never_misses_a_deci
     assert sched.route_task(follow) is second  # its conversation's node: the cached prefix counted
     sched.remove_node(second.id)  # records what is pending first, then forgets the node
     assert sched.prefix_index.match(follow.prefix_hashes) == {}
+
+
+def test_the_prefix_record_counts_a_long_prompt_for_all_its_tokens_not_its_hashed_blocks():
+    # The gateway hashes at most a prompt's first blocks; the engine caches all of it. A node
+    # of 6,400 KV tokens (100 blocks of 64) holds two prompts of 3,200 tokens, but not two of
+    # 4,800 whose 50 hashes each stand for 96 tokens: the record forgets the older one's tail.
+    for prompt_tokens, kept in ((3_200, True), (4_800, False)):
+        policy = make(lambda: 0.0, prefix_block_tokens=64)
+        ready(policy, "a", slots=64, kv_cache_tokens=6_400)
+        first, second = tuple(range(50)), tuple(range(100, 150))
+        for n, hashes in enumerate((first, second)):
+            policy.route_task(Task(id=f"t{n}", model="m", prompt_tokens=prompt_tokens, prefix_hashes=hashes))
+        policy.record_routed()
+        assert (policy.prefix_index.match(first).get("a", 0) == 50) is kept
+        assert policy.prefix_index.match(second) == {"a": 50}
