@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from ..auth import KeyRecord
 from ..backends import params
@@ -169,23 +170,72 @@ async def get_model(model_id: str, request: Request, key: KeyRecord = Depends(re
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(
-    body: ChatRequest, request: Request, key: KeyRecord = Depends(require("model:infer"))
-):
-    return await _serve(body, "chat", request, key, prefix="chatcmpl")
+async def chat_completions(request: Request) -> Response:
+    key = await _may_infer(request)
+    body, raw = await _parsed(request, ChatRequest)
+    return await _serve(body, "chat", request, key, prefix="chatcmpl", raw=raw)
 
 
-@router.post("/v1/completions")
-async def completions(
-    body: CompletionRequest, request: Request, key: KeyRecord = Depends(require("model:infer"))
-):
-    return await _serve(body, "completion", request, key, prefix="cmpl")
+async def completions(request: Request) -> Response:
+    key = await _may_infer(request)
+    body, raw = await _parsed(request, CompletionRequest)
+    return await _serve(body, "completion", request, key, prefix="cmpl", raw=raw)
 
 
-async def _serve(body: _Generation, kind: str, request: Request, key: KeyRecord, *, prefix: str):
+# The two hot routes are plain Starlette routes: FastAPI's dependency and body resolution
+# cost ~0.3 ms a request here, a fifth of the gateway's overhead. Same checks, same order
+# (the key first, then the body), same errors: validation failures raise FastAPI's
+# RequestValidationError, which the app's handler turns into OpenAI's error shape.
+class _NamedRoute(Route):
+    """A Starlette route that names itself in the scope (FastAPI's routers name only their own
+    routes there; the metrics label requests by it)."""
+
+    def __init__(self, path: str, endpoint, **options) -> None:
+        async def named(request: Request) -> Response:
+            request.scope["route"] = self
+            return await endpoint(request)
+
+        super().__init__(path, named, **options)
+
+
+router.routes.append(_NamedRoute("/v1/chat/completions", chat_completions, methods=["POST"]))
+router.routes.append(_NamedRoute("/v1/completions", completions, methods=["POST"]))
+
+_may_infer = require("model:infer")
+
+
+async def _parsed(request: Request, model: type[_Generation]) -> tuple[_Generation, dict]:
+    """The body as `model` (validated) and as the client's JSON (for passthrough)."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    data = await request.body()
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        position = getattr(exc, "pos", 0)
+        detail = getattr(exc, "msg", str(exc))
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", position),
+                    "msg": "JSON decode error",
+                    "ctx": {"error": detail},
+                }
+            ]
+        ) from None
+    try:
+        body = model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+    return body, raw
+
+
+async def _serve(body: _Generation, kind: str, request: Request, key: KeyRecord, *, prefix: str, raw: dict):
     runtime = _runtime(request)
-    raw = json.loads(await request.body())  # parsed once more: FastAPI keeps the bytes
     gen, prompt_tokens = build_request(body, kind, runtime, key, prefix, raw=raw)
     job = runtime.submit(
         gen,
