@@ -6,8 +6,6 @@ learn its version would take seconds and could crash on a broken CUDA set-up.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from ...config import Config
 from ...errors import ConfigError
 from .model import Check, CheckSpec, Severity
@@ -65,6 +63,8 @@ def check_requirement(spec: CheckSpec, req) -> Check:
 
 
 def installed_version(name: str) -> str | None:
+    from importlib import metadata  # ~20 ms (email parsing): only when a package is looked up
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -88,6 +88,8 @@ def _missing_extra_requirements(req) -> list[str]:
     """The requirements an extra (`dask[distributed]`) pulls in that are absent or too old."""
     if not req.extras:
         return []
+    from importlib import metadata
+
     from packaging.requirements import InvalidRequirement, Requirement
 
     missing = []
