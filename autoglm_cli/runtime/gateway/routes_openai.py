@@ -170,6 +170,9 @@ async def get_model(model_id: str, request: Request, key: KeyRecord = Depends(re
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
+_may_infer = require("model:infer")  # the key's check, called before the body is read
+
+
 async def chat_completions(request: Request) -> Response:
     key = await _may_infer(request)
     body, raw = await _parsed(request, ChatRequest)
@@ -200,8 +203,6 @@ class _NamedRoute(Route):
 
 router.routes.append(_NamedRoute("/v1/chat/completions", chat_completions, methods=["POST"]))
 router.routes.append(_NamedRoute("/v1/completions", completions, methods=["POST"]))
-
-_may_infer = require("model:infer")
 
 
 async def _parsed(request: Request, model: type[_Generation]) -> tuple[_Generation, dict]:
