@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 from autoglm_cli.ops.bench.engine_sim import EngineModel
@@ -43,7 +41,11 @@ from autoglm_cli.ops.bench.prompts import prompt_of_blocks
 from autoglm_cli.ops.bench.trace import load_trace, scale
 from autoglm_cli.runtime.prefix import BLOCK_CHARS, render_messages
 from autoglm_cli.runtime.scheduler.registry import POLICIES
-from autoglm_cli.testing.servers import ServeProcess, free_port, wait_http
+from autoglm_cli.testing.engine_fleet import FakeEngines
+from autoglm_cli.testing.engine_fleet import serve_config as engine_serve_config
+from autoglm_cli.testing.servers import ServeProcess
+
+PREFIX_HITS, PREFIX_QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
 
 TRACE = Path(__file__).resolve().parent / "traces" / "mooncake_conversation_trace.jsonl"
 NODES = 8
@@ -99,71 +101,16 @@ def engine_args(compress: float, bpt: float, cache_tokens: int | None = None) ->
     ]
 
 
-class Engines:
-    """`count` fake engine processes; a context manager."""
-
-    def __init__(self, count: int, args: list[str], log_dir: Path) -> None:
-        self.ports = [free_port() for _ in range(count)]
-        self.args, self.log_dir = args, log_dir
-        self.procs: list[subprocess.Popen] = []
-
-    @property
-    def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.ports]
-
-    def __enter__(self) -> Engines:
-        for port in self.ports:
-            log = open(self.log_dir / f"engine-{port}.log", "wb")  # noqa: SIM115 - the child holds it
-            cmd = [sys.executable, "-m", "autoglm_cli.testing.fake_engine", "--port", str(port), *self.args]
-            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-        for url, proc in zip(self.urls, self.procs, strict=True):
-            wait_http(f"{url}/health", timeout=60, alive=lambda p=proc: p.poll() is None)
-        return self
-
-    def counters(self) -> dict[str, float]:
-        """Prefix-cache blocks queried and hit, requests left running or waiting, summed."""
-        total = {"queries": 0.0, "hits": 0.0, "running": 0.0, "waiting": 0.0}
-        names = {
-            "vllm:prefix_cache_queries_total": "queries",
-            "vllm:prefix_cache_hits_total": "hits",
-            "vllm:num_requests_running": "running",
-            "vllm:num_requests_waiting": "waiting",
-        }
-        for url in self.urls:
-            for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-                m = re.match(r"^([a-z_:]+)\{[^}]*\}\s+(\S+)", line)
-                if m and m.group(1) in names:
-                    total[names[m.group(1)]] += float(m.group(2))
-        return total
-
-    def __exit__(self, *exc) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 def serve_config(path: Path, policy: str, urls: list[str], poll_s: float) -> Path:
-    data = {
-        "model_pool": {"default": "fake", "backup": None},
-        "models": {
-            "fake": {
-                "backend": "openai",
-                "source": f"{urls[0]}/v1",
-                "options": {"model": "fake-model", "endpoints": [f"{u}/v1" for u in urls]},
-            }
-        },
-        "scheduler": policy,
-        "workers": {"count": len(urls)},
-        "engines": {"poll_interval": f"{poll_s:g}s"},
-        "connection_pool": {"max_connections": 1000, "max_idle_connections": 200},
-        "read_timeout": "600s",
-        "gateway": {"auth": False, "max_queue": 100000, "queue_timeout": "600s"},
-        "log_level": "WARNING",
-    }
+    data = engine_serve_config(
+        urls,
+        policy,
+        engines={"poll_interval": f"{poll_s:g}s"},
+        connection_pool={"max_connections": 1000, "max_idle_connections": 200},
+        read_timeout="600s",
+        gateway={"auth": False, "max_queue": 100000, "queue_timeout": "600s"},
+        log_level="WARNING",
+    )
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -177,7 +124,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_policy(tmp: Path, policy: str, opts, eargs: list[str]) -> dict:
     k = opts.compress
-    with Engines(NODES, eargs, tmp) as engines:
+    with FakeEngines(NODES, eargs, tmp) as engines:
         config = serve_config(tmp / f"{policy}.yaml", policy, engines.urls, opts.poll / k)
         records = tmp / f"{policy}.requests.jsonl"
         with ServeProcess(config, log=tmp / f"{policy}.serve.log", ready_timeout=180) as server:
@@ -215,7 +162,7 @@ def run_policy(tmp: Path, policy: str, opts, eargs: list[str]) -> dict:
             load_after = os.getloadavg()[0]
         if done.returncode not in (0, 1):
             raise SystemExit(f"{policy}: autoglm bench failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        counters = engines.counters()
+        counters = engines.sums((PREFIX_HITS, PREFIX_QUERIES))
     rows = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
     ok = [r for r in rows if r["error"] is None]
     ttft = [r["ttft_s"] for r in ok if r["ttft_s"] is not None]
@@ -241,7 +188,9 @@ def run_policy(tmp: Path, policy: str, opts, eargs: list[str]) -> dict:
         "e2e_mean_s": statistics.fmean(e2e) if e2e else math.nan,
         "e2e_p99_s": percentile(e2e, 0.99),
         "goodput": good / len(rows) if rows else 0.0,
-        "prefix_hit_rate": counters["hits"] / counters["queries"] if counters["queries"] else 0.0,
+        "prefix_hit_rate": counters[PREFIX_HITS] / counters[PREFIX_QUERIES]
+        if counters[PREFIX_QUERIES]
+        else 0.0,
         "max_send_lag_s": max((r["sent_s"] - r["scheduled_s"] for r in rows), default=0.0),
         "wall_s": wall,
         "load_avg": [load_before, load_after],

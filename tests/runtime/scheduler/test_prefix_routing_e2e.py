@@ -7,15 +7,14 @@ with `round-robin`. Counts only, no timing."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
-import httpx
 import pytest
 import yaml
 
-from autoglm_cli.testing.servers import ServeProcess, free_port, wait_http
+from autoglm_cli.testing.engine_fleet import FakeEngines, serve_config
+from autoglm_cli.testing.servers import ServeProcess
 
 ENGINES = 3
 CONVERSATIONS, TURNS = 8, 4
@@ -42,53 +41,15 @@ def _trace(path):
     return path
 
 
-def _engines(tmp_path):
-    ports = [free_port() for _ in range(ENGINES)]
-    args = ["--step-ms", "1", "--prefill-ms", "0.2", "--stream-interval", "8", "--hash-blocks", "100000"]
-    args += ["--max-model-len", "100000", "--output-field", FIELD, "--no-record"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "autoglm_cli.testing.fake_engine", "--port", str(port), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    return [f"http://127.0.0.1:{p}" for p in ports], procs
-
-
-def _hits(urls) -> tuple[float, float]:
-    hits = queries = 0.0
-    for url in urls:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-        hits += float(re.search(r"^vllm:prefix_cache_hits_total\{.*\} (\S+)$", text, re.M).group(1))
-        queries += float(re.search(r"^vllm:prefix_cache_queries_total\{.*\} (\S+)$", text, re.M).group(1))
-    return hits, queries
+ENGINE_ARGS = ["--step-ms", "1", "--prefill-ms", "0.2", "--stream-interval", "8", "--hash-blocks", "100000"]
+ENGINE_ARGS += ["--max-model-len", "100000", "--output-field", FIELD, "--no-record"]
+HITS, QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
 
 
 def _run(tmp_path, policy: str) -> tuple[dict, list[dict], float]:
-    urls, procs = _engines(tmp_path)
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            wait_http(f"{url}/health", timeout=60, alive=lambda p=proc: p.poll() is None)
+    with FakeEngines(ENGINES, ENGINE_ARGS) as engines:
         config = tmp_path / f"{policy}.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "model_pool": {"default": "fake", "backup": None},
-                    "models": {
-                        "fake": {
-                            "backend": "openai",
-                            "source": f"{urls[0]}/v1",
-                            "options": {"model": "fake-model", "endpoints": [f"{u}/v1" for u in urls]},
-                        }
-                    },
-                    "scheduler": policy,
-                    "workers": {"count": ENGINES},
-                    "gateway": {"auth": False},
-                }
-            )
-        )
+        config.write_text(yaml.safe_dump(serve_config(engines.urls, policy)))
         records = tmp_path / f"{policy}.jsonl"
         with ServeProcess(config, log=tmp_path / f"{policy}.log") as server:
             bench = subprocess.run(
@@ -116,14 +77,9 @@ def _run(tmp_path, policy: str) -> tuple[dict, list[dict], float]:
                 check=False,
             )
         assert bench.returncode == 0, bench.stderr[-3000:]
-        hits, queries = _hits(urls)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        counts = engines.sums((HITS, QUERIES))
     rows = [json.loads(line) for line in records.read_text().splitlines()]
-    return json.loads(bench.stdout)["result"], rows, hits / queries
+    return json.loads(bench.stdout)["result"], rows, counts[HITS] / counts[QUERIES]
 
 
 @pytest.mark.slow
