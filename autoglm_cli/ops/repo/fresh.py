@@ -22,7 +22,7 @@ from ...progress import NULL_PROGRESS, Progress
 from ...retry import RetryPolicy
 from . import checkout as co
 from .conventions import DEFAULT_CONVENTIONS, branch_warnings
-from .gitcmd import GIT_ENV, GitFailure, RemoteRefs, ls_remote, remote_error, with_retry
+from .gitcmd import GitFailure, RemoteRefs, ls_remote, remote_error, with_retry
 from .report import CloneReport, RowStatus, UrlChange
 from .urls import Rewrite, apply_moves, display
 
@@ -92,10 +92,7 @@ def clone_fresh(
     progress: Progress = NULL_PROGRESS,
 ) -> CloneReport:
     """Clone `plan.url` into `plan.directory` (all or nothing)."""
-    from .git_transfer import GitProgress  # first: it lets gitpython import without a git binary
-
-    from git import Repo  # isort: skip
-    from git.exc import GitCommandError  # isort: skip
+    from .git_transfer import GitProgress, clone_with_progress
 
     target = plan.directory
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,12 +103,9 @@ def clone_fresh(
 
     def attempt() -> None:
         shutil.rmtree(staging, ignore_errors=True)  # what a failed attempt left
-        watcher = GitProgress(progress, f"cloning {display(plan.url)}")
-        try:
-            Repo.clone_from(plan.url, staging, progress=watcher, env=GIT_ENV, **options)
-        except GitCommandError as exc:
-            stderr = watcher.stderr_text or str(exc.stderr or "")
-            raise GitFailure(["clone"], exc.status if isinstance(exc.status, int) else 1, stderr) from None
+        clone_with_progress(
+            plan.url, staging, GitProgress(progress, f"cloning {display(plan.url)}"), **options
+        )
 
     try:
         try:

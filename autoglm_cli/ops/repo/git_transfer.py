@@ -84,8 +84,24 @@ def run_with_progress(args: Sequence[str], cwd: Path, progress: GitProgress) -> 
             proc, None, progress.new_message_handler(), finalize_process, decode_streams=False
         )
     except GitCommandError as exc:
-        stderr = progress.stderr_text or _text(exc.stderr)
-        raise GitFailure(args, exc.status if isinstance(exc.status, int) else 1, stderr) from None
+        raise _failure(args, exc, progress) from None
+
+
+def clone_with_progress(url: str, destination: Path, progress: GitProgress, **options) -> None:
+    """`git clone URL DESTINATION` (gitpython's `Repo.clone_from` options) with git's progress
+    lines fed into `progress`."""
+    from git import Repo
+    from git.exc import GitCommandError
+
+    try:
+        Repo.clone_from(url, destination, progress=progress, env=GIT_ENV, **options)
+    except GitCommandError as exc:
+        raise _failure(["clone"], exc, progress) from None
+
+
+def _failure(args: Sequence[str], exc, progress: GitProgress) -> GitFailure:
+    stderr = progress.stderr_text or _text(exc.stderr)
+    return GitFailure(args, exc.status if isinstance(exc.status, int) else 1, stderr)
 
 
 def _text(value: object) -> str:
