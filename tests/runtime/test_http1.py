@@ -165,6 +165,26 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
+def ask_raw(handler, requests: int = 1, *, pause: float = 0.0) -> list[tuple[int, dict, bytes]]:
+    """`requests` GETs in a row on one pool against a raw asyncio server running `handler`
+    (`pause` seconds between them); their answers. Errors propagate; the pool is closed."""
+
+    async def main():
+        async with raw_server(handler) as url:
+            pool = Http1Pool(url)
+            answers = []
+            try:
+                for n in range(requests):
+                    if n:
+                        await asyncio.sleep(pause)
+                    answers.append(await pool.request("GET", "/"))
+            finally:
+                await pool.aclose()
+            return answers
+
+    return run(main())
+
+
 def test_an_idle_connection_the_server_closed_is_not_reused():
     connections = []
 
@@ -175,16 +195,7 @@ def test_an_idle_connection_the_server_closed_is_not_reused():
         await writer.drain()
         writer.close()  # keep-alive announced, then the server closes it (its idle timeout)
 
-    async def main():
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url)
-            first = await pool.request("GET", "/")
-            await asyncio.sleep(0.05)
-            second = await pool.request("GET", "/")
-            await pool.aclose()
-            return first, second
-
-    first, second = run(main())
+    first, second = ask_raw(handler, 2, pause=0.05)
     assert first[2] == second[2] == b"ok"
     assert len(connections) == 2
 
@@ -201,15 +212,7 @@ def test_a_reused_connection_closed_while_the_request_was_sent_is_retried_once()
             await _read_request(reader)  # the second request on this connection: dropped unanswered
         writer.close()
 
-    async def main():
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url)
-            await pool.request("GET", "/")
-            answer = await pool.request("GET", "/")
-            await pool.aclose()
-            return answer
-
-    assert run(main())[2] == b"ok"
+    assert ask_raw(handler, 2)[1][2] == b"ok"
     assert len(served) == 2
 
 
@@ -220,14 +223,7 @@ def test_a_close_delimited_body_ends_with_the_connection():
         await writer.drain()
         writer.close()
 
-    async def main():
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url)
-            answer = await pool.request("GET", "/")
-            await pool.aclose()
-            return answer
-
-    assert run(main())[2] == b"until the end"
+    assert ask_raw(handler)[0][2] == b"until the end"
 
 
 def test_a_connection_closed_mid_body_is_a_protocol_failure():
@@ -237,16 +233,8 @@ def test_a_connection_closed_mid_body_is_a_protocol_failure():
         await writer.drain()
         writer.close()
 
-    async def main():
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url)
-            try:
-                await pool.request("GET", "/")
-            finally:
-                await pool.aclose()
-
     with pytest.raises(ProtocolFailure, match="mid-answer"):
-        run(main())
+        ask_raw(handler)
 
 
 def test_garbage_is_a_protocol_failure():
@@ -255,16 +243,8 @@ def test_garbage_is_a_protocol_failure():
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
         await writer.drain()
 
-    async def main():
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url)
-            try:
-                await pool.request("GET", "/")
-            finally:
-                await pool.aclose()
-
     with pytest.raises(ProtocolFailure, match="not HTTP/1.1"):
-        run(main())
+        ask_raw(handler)
 
 
 def test_silence_is_a_read_timeout_and_the_connection_is_dropped():

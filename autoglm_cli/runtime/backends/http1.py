@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -275,24 +276,9 @@ class Http1Pool:
             if self._slots is not None:
                 self._slots.release()
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Headers = (),
-        content: bytes = b"",
-        read_timeout: float | None = None,
-        pool_timeout: float | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        async with self.stream(
-            method,
-            path,
-            headers=headers,
-            content=content,
-            read_timeout=read_timeout,
-            pool_timeout=pool_timeout,
-        ) as response:
+    async def request(self, method: str, path: str, **options) -> tuple[int, dict[str, str], bytes]:
+        """`stream` (same options), the whole body read: (status, headers, body)."""
+        async with self.stream(method, path, **options) as response:
             return response.status, response.headers, await response.read()
 
     async def aclose(self) -> None:
@@ -373,18 +359,13 @@ class Http1Pool:
             self._idle.popleft().close()  # the longest idle goes first
 
 
-_TLS = None
-
-
+@functools.cache
 def _tls_context():
-    global _TLS
-    if _TLS is None:
-        import ssl
+    import ssl
 
-        try:
-            import certifi
+    try:
+        import certifi
 
-            _TLS = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:
-            _TLS = ssl.create_default_context()
-    return _TLS
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:
+        return ssl.create_default_context()
