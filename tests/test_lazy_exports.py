@@ -14,6 +14,7 @@ LAZY_PACKAGES = ["autoglm_cli.ops.deploy", "autoglm_cli.ops.checksums"]
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
 def test_every_exported_name_resolves_to_its_home_module(package):
     module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(module._HOMES)  # the literal list names every export
     for name in module.__all__:
         value = getattr(module, name)
         home = importlib.import_module(f"{package}.{module._HOMES[name]}")

@@ -7,7 +7,9 @@ import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.routing import Route
 
 from ..auth import KeyRecord
@@ -207,9 +209,6 @@ router.routes.append(_NamedRoute("/v1/completions", completions, methods=["POST"
 
 async def _parsed(request: Request, model: type[_Generation]) -> tuple[_Generation, dict]:
     """The body as `model` (validated) and as the client's JSON (for passthrough)."""
-    from fastapi.exceptions import RequestValidationError
-    from pydantic import ValidationError
-
     data = await request.body()
     try:
         raw = json.loads(data)
